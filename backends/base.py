@@ -1,0 +1,133 @@
+"""The adapter contract every runtime implements: export once, prepare once, run many.
+
+Modelled on onnx.backend: `Backend.export` turns the one PyTorch definition into the
+runtime's format (needs the definition side: torch and converters); `Backend.prepare`
+loads, compiles and allocates (untimed); `PreparedModel.feed` converts inputs to what the
+runtime wants (untimed); `PreparedModel.run` is the one synchronous call the harness times.
+Nothing here names a specific backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from models.spec import ModelSpec
+
+VARIANTS = ("fp32",)
+
+
+class ArtifactError(ValueError):
+    """An artifact the runtime cannot load (corrupt, truncated, wrong format)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a prepared model.
+
+    threads: intra-op threads the runtime may use (>= 1).
+    variant: the precision variant being run ("fp32" runs in true fp32 everywhere).
+    tuning: backend-specific knobs (e.g. graph optimisation level), as strings.
+    """
+
+    threads: int = 1
+    variant: str = "fp32"
+    tuning: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.threads, int) or self.threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant {self.variant!r} is not one of {', '.join(VARIANTS)}")
+
+
+class PreparedModel(ABC):
+    """A model loaded into a runtime, ready for repeated synchronous calls.
+
+    `settings` holds the effective settings the runtime runs with (threads, precision,
+    providers or hints), recorded in every results row.
+    """
+
+    settings: dict[str, Any]
+
+    @abstractmethod
+    def feed(self, inputs: Mapping[str, np.ndarray]) -> object:
+        """Convert named numpy inputs into the runtime's own input object. Untimed."""
+
+    @abstractmethod
+    def run(self, fed: object) -> dict[str, np.ndarray]:
+        """One synchronous inference on `fed`; returns named numpy outputs. Timed by the
+        harness (never by the backend), so outputs must be fully materialised here."""
+
+    def close(self) -> None:
+        """Release the runtime's resources. Idempotent."""
+
+    def __enter__(self) -> "PreparedModel":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Backend(ABC):
+    """One runtime: exporter and runner of its format. Subclasses are never instantiated."""
+
+    name: ClassVar[str]
+    fmt: ClassVar[str]
+    #: importable module whose ImportError makes the backend unavailable
+    runtime_module: ClassVar[str]
+    #: distribution that carries the runtime (for `version()`)
+    runtime_dist: ClassVar[str]
+    #: distributions whose versions change the exported artifact (part of the cache key)
+    export_deps: ClassVar[tuple[str, ...]] = ()
+    variants: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: rough description shown by `harness backends`
+    description: ClassVar[str] = ""
+
+    @classmethod
+    def available(cls) -> str | None:
+        """None if the runtime imports here, else the ImportError text (a skip reason)."""
+        try:
+            importlib.import_module(cls.runtime_module)
+        except ImportError as error:
+            return f"{cls.runtime_module} is not installed ({error})"
+        return None
+
+    @classmethod
+    def version(cls) -> str:
+        """Installed version of the runtime distribution, or "" when it is not installed."""
+        return _dist_version(cls.runtime_dist)
+
+    @classmethod
+    def export_fingerprint(cls) -> str:
+        """Versions of everything that shapes the exported file, for the export cache."""
+        return ";".join(f"{dist}={_dist_version(dist)}" for dist in cls.export_deps)
+
+    @classmethod
+    @abstractmethod
+    def export(
+        cls, model: Any, spec: "ModelSpec", variant: str, out_dir: Path, calib: Any = None
+    ) -> Path:
+        """Write the artifact for `model` (a torch module) in this format under `out_dir`
+        and return its path. `calib` carries calibration inputs for quantised variants."""
+
+    @classmethod
+    @abstractmethod
+    def prepare(cls, artifact: Path, options: RunOptions) -> PreparedModel:
+        """Load `artifact` into the runtime, ready to run. Untimed by the runner's clock
+        but reported as `load_ms`. Raises ArtifactError for a file it cannot load."""
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return ""

@@ -1,0 +1,168 @@
+"""Bundles: each model's exported artifacts per (variant, backend), cached by content
+hash, and its reference inputs and outputs.
+
+Layout under the bundle root (default ./bundle):
+    <model>/reference-<id>.npz                 fixed inputs "x" and PyTorch outputs "y"
+    <model>/<variant>/<backend>/manifest.json  cache key, artifact name, sha256, bytes
+    <model>/<variant>/<backend>/<artifact>     the exported file
+
+Exporting needs the definition side (torch, converters) and runs in its own process
+(`python -m harness.bundle`), so a converter crash fails one case, not the harness.
+Looking an artifact up needs neither.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from backends.base import Backend
+from backends.registry import get_backend
+from harness.errors import error_line
+from models.registry import ModelEntry, get_entry
+from models.spec import INPUT_NAME, OUTPUT_NAME
+
+#: bump when export code changes what it writes, to invalidate every cached artifact
+EXPORT_FORMAT = 1
+PARITY_WINDOWS = 8
+INPUT_SEED = 1234
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An exported file, verified against its manifest."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(entry: ModelEntry, backend: type[Backend], variant: str) -> str:
+    """Hash of everything that determines the artifact: the model's spec and weights, the
+    backend, the variant, the converters' versions and the export code's format number."""
+    parts = [entry.identity(), backend.name, variant, backend.export_fingerprint(),
+             f"format={EXPORT_FORMAT}"]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def artifact_dir(root: Path, entry: ModelEntry, backend: type[Backend], variant: str) -> Path:
+    """Folder holding one cached artifact and its manifest."""
+    return root / entry.name / variant / backend.name
+
+
+def reference_path(root: Path, entry: ModelEntry) -> Path:
+    """The model's reference inputs/outputs file (named by the model's identity)."""
+    return root / entry.name / f"reference-{entry.identity()[:16]}.npz"
+
+
+def lookup(root: Path, entry: ModelEntry, backend: type[Backend],
+           variant: str) -> tuple[Artifact | None, str | None]:
+    """The cached artifact if it is current and intact, else (None, why) where `why` is a
+    one-line notice for a damaged or stale file, or None when nothing was cached."""
+    folder = artifact_dir(root, entry, backend, variant)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None, None
+    if manifest.get("key") != cache_key(entry, backend, variant):
+        return None, None
+    path = folder / manifest["artifact"]
+    if not path.is_file() or not reference_path(root, entry).is_file():
+        return None, f"{folder}: cached files are missing; re-exporting"
+    if file_sha256(path) != manifest["sha256"]:
+        return None, (f"{path}: sha256 differs from the one recorded at export "
+                      f"(truncated or modified); re-exporting")
+    return Artifact(path, manifest["sha256"], path.stat().st_size), None
+
+
+def reference_inputs(entry: ModelEntry) -> np.ndarray:
+    """PARITY_WINDOWS fixed standard-normal windows, (N, 1, seq_len, features) float32."""
+    rng = np.random.default_rng(INPUT_SEED)
+    shape = (PARITY_WINDOWS, *entry.spec.input_shape(1))
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def load_reference(path: Path) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """(inputs, expected outputs) pairs, one per window, from a reference file."""
+    with np.load(path) as data:
+        xs, ys = data[INPUT_NAME], data[OUTPUT_NAME]
+    return [({INPUT_NAME: x}, {OUTPUT_NAME: y}) for x, y in zip(xs, ys)]
+
+
+def _write_reference(path: Path, entry: ModelEntry, model: object) -> None:
+    import torch
+
+    xs = reference_inputs(entry)
+    with torch.inference_mode():
+        ys = np.stack([model(torch.from_numpy(x)).numpy() for x in xs])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **{INPUT_NAME: xs, OUTPUT_NAME: ys})
+    tmp.replace(path)
+
+
+def export(root: Path, entry: ModelEntry, backend: type[Backend], variant: str) -> Artifact:
+    """Export `entry` for `backend`/`variant` into the bundle (and its reference file if
+    missing); returns the verified artifact. Needs torch and the backend's converter."""
+    model = entry.load()
+    ref = reference_path(root, entry)
+    if not ref.is_file():
+        _write_reference(ref, entry, model)
+    folder = artifact_dir(root, entry, backend, variant)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{backend.name}-", dir=folder.parent))
+    try:
+        path = backend.export(model, entry.spec, variant, staging, calib=None)
+        manifest = {"key": cache_key(entry, backend, variant), "artifact": path.name,
+                    "sha256": file_sha256(path), "model": entry.name,
+                    "backend": backend.name, "variant": variant,
+                    "converters": backend.export_fingerprint()}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.replace(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    artifact, why = lookup(root, entry, backend, variant)
+    if artifact is None:
+        raise RuntimeError(f"export of {entry.name}/{variant} for {backend.name} did not "
+                           f"verify: {why}")
+    return artifact
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m harness.bundle --root DIR --model M --backend B --variant V`: export one
+    artifact. Errors go to stderr as one `HARNESS-ERROR:` line; exit 1."""
+    parser = argparse.ArgumentParser(prog="python -m harness.bundle")
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--backend", required=True)
+    parser.add_argument("--variant", required=True)
+    args = parser.parse_args(argv)
+    try:
+        export(args.root, get_entry(args.model), get_backend(args.backend), args.variant)
+    except Exception as error:  # any converter failure becomes this case's reason
+        print(error_line(error, "export failed"), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

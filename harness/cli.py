@@ -1,0 +1,274 @@
+"""The `harness` command: run, backends, models, show.
+
+Bad input is one line on stderr and exit code 2; a run with any failed case exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.errors import UsageError
+
+EXIT_OK, EXIT_FAILED_CASES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _positive_ints(text: str) -> list[int]:
+    values = []
+    for part in text.split(","):
+        try:
+            value = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a whole number") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{value} is not a positive whole number")
+        values.append(value)
+    return values
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return names
+
+
+def _tuning(values: Sequence[str]) -> dict[str, dict[str, str]]:
+    tuning: dict[str, dict[str, str]] = {}
+    for item in values:
+        target, sep, value = item.partition("=")
+        backend, dot, key = target.partition(".")
+        if not (sep and dot and backend and key):
+            raise UsageError(f"harness run: --tune {item!r} is not BACKEND.KEY=VALUE "
+                             f"(e.g. onnxruntime.graph_level=basic)")
+        tuning.setdefault(backend, {})[key] = value
+    return tuning
+
+
+def build_parser() -> _Parser:
+    """The argument parser of every subcommand."""
+    from backends.base import VARIANTS
+    from backends.registry import backend_names
+    from harness.profiles import PROFILES
+    from harness.runner import DEFAULT_CASE_TIMEOUT_S
+    from models.registry import DEFAULT_MODEL, model_names
+
+    parser = _Parser(prog="harness", description=(
+        "Benchmark a recurrent forecaster on edge runtimes: latency, memory, parity with "
+        "the PyTorch reference, measured the same way for every runtime."))
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="measure models on backends, write results CSV",
+                              description="Export the model(s) to each backend (cached), "
+                              "measure every case in isolated pyperf worker processes, and "
+                              "write one CSV row per case plus the pyperf JSON beside it.")
+    run.add_argument("--backends", type=_names, default=["all"], metavar="LIST",
+                     help=f"comma-separated backends, or 'all' (default). "
+                          f"Registered: {', '.join(backend_names())}")
+    run.add_argument("--model", "--models", dest="models", type=_names,
+                     default=[DEFAULT_MODEL], metavar="LIST",
+                     help=f"comma-separated registered models (default {DEFAULT_MODEL}). "
+                          f"Registered: {', '.join(model_names())}")
+    run.add_argument("--variants", type=_names, default=["fp32"], metavar="LIST",
+                     help=f"comma-separated precision variants (default fp32). "
+                          f"Known: {', '.join(VARIANTS)}")
+    run.add_argument("--threads", type=_positive_ints, default=[1], metavar="N[,N...]",
+                     help="intra-op thread counts to measure (default 1)")
+    run.add_argument("--profile", default="default", metavar="NAME",
+                     help="how long to measure: " + "; ".join(
+                         f"{p.name}: {p.summary}" for p in PROFILES.values())
+                     + " (default: default)")
+    run.add_argument("--out", type=Path, default=None, metavar="CSV",
+                     help="results CSV (default results/<UTC timestamp>.csv); the pyperf "
+                          "JSON is written beside it with the same stem")
+    run.add_argument("--bundle-dir", type=Path, default=Path("bundle"), metavar="DIR",
+                     help="export cache: artifacts and reference data (default ./bundle)")
+    run.add_argument("--case-timeout", type=_positive_float, default=DEFAULT_CASE_TIMEOUT_S,
+                     metavar="SECONDS", help="kill a case's export or measurement after this "
+                     f"long and record it as failed (default {DEFAULT_CASE_TIMEOUT_S:g})")
+    run.add_argument("--tune", action="append", default=[], metavar="BACKEND.KEY=VALUE",
+                     help="a backend-specific option, repeatable "
+                          "(e.g. onnxruntime.graph_level=basic)")
+
+    commands.add_parser("backends", help="list backends with versions or why unavailable",
+                        description="List every registered backend, its runtime version, "
+                        "or the reason it cannot run here.")
+    commands.add_parser("models", help="list the registered models",
+                        description="List the registered models and their architecture.")
+    show = commands.add_parser("show", help="print a results CSV as a table",
+                               description="Render a results CSV as the terminal table.")
+    show.add_argument("results", type=Path, metavar="RESULTS.csv")
+    return parser
+
+
+def _resolve_names(requested: list[str], valid: list[str], what: str) -> list[str]:
+    if requested == ["all"]:
+        return list(valid)
+    for name in requested:
+        if name not in valid:
+            raise UsageError(f"harness run: unknown {what} {name!r}; choose from: "
+                             f"{', '.join(valid)}" + (" (or 'all')" if what == "backend" else ""))
+    return list(dict.fromkeys(requested))
+
+
+def _check_writable(out: Path) -> None:
+    if out.is_dir():
+        raise UsageError(f"harness run: --out {out} is a directory; give a .csv file path")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("a"):
+            pass
+    except OSError as error:
+        raise UsageError(f"harness run: cannot write --out {out} ({error.strerror or error})"
+                         ) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`harness run`: validate everything, then measure the plan."""
+    from backends.base import VARIANTS
+    from backends.registry import backend_names
+    from harness.plan import build_plan
+    from harness.profiles import get_profile
+    from harness.runner import RunConfig, run_plan
+    from models.registry import get_entry, model_names
+
+    try:
+        profile = get_profile(args.profile)
+    except ValueError as error:
+        raise UsageError(f"harness run: {error}") from None
+    backends = _resolve_names(args.backends, backend_names(), "backend")
+    models = _resolve_names(args.models, model_names(), "model")
+    variants = _resolve_names(args.variants, list(VARIANTS), "variant")
+    tuning = _tuning(args.tune)
+    for name in tuning:
+        _resolve_names([name], backend_names(), "backend")
+    out = args.out or Path("results") / (
+        dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S") + ".csv")
+    _check_writable(out)
+    config = RunConfig(profile=profile, out=out, bundle_root=args.bundle_dir,
+                       case_timeout_s=args.case_timeout, tuning=tuning)
+    cases = build_plan([(m, get_entry(m).spec.seq_len) for m in models], variants,
+                       backends, args.threads)
+    return _run_with_progress(cases, config)
+
+
+def _run_with_progress(cases: list, config: Any) -> int:
+    from rich.console import Console
+
+    from harness.progress import RichReporter
+    from harness.results import read_results
+    from harness.runner import run_plan
+    from harness.table import results_table, table_console
+
+    console = Console(stderr=True)
+    console.print(f"harness {__version__}: {len(cases)} case(s), profile "
+                  f"{config.profile.name} -> {config.out}")
+    try:
+        with RichReporter(console, len(cases)) as reporter:
+            rows = run_plan(cases, config, reporter)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: rows measured so far are kept in {config.out}")
+        return EXIT_INTERRUPTED
+    table_console().print(results_table(read_results(config.out), title=str(config.out)))
+    failed = [row for row in rows if row["status"] == "failed"]
+    written = f"{config.out} and {config.json_path}" if config.json_path.exists() \
+        else f"{config.out} (no case measured, so no pyperf JSON)"
+    console.print(f"wrote {written}")
+    if failed:
+        console.print(f"[bold red]{len(failed)} case(s) failed[/]"
+                      + (f"; child output in {config.log_path}" if config.log_path.exists()
+                         else ""))
+        return EXIT_FAILED_CASES
+    return EXIT_OK
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    """`harness backends`: each backend's version, or why it cannot run here."""
+    from rich.table import Table
+
+    from backends.registry import BACKENDS
+    from harness.table import table_console
+
+    table = Table(header_style="bold")
+    for column in ("backend", "format", "version", "status"):
+        table.add_column(column)
+    for name, backend in BACKENDS.items():
+        reason = backend.available()
+        status = "[green]available[/]" if reason is None else f"[yellow]unavailable[/]: {reason}"
+        table.add_row(name, backend.fmt, backend.version() or "-", status)
+    table_console().print(table)
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """`harness models`: the registered models."""
+    from rich.table import Table
+
+    from harness.table import table_console
+    from models.registry import MODELS
+
+    table = Table(header_style="bold")
+    for column in ("model", "cell", "hidden", "layers", "seq_len", "weights", "description"):
+        table.add_column(column)
+    for entry in MODELS.values():
+        spec = entry.spec
+        table.add_row(entry.name, spec.cell, str(spec.hidden_size), str(spec.num_layers),
+                      str(spec.seq_len), entry.weights or "seeded init", entry.description)
+    table_console().print(table)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """`harness show RESULTS.csv`: the terminal table of a results file."""
+    from harness.results import read_results
+    from harness.table import results_table, table_console
+
+    try:
+        frame = read_results(args.results)
+    except ValueError as error:
+        raise UsageError(f"harness show: {error}") from None
+    table_console().print(results_table(frame, title=str(args.results)))
+    return EXIT_OK
+
+
+_COMMANDS: Mapping[str, Any] = {"run": cmd_run, "backends": cmd_backends,
+                                "models": cmd_models, "show": cmd_show}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `harness` console script; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        return _COMMANDS[args.command](args)
+    except UsageError as error:
+        message = str(error)
+        print(message if message.startswith("harness") else f"harness: {message}",
+              file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""The results schema and its CSV file: one row per case, the contract between run,
+show, compare, gate and users' own scripts.
+
+Schema history (bump SCHEMA_VERSION on any change; old files must still load):
+  1: first version.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "skipped", "invalid")
+
+#: column -> dtype ("str", "int", "float", "bool"); order is the CSV's column order
+COLUMNS: dict[str, str] = {
+    "schema_version": "int", "run_id": "str", "timestamp": "str",
+    "model": "str", "variant": "str", "backend": "str", "backend_version": "str",
+    "scenario": "str", "threads": "int", "batch": "int", "seq_len": "int",
+    "status": "str", "reason": "str", "settings": "str", "n_values": "int",
+    "latency_mean_ms": "float", "latency_median_ms": "float", "latency_p90_ms": "float",
+    "latency_p99_ms": "float", "latency_stdev_ms": "float", "latency_min_ms": "float",
+    "throughput_ips": "float", "load_ms": "float", "first_run_ms": "float",
+    "peak_rss_mb": "float", "rss_delta_mb": "float", "artifact_bytes": "int",
+    "max_abs_err": "float", "max_rel_err": "float", "rmse": "float", "mae": "float",
+    "power_meter": "str", "power_idle_w": "float", "power_mean_w": "float",
+    "energy_per_inf_mj": "float", "temp_start_c": "float", "temp_end_c": "float",
+    "throttled": "bool", "device": "str", "cpu": "str", "cores": "int", "governor": "str",
+    "os": "str", "python": "str", "harness_version": "str",
+}
+KEY_COLUMNS = ("model", "variant", "backend", "scenario", "threads", "batch", "seq_len")
+
+_PANDAS_DTYPES = {"str": "string", "int": "Int64", "float": "Float64", "bool": "boolean"}
+
+
+def new_row(**fields: object) -> dict[str, object]:
+    """A row with every schema column; absent fields are empty (None), never zero.
+
+    Raises ValueError on a field that is not a column or an unknown status.
+    """
+    unknown = set(fields) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"not results columns: {', '.join(sorted(unknown))}")
+    status = fields.get("status")
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    row: dict[str, object] = dict.fromkeys(COLUMNS)
+    row.update(fields)
+    row["schema_version"] = SCHEMA_VERSION
+    return row
+
+
+def _empty_frame() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=_PANDAS_DTYPES[kind])
+                         for name, kind in COLUMNS.items()})
+
+
+class ResultsWriter:
+    """Writes the header at creation, then appends and flushes one row per finished case,
+    so a crash or Ctrl-C later keeps every row already measured."""
+
+    def __init__(self, path: Path) -> None:
+        """Create (or truncate) `path`; OSError if it cannot be written."""
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _empty_frame().to_csv(path, index=False)
+        self.rows: list[dict[str, object]] = []
+
+    def append(self, row: Mapping[str, object]) -> None:
+        """Append one row (a `new_row` dict) to the file."""
+        self.rows.append(dict(row))
+        frame = pd.DataFrame([row], columns=list(COLUMNS))
+        frame.to_csv(self.path, mode="a", header=False, index=False,
+                     float_format="%.9g")
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """Load a results CSV into a frame with every current column and its dtype.
+
+    Columns added in later schema versions are filled empty for older files. Raises
+    ValueError (naming the file) for a file that is not a results CSV or is from a newer
+    schema than this harness reads.
+    """
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else "empty"
+        raise ValueError(f"{path}: not a results CSV ({detail})") from None
+    missing = {"schema_version", *KEY_COLUMNS, "status"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: not a results CSV (missing columns: "
+                         f"{', '.join(sorted(missing))})")
+    versions = set(frame["schema_version"])
+    bad = {v for v in versions if not v.isdigit() or int(v) > SCHEMA_VERSION}
+    if bad:
+        raise ValueError(f"{path}: schema_version {', '.join(sorted(bad))} is not readable "
+                         f"by this harness (reads 1..{SCHEMA_VERSION}); upgrade the harness")
+    return _typed(frame.reindex(columns=list(COLUMNS), fill_value=""), path)
+
+
+def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    frame = frame.replace("", pd.NA)
+    for name, kind in COLUMNS.items():
+        try:
+            if kind == "bool":
+                mapped = frame[name].map({"True": True, "False": False}, na_action="ignore")
+                frame[name] = mapped.astype("boolean")
+            elif kind in ("int", "float"):
+                frame[name] = pd.to_numeric(frame[name]).astype(_PANDAS_DTYPES[kind])
+            else:
+                frame[name] = frame[name].astype("string")
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}: column {name!r} has a bad value ({error})") from None
+    return frame
+
+
+def is_finite_number(value: object) -> bool:
+    """True for a real, finite number (not None, NA or NaN)."""
+    try:
+        return math.isfinite(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False

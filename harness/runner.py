@@ -1,0 +1,192 @@
+"""The run: for each case of the plan, export (cached, in a child process), measure (a
+pyperf manager in a child process, with its own worker processes), write the row.
+
+Each case's row is appended to the CSV, and its benchmark to the pyperf JSON, as soon as
+it finishes, so a crash or Ctrl-C later keeps every row already measured.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import sys
+import tempfile
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from backends.registry import get_backend
+from harness import __version__, bundle
+from harness.environment import environment
+from harness.isolation import run_child
+from harness.parity import TOLERANCES
+from harness.plan import Case
+from harness.profiles import Profile
+from harness.results import ResultsWriter, new_row
+from harness.stats import latency_summary_ms
+from harness.worker import MEMORY_HOOK, WorkerJob
+from models.registry import get_entry
+
+DEFAULT_CASE_TIMEOUT_S = 900.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where and how a run measures.
+
+    out: results CSV (the pyperf JSON goes beside it, same stem).
+    bundle_root: export cache folder. case_timeout_s: limit for each child step.
+    tuning: backend name -> backend-specific options.
+    """
+
+    profile: Profile
+    out: Path
+    bundle_root: Path
+    case_timeout_s: float = DEFAULT_CASE_TIMEOUT_S
+    tuning: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.case_timeout_s > 0:
+            raise ValueError(f"case timeout must be > 0 s, got {self.case_timeout_s!r}")
+
+    @property
+    def json_path(self) -> Path:
+        """The pyperf JSON written beside the CSV."""
+        return self.out.with_suffix(".json")
+
+    @property
+    def log_path(self) -> Path:
+        """Output of failed children, for diagnosis."""
+        return self.out.with_suffix(".log")
+
+
+class Reporter(Protocol):
+    """What the runner tells the user while it works (the CLI shows it with rich)."""
+
+    def case_started(self, index: int, case: Case, stage: str) -> None:
+        """Case `index` (0-based) entered `stage` ("export" or "measure")."""
+
+    def case_finished(self, index: int, case: Case, row: Mapping[str, Any]) -> None:
+        """Case `index` finished with `row`."""
+
+    def notice(self, text: str) -> None:
+        """A one-line notice (e.g. a damaged cached artifact being re-exported)."""
+
+
+def run_plan(cases: list[Case], config: RunConfig, reporter: Reporter) -> list[dict[str, Any]]:
+    """Measure every case in order; return the rows (also written to config.out)."""
+    import pyperf
+
+    shared = {"run_id": uuid.uuid4().hex[:12],
+              "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "harness_version": __version__, **environment()}
+    writer = ResultsWriter(config.out)
+    config.json_path.unlink(missing_ok=True)
+    config.log_path.unlink(missing_ok=True)
+    benchmarks: list[pyperf.Benchmark] = []
+    with tempfile.TemporaryDirectory(prefix="harness-") as tmp:
+        for index, case in enumerate(cases):
+            fields, benchmark = _run_case(index, case, config, Path(tmp), reporter)
+            row = new_row(**shared, **fields)
+            writer.append(row)
+            if benchmark is not None:
+                benchmarks.append(benchmark)
+                pyperf.BenchmarkSuite(benchmarks).dump(str(config.json_path), replace=True)
+            reporter.case_finished(index, case, row)
+    return writer.rows
+
+
+def _case_fields(case: Case) -> dict[str, Any]:
+    backend = get_backend(case.backend)
+    return {**case.to_dict(), "backend_version": backend.version(), "power_meter": "none"}
+
+
+def _run_case(index: int, case: Case, config: RunConfig, tmp: Path,
+              reporter: Reporter) -> tuple[dict[str, Any], Any]:
+    fields = _case_fields(case)
+    backend = get_backend(case.backend)
+    entry = get_entry(case.model)
+    why_not = backend.available()
+    if why_not is None and case.variant not in backend.variants:
+        why_not = f"{backend.name} has no {case.variant} variant"
+    if why_not is not None:
+        return {**fields, "status": "skipped", "reason": why_not}, None
+
+    reporter.case_started(index, case, "export")
+    artifact, notice = bundle.lookup(config.bundle_root, entry, backend, case.variant)
+    if notice:
+        reporter.notice(notice)
+    if artifact is None:
+        child = run_child([sys.executable, "-m", "harness.bundle",
+                           "--root", str(config.bundle_root), "--model", case.model,
+                           "--backend", case.backend, "--variant", case.variant],
+                          config.case_timeout_s)
+        if not child.ok:
+            _log_failure(config, case, "export", child.output)
+            return {**fields, "status": "failed", "reason": f"export: {child.reason}"}, None
+        artifact, notice = bundle.lookup(config.bundle_root, entry, backend, case.variant)
+        if artifact is None:
+            return {**fields, "status": "failed", "reason": f"export: {notice}"}, None
+    fields["artifact_bytes"] = artifact.size_bytes
+
+    reporter.case_started(index, case, "measure")
+    job_path, out_path = tmp / f"case{index}.json", tmp / f"case{index}.pyperf.json"
+    WorkerJob(case=case.to_dict(), artifact=str(artifact.path),
+              reference=str(bundle.reference_path(config.bundle_root, entry)),
+              tuning=dict(config.tuning.get(case.backend, {}))).save(job_path)
+    child = run_child([sys.executable, "-m", "harness.worker", str(job_path),
+                       "-o", str(out_path), "--quiet", "--hook", MEMORY_HOOK,
+                       *config.profile.pyperf_args()], config.case_timeout_s)
+    if not child.ok:
+        _log_failure(config, case, "measure", child.output)
+        return {**fields, "status": "failed", "reason": child.reason}, None
+    import pyperf
+
+    benchmark = pyperf.Benchmark.load(str(out_path))
+    fields.update(measurement_fields(benchmark, case.batch))
+    fields.update(parity_verdict(benchmark, case.variant))
+    return fields, benchmark
+
+
+def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:
+    """Row fields from one case's pyperf benchmark: latency statistics over every value
+    of every worker, and per-worker metadata aggregated (memory and errors: the worst
+    worker; load and first-run time: the median worker)."""
+    values = benchmark.get_values()
+    runs = [run.get_metadata() for run in benchmark.get_runs()]
+
+    def gather(key: str) -> list[Any]:
+        return [meta[key] for meta in runs if key in meta]
+
+    fields: dict[str, Any] = {"n_values": len(values), **latency_summary_ms(values, batch)}
+    for key in ("load_ms", "first_run_ms"):
+        fields[key] = statistics.median(gather(key)) if gather(key) else None
+    for key in ("peak_rss_mb", "rss_delta_mb", "max_abs_err", "max_rel_err"):
+        fields[key] = max(gather(key)) if gather(key) else None
+    fields["settings"] = (gather("settings") or [""])[0]
+    versions = gather("backend_version")
+    if versions and versions[0] != "-":
+        fields["backend_version"] = versions[0]
+    return fields
+
+
+def parity_verdict(benchmark: Any, variant: str) -> dict[str, str]:
+    """status ok, or failed with the reason, from the workers' parity checks: every worker
+    must have matched the reference within the variant's tolerance."""
+    runs = [run.get_metadata() for run in benchmark.get_runs()]
+    failing = [meta for meta in runs if meta.get("parity_ok") != 1]
+    if runs and not failing:
+        return {"status": "ok", "reason": ""}
+    worst = failing[0] if failing else {}
+    tol = TOLERANCES[variant]
+    return {"status": "failed",
+            "reason": (f"parity: output {worst.get('parity_output', '?')!r} max_abs_err "
+                       f"{worst.get('max_abs_err', float('nan')):.3g} exceeds atol {tol.atol:g}"
+                       f" + rtol {tol.rtol:g} x |reference|")}
+
+
+def _log_failure(config: RunConfig, case: Case, stage: str, output: str) -> None:
+    with config.log_path.open("a") as log:
+        log.write(f"==== {case.bench_name} ({stage})\n{output}\n")

@@ -1,0 +1,70 @@
+"""The results table on the terminal (rich), shared by `harness run` and `harness show`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sys
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from harness.results import is_finite_number
+
+_STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow", "invalid": "magenta"}
+
+
+def _num(fmt: str) -> Callable[[object], str]:
+    return lambda value: format(float(value), fmt) if is_finite_number(value) else "-"
+
+
+#: (header, column, formatter, justify)
+_COLUMNS: list[tuple[str, str, Callable[[object], str], str]] = [
+    ("model", "model", str, "left"),
+    ("variant", "variant", str, "left"),
+    ("backend", "backend", str, "left"),
+    ("thr", "threads", str, "right"),
+    ("status", "status", str, "left"),
+    ("median ms", "latency_median_ms", _num(".4f"), "right"),
+    ("p90 ms", "latency_p90_ms", _num(".4f"), "right"),
+    ("p99 ms", "latency_p99_ms", _num(".4f"), "right"),
+    ("inf/s", "throughput_ips", _num(",.0f"), "right"),
+    ("load ms", "load_ms", _num(".1f"), "right"),
+    ("peak RSS MB", "peak_rss_mb", _num(".1f"), "right"),
+    ("+RSS MB", "rss_delta_mb", _num(".1f"), "right"),
+    ("size KB", "artifact_bytes", lambda v: _num(".1f")(float(v) / 1024)
+     if is_finite_number(v) else "-", "right"),
+    ("max abs err", "max_abs_err", _num(".1e"), "right"),
+    ("RMSE", "rmse", _num(".4f"), "right"),
+]
+
+
+#: width used when stdout is a file or pipe (rich would squeeze the table into 80 columns)
+PIPE_WIDTH = 200
+
+
+def table_console() -> Console:
+    """A stdout console that keeps wide tables readable when piped or logged."""
+    return Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+
+
+def results_table(frame: pd.DataFrame, title: str = "") -> Table:
+    """A rich Table of a results frame: one line per case, failures' reasons below it."""
+    table = Table(title=title or None, header_style="bold")
+    for header, _, _, justify in _COLUMNS:
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    reasons: list[str] = []
+    for record in frame.to_dict("records"):
+        cells = ["-" if pd.isna(record[col]) else fmt(record[col])
+                 for _, col, fmt, _ in _COLUMNS]
+        status = str(record["status"])
+        cells[4] = f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
+        table.add_row(*cells)
+        if status != "ok" and not pd.isna(record["reason"]):
+            reasons.append(f"{record['backend']} {record['model']}/{record['variant']} "
+                           f"t{record['threads']}: {record['reason']}")
+    if reasons:
+        table.caption = "\n".join(reasons)
+        table.caption_justify = "left"
+    return table

@@ -1,0 +1,148 @@
+"""One case's pyperf program: `python -m harness.worker JOB.json -o OUT.json [pyperf options]`.
+
+Without `--worker` this process is the case's pyperf manager: it spawns worker processes
+of this same module and writes their values to OUT.json. In each worker: note the resident
+set, prepare the model (untimed, reported as load_ms), run the reference windows once
+(untimed; the first call is first_run_ms; their outputs give the parity errors), then let
+pyperf time `PreparedModel.run` with the harness clock. A pyperf hook adds the worker's
+peak resident set to the run's metadata after the timed values.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from harness.errors import error_line
+from harness.memory import peak_rss_mb, rss_mb
+
+MEMORY_HOOK = "harness_memory"
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """What a worker needs: the case, its verified artifact and reference file."""
+
+    case: dict[str, Any]
+    artifact: str
+    reference: str
+    tuning: dict[str, str] = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        """Write the job as JSON."""
+        path.write_text(json.dumps(self.__dict__))
+
+    @classmethod
+    def load(cls, path: Path) -> "WorkerJob":
+        """Read a job written by `save`."""
+        return cls(**json.loads(path.read_text()))
+
+    @property
+    def bench_name(self) -> str:
+        """The pyperf benchmark name of this case."""
+        from harness.plan import Case
+
+        return Case(**self.case).bench_name
+
+
+class MemoryHook:
+    """pyperf hook: after the timed values, record peak_rss_mb (VmHWM) and rss_delta_mb
+    (VmHWM minus the resident set noted just before the runtime was imported)."""
+
+    baseline_rss_mb: ClassVar[float | None] = None
+
+    def __enter__(self) -> "MemoryHook":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def teardown(self, metadata: dict[str, Any]) -> None:
+        """Add the memory figures (MiB) to the run's metadata."""
+        peak = peak_rss_mb()
+        if peak is None:
+            return
+        metadata["peak_rss_mb"] = peak
+        if self.baseline_rss_mb is not None:
+            metadata["rss_delta_mb"] = peak - self.baseline_rss_mb
+
+
+@dataclass(frozen=True)
+class _HookEntry:
+    """Looks like the entry point pyperf's `Runner(hooks=...)` expects."""
+
+    name: str
+
+    def load(self) -> type[MemoryHook]:
+        return MemoryHook
+
+
+def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
+    """Prepare the model and check parity, all untimed by pyperf.
+
+    Returns (prepared model, the fed input the timed loop uses, metadata for the run).
+    """
+    from backends.base import RunOptions
+    from backends.registry import get_backend
+    from harness.bundle import load_reference
+    from harness.clock import time_once_ms
+    from harness.parity import TOLERANCES, compare_outputs
+
+    case = job.case
+    backend = get_backend(case["backend"])
+    options = RunOptions(threads=case["threads"], variant=case["variant"], tuning=job.tuning)
+    windows = load_reference(Path(job.reference))
+    MemoryHook.baseline_rss_mb = rss_mb()
+    made: dict[str, Any] = {}
+    load_ms = time_once_ms(lambda: made.update(model=backend.prepare(Path(job.artifact),
+                                                                     options)))
+    model = made["model"]
+    fed = [model.feed(inputs) for inputs, _ in windows]
+    first_run_ms = time_once_ms(lambda: made.update(first=model.run(fed[0])))
+    outputs = [made["first"]] + [model.run(x) for x in fed[1:]]
+    parity = compare_outputs(
+        {name: np.stack([out[name] for out in outputs]) for name in outputs[0]},
+        {name: np.stack([ref[name] for _, ref in windows]) for name in windows[0][1]},
+        TOLERANCES[case["variant"]])
+    metadata = {"load_ms": load_ms, "first_run_ms": first_run_ms,
+                "max_abs_err": parity.max_abs_err, "max_rel_err": parity.max_rel_err,
+                "parity_ok": int(parity.within), "parity_output": parity.worst_output or "-",
+                "settings": json.dumps(model.settings, sort_keys=True),
+                "backend_version": backend.version() or "-"}
+    return model, fed[0], metadata
+
+
+def main() -> int:
+    """Entry point of both the case's manager and its workers."""
+    import pyperf
+
+    from harness.clock import time_calls
+
+    runner = pyperf.Runner(program_args=("-m", "harness.worker"),
+                           add_cmdline_args=lambda cmd, args: cmd.append(args.job),
+                           hooks=[_HookEntry(MEMORY_HOOK)])
+    runner.argparser.add_argument("job", help="case job JSON written by the harness")
+    args = runner.parse_args()
+    job = WorkerJob.load(Path(args.job))
+    if not args.worker:
+        runner.bench_time_func(job.bench_name, time_calls)
+        return 0
+    try:
+        model, fed, metadata = prepare_case(job)
+    except Exception as error:  # any runtime error becomes this case's one-line reason
+        traceback.print_exc()
+        print(error_line(error), file=sys.stderr)
+        return 1
+    runner.bench_time_func(job.bench_name, time_calls, model.run, fed, metadata=metadata)
+    model.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

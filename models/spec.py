@@ -1,0 +1,51 @@
+"""The frozen description of a recurrent forecaster (shape and size, not weights)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+CELLS = ("rnn", "lstm", "gru")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture of one forecaster: `seq_len` past values of `input_features` in,
+    `horizon` values out, through `num_layers` stacked `cell` layers of `hidden_size`.
+
+    The input tensor is batch-major: (batch, seq_len, input_features); the output is
+    (batch, horizon).
+    """
+
+    cell: str = "lstm"
+    input_features: int = 1
+    hidden_size: int = 64
+    num_layers: int = 1
+    seq_len: int = 24
+    horizon: int = 1
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell {self.cell!r} is not one of {', '.join(CELLS)}")
+        for field in ("input_features", "hidden_size", "num_layers", "seq_len", "horizon"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{field} must be a positive integer, got {value!r}")
+
+    def input_shape(self, batch: int) -> tuple[int, int, int]:
+        """Shape of the input tensor for `batch` windows."""
+        return (batch, self.seq_len, self.input_features)
+
+    def to_json(self) -> str:
+        """Canonical JSON text of the spec (sorted keys): stable input for cache keys."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelSpec":
+        """Build a spec from `dataclasses.asdict` output."""
+        return cls(**data)
+
+
+INPUT_NAME = "x"
+OUTPUT_NAME = "y"

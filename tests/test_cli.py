@@ -1,0 +1,157 @@
+"""The CLI in a subprocess, as a user runs it, on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backends.registry import get_backend
+from harness import bundle
+from harness.results import read_results
+from models.registry import get_entry
+from tests.conftest import run_cli
+
+QUICK = ("--model", "tiny", "--profile", "quick")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess,
+                                                                  Path, Path]:
+    """One quick run of torch and onnxruntime on the tiny model."""
+    tmp = tmp_path_factory.mktemp("run")
+    out = tmp / "a.csv"
+    result = run_cli("run", "--backends", "torch,onnxruntime", *QUICK, "--out", str(out),
+                     "--bundle-dir", str(tmp / "bundle"))
+    return result, out, tmp / "bundle"
+
+
+def test_run_writes_csv_and_pyperf_json(quick_run: tuple) -> None:
+    result, out, _ = quick_run
+    assert result.returncode == 0, result.stderr
+    frame = read_results(out)
+    assert list(frame["backend"]) == ["torch", "onnxruntime"]
+    assert list(frame["status"]) == ["ok", "ok"]
+    for _, row in frame.iterrows():
+        assert 0 < row["latency_min_ms"] <= row["latency_median_ms"] <= row["latency_p99_ms"]
+        assert row["n_values"] == 200  # quick: 2 processes x 100 values
+        assert row["peak_rss_mb"] > 0 and row["rss_delta_mb"] > 0
+        assert row["artifact_bytes"] > 0 and row["load_ms"] > 0 and row["first_run_ms"] > 0
+        assert row["max_abs_err"] <= 1e-5
+        assert json.loads(row["settings"])["threads"] == 1
+        assert row["power_meter"] == "none"
+    assert len(set(frame["run_id"])) == 1
+    stats = subprocess.run([sys.executable, "-m", "pyperf", "stats", str(out.with_suffix(
+        ".json"))], capture_output=True, text=True)
+    assert stats.returncode == 0, stats.stderr
+    assert "tiny/fp32/onnxruntime/t1/b1" in stats.stdout
+    assert "Total number of values: 200" in stats.stdout
+
+
+def test_run_prints_table_and_show_renders_it(quick_run: tuple) -> None:
+    result, out, _ = quick_run
+    assert "onnxruntime" in result.stdout and "median ms" in result.stdout
+    shown = run_cli("show", str(out))
+    assert shown.returncode == 0
+    assert "onnxruntime" in shown.stdout and "torch" in shown.stdout
+
+
+def test_second_run_reuses_exports(quick_run: tuple, tmp_path: Path) -> None:
+    _, _, bundle_dir = quick_run
+    manifest = bundle_dir / "tiny/fp32/onnxruntime" / bundle.MANIFEST
+    before = manifest.stat().st_mtime_ns
+    result = run_cli("run", "--backends", "onnxruntime", *QUICK, "--out",
+                     str(tmp_path / "b.csv"), "--bundle-dir", str(bundle_dir))
+    assert result.returncode == 0, result.stderr
+    assert manifest.stat().st_mtime_ns == before
+
+
+def test_truncated_cached_artifact_is_reexported(quick_run: tuple, tmp_path: Path) -> None:
+    _, _, bundle_dir = quick_run
+    artifact, _ = bundle.lookup(bundle_dir, get_entry("tiny"), get_backend("onnxruntime"),
+                                "fp32")
+    artifact.path.write_bytes(artifact.path.read_bytes()[:100])
+    result = run_cli("run", "--backends", "onnxruntime", *QUICK, "--out",
+                     str(tmp_path / "c.csv"), "--bundle-dir", str(bundle_dir))
+    assert result.returncode == 0, result.stderr
+    assert "sha256 differs" in result.stderr and "re-exporting" in result.stderr
+    assert list(read_results(tmp_path / "c.csv")["status"]) == ["ok"]
+
+
+def test_runtime_that_rejects_its_artifact_is_a_failed_row(tmp_path: Path) -> None:
+    """An artifact whose manifest matches but that the runtime cannot load: the case is
+    failed with the cause, the other backend still measures, exit code 1."""
+    root = tmp_path / "bundle"
+    backend = get_backend("onnxruntime")
+    bundle.export(root, get_entry("tiny"), backend, "fp32")
+    folder = bundle.artifact_dir(root, get_entry("tiny"), backend, "fp32")
+    manifest = json.loads((folder / bundle.MANIFEST).read_text())
+    (folder / manifest["artifact"]).write_bytes(b"this is not an onnx model")
+    manifest["sha256"] = bundle.file_sha256(folder / manifest["artifact"])
+    (folder / bundle.MANIFEST).write_text(json.dumps(manifest))
+    out = tmp_path / "d.csv"
+    result = run_cli("run", "--backends", "onnxruntime,torch", *QUICK, "--out", str(out),
+                     "--bundle-dir", str(root))
+    assert result.returncode == 1
+    frame = read_results(out)
+    assert list(frame["status"]) == ["failed", "ok"]
+    assert "onnxruntime cannot load" in frame.loc[0, "reason"]
+    assert "1 case(s) failed" in result.stderr
+    assert out.with_suffix(".log").exists()
+
+
+def test_hanging_case_is_killed_and_recorded(tmp_path: Path) -> None:
+    out = tmp_path / "e.csv"
+    result = run_cli("run", "--backends", "torch", *QUICK, "--out", str(out),
+                     "--bundle-dir", str(tmp_path / "bundle"), "--case-timeout", "0.5")
+    assert result.returncode == 1
+    frame = read_results(out)
+    assert frame.loc[0, "status"] == "failed"
+    assert "timeout" in frame.loc[0, "reason"]
+
+
+def test_backends_lists_every_backend_with_version() -> None:
+    result = run_cli("backends")
+    assert result.returncode == 0
+    for name in ("torch", "onnxruntime"):
+        line = next(line for line in result.stdout.splitlines() if f" {name} " in line)
+        assert get_backend(name).version() in line
+
+
+@pytest.mark.parametrize("args, message", [
+    (("run", "--backends", "tensorrt"), "unknown backend 'tensorrt'; choose from: torch"),
+    (("run", "--model", "transformer"), "unknown model 'transformer'; choose from: lstm"),
+    (("run", "--profile", "slow"), "unknown profile 'slow'; choose from: quick"),
+    (("run", "--threads", "0"), "0 is not a positive whole number"),
+    (("run", "--threads", "two"), "'two' is not a whole number"),
+    (("run", "--case-timeout", "-3"), "-3 must be greater than 0"),
+    (("run", "--out", "/proc/no/such/dir/r.csv"), "cannot write --out"),
+    (("run", "--tune", "graph_level"), "is not BACKEND.KEY=VALUE"),
+    (("show", "/no/such/results.csv"), "no such file"),
+    (("frobnicate",), "invalid choice: 'frobnicate'"),
+])
+def test_bad_input_is_one_line_and_exit_2(args: tuple, message: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_show_refuses_a_file_that_is_not_results(tmp_path: Path) -> None:
+    bogus = tmp_path / "x.csv"
+    bogus.write_text("name,value\nfoo,1\n")
+    result = run_cli("show", str(bogus))
+    assert result.returncode == 2
+    assert "not a results CSV" in result.stderr
+
+
+def test_help_explains_every_run_option() -> None:
+    result = run_cli("run", "--help")
+    assert result.returncode == 0
+    for option in ("--backends", "--model", "--variants", "--threads", "--profile", "--out",
+                   "--bundle-dir", "--case-timeout", "--tune"):
+        assert option in result.stdout

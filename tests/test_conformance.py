@@ -1,0 +1,101 @@
+"""One conformance suite, parametrized over every registered backend: a new backend gets
+these tests by being registered. Real runtimes, real exported files, no mocks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backends.base import ArtifactError, RunOptions
+from backends.registry import BACKENDS
+from harness import bundle
+from harness.parity import TOLERANCES, compare_outputs
+from models.registry import get_entry
+from models.spec import OUTPUT_NAME
+
+TINY = get_entry("tiny")
+
+
+def _available(name: str) -> type:
+    backend = BACKENDS[name]
+    reason = backend.available()
+    if reason is not None:
+        pytest.skip(reason)
+    return backend
+
+
+def _artifact(root: Path, backend: type) -> Path:
+    artifact, why = bundle.lookup(root, TINY, backend, "fp32")
+    assert artifact is not None, why
+    return artifact.path
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> type:
+    return _available(request.param)
+
+
+def test_exported_model_matches_reference(backend: type, session_bundle: Path) -> None:
+    windows = bundle.load_reference(bundle.reference_path(session_bundle, TINY))
+    with backend.prepare(_artifact(session_bundle, backend), RunOptions(threads=1)) as model:
+        outputs = [model.run(model.feed(inputs)) for inputs, _ in windows]
+    assert all(out[OUTPUT_NAME].shape == (1, TINY.spec.horizon) for out in outputs)
+    parity = compare_outputs({OUTPUT_NAME: np.stack([o[OUTPUT_NAME] for o in outputs])},
+                             {OUTPUT_NAME: np.stack([r[OUTPUT_NAME] for _, r in windows])},
+                             TOLERANCES["fp32"])
+    assert parity.within, parity
+    assert parity.max_abs_err <= 1e-5
+
+
+def test_outputs_depend_on_inputs(backend: type, session_bundle: Path) -> None:
+    windows = bundle.load_reference(bundle.reference_path(session_bundle, TINY))
+    with backend.prepare(_artifact(session_bundle, backend), RunOptions(threads=1)) as model:
+        first = model.run(model.feed(windows[0][0]))[OUTPUT_NAME]
+        second = model.run(model.feed(windows[1][0]))[OUTPUT_NAME]
+        again = model.run(model.feed(windows[0][0]))[OUTPUT_NAME]
+    assert not np.allclose(first, second)  # a constant output is a broken model
+    np.testing.assert_array_equal(first, again)  # no state leaks between calls
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_are_honoured_and_recorded(backend: type, session_bundle: Path,
+                                           threads: int) -> None:
+    with backend.prepare(_artifact(session_bundle, backend),
+                         RunOptions(threads=threads)) as model:
+        assert model.settings["threads"] == threads
+        assert model.settings["precision"] == "fp32"
+        json.dumps(model.settings)  # recorded in the CSV as JSON
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "missing"])
+def test_corrupt_artifact_is_a_clear_error(backend: type, session_bundle: Path,
+                                           tmp_path: Path, damage: str) -> None:
+    source = _artifact(session_bundle, backend)
+    broken = tmp_path / source.name
+    shutil.copy(source, broken)
+    if damage == "truncate":
+        broken.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+    elif damage == "garbage":
+        broken.write_bytes(b"\x00not a model\xff" * 64)
+    else:
+        broken.unlink()
+    with pytest.raises(ArtifactError, match=str(broken.name)):
+        backend.prepare(broken, RunOptions(threads=1))
+
+
+def test_close_releases_and_is_idempotent(backend: type, session_bundle: Path) -> None:
+    model = backend.prepare(_artifact(session_bundle, backend), RunOptions(threads=1))
+    model.close()
+    model.close()
+    with pytest.raises(Exception):
+        model.run(model.feed(bundle.load_reference(
+            bundle.reference_path(session_bundle, TINY))[0][0]))
+
+
+def test_version_and_format_are_reported(backend: type) -> None:
+    assert backend.version()
+    assert backend.fmt

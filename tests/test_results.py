@@ -1,0 +1,80 @@
+"""The results CSV: round trip, incremental writes, old and foreign files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.results import COLUMNS, SCHEMA_VERSION, ResultsWriter, new_row, read_results
+
+
+def _row(**fields: object) -> dict:
+    base = dict(run_id="r1", model="lstm", variant="fp32", backend="onnxruntime",
+                scenario="single_stream", threads=1, batch=1, seq_len=24, status="ok",
+                latency_median_ms=0.0412345678, peak_rss_mb=67.5, artifact_bytes=71822,
+                max_abs_err=2.2e-8, throttled=False, settings='{"threads": 1}')
+    base.update(fields)
+    return new_row(**base)
+
+
+def test_round_trip_keeps_values_and_types(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    writer = ResultsWriter(path)
+    writer.append(_row())
+    writer.append(_row(backend="torch", status="failed", reason="parity: too far",
+                       latency_median_ms=None, throttled=None))
+    frame = read_results(path)
+    assert list(frame.columns) == list(COLUMNS)
+    assert len(frame) == 2
+    first, second = frame.iloc[0], frame.iloc[1]
+    assert first["schema_version"] == SCHEMA_VERSION
+    assert first["latency_median_ms"] == pytest.approx(0.0412345678)
+    assert first["artifact_bytes"] == 71822
+    assert first["max_abs_err"] == pytest.approx(2.2e-8)
+    assert bool(first["throttled"]) is False
+    assert first["settings"] == '{"threads": 1}'
+    assert second["reason"] == "parity: too far"
+    assert pd.isna(second["latency_median_ms"])  # missing stays empty, never zero
+    assert pd.isna(second["throttled"])
+
+
+def test_rows_are_on_disk_as_soon_as_appended(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    writer = ResultsWriter(path)
+    assert len(read_results(path)) == 0  # header written up front
+    writer.append(_row())
+    assert len(read_results(path)) == 1
+
+
+def test_new_row_rejects_unknown_columns_and_statuses() -> None:
+    with pytest.raises(ValueError, match="not results columns: latency_us"):
+        new_row(status="ok", latency_us=3)
+    with pytest.raises(ValueError, match="status 'great'"):
+        new_row(status="great")
+
+
+def test_older_file_with_fewer_columns_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "old.csv"
+    pd.DataFrame([{"schema_version": 1, "model": "lstm", "variant": "fp32",
+                   "backend": "torch", "scenario": "single_stream", "threads": 1, "batch": 1,
+                   "seq_len": 24, "status": "ok", "latency_median_ms": 0.1}]).to_csv(
+        path, index=False)
+    frame = read_results(path)
+    assert frame.loc[0, "latency_median_ms"] == pytest.approx(0.1)
+    assert pd.isna(frame.loc[0, "rmse"])
+
+
+def test_newer_schema_and_foreign_files_are_refused(tmp_path: Path) -> None:
+    newer = tmp_path / "newer.csv"
+    ResultsWriter(newer).append(_row())
+    newer.write_text(newer.read_text().replace("\n1,", f"\n{SCHEMA_VERSION + 1},"))
+    with pytest.raises(ValueError, match="schema_version 2 is not readable"):
+        read_results(newer)
+    foreign = tmp_path / "foreign.csv"
+    foreign.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a results CSV"):
+        read_results(foreign)
+    with pytest.raises(ValueError, match="no such file"):
+        read_results(tmp_path / "absent.csv")

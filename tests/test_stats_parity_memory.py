@@ -1,0 +1,81 @@
+"""Statistics, parity and memory readings: values, units and edge cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.environment import cpu_name, device_name, governor
+from harness.memory import peak_rss_mb, read_status_kb, rss_mb
+from harness.parity import Tolerance, compare_outputs
+from harness.stats import latency_summary_ms
+
+
+def test_latency_summary_in_ms() -> None:
+    values_s = [0.001, 0.002, 0.003, 0.004, 0.010]
+    summary = latency_summary_ms(values_s)
+    assert summary["latency_mean_ms"] == pytest.approx(4.0)
+    assert summary["latency_median_ms"] == pytest.approx(3.0)
+    assert summary["latency_min_ms"] == pytest.approx(1.0)
+    assert summary["latency_p90_ms"] == pytest.approx(np.percentile([1, 2, 3, 4, 10], 90))
+    assert summary["latency_stdev_ms"] == pytest.approx(np.std([1, 2, 3, 4, 10], ddof=1))
+    assert summary["throughput_ips"] == pytest.approx(250.0)
+    assert latency_summary_ms(values_s, batch=4)["throughput_ips"] == pytest.approx(1000.0)
+
+
+def test_latency_summary_rejects_empty() -> None:
+    with pytest.raises(ValueError, match="no latency values"):
+        latency_summary_ms([])
+
+
+def test_parity_within_and_beyond_tolerance() -> None:
+    ref = {"y": np.array([[1.0], [-2.0]], dtype=np.float32)}
+    tol = Tolerance(atol=1e-5, rtol=1e-5)
+    close = compare_outputs({"y": ref["y"].astype(np.float64) + 1e-6}, ref, tol)
+    assert close.within and close.max_abs_err == pytest.approx(1e-6, rel=1e-2)
+    far = compare_outputs({"y": ref["y"] + np.array([[0.0], [0.01]])}, ref, tol)
+    assert not far.within
+    assert far.max_abs_err == pytest.approx(0.01, rel=1e-4)
+    assert far.max_rel_err == pytest.approx(0.005, rel=1e-4)
+    assert far.worst_output == "y"
+
+
+def test_parity_flags_nan_and_missing_outputs() -> None:
+    ref = {"y": np.ones((1, 1), dtype=np.float32)}
+    tol = Tolerance(atol=1e-5, rtol=1e-5)
+    assert not compare_outputs({"y": np.full((1, 1), np.nan)}, ref, tol).within
+    with pytest.raises(ValueError, match="output 'y' missing"):
+        compare_outputs({"out0": ref["y"]}, ref, tol)
+    with pytest.raises(ValueError, match="elements"):
+        compare_outputs({"y": np.ones((2, 1))}, ref, tol)
+
+
+def test_memory_reads_vmhwm_and_vmrss_from_status_file(tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmPeak:\t 999999 kB\nVmHWM:\t  204800 kB\n"
+                      "VmRSS:\t  102400 kB\n")
+    assert read_status_kb("VmHWM", status) == 204800
+    assert peak_rss_mb(status) == pytest.approx(200.0)
+    assert rss_mb(status) == pytest.approx(100.0)
+    assert read_status_kb("VmSwap", status) is None
+    assert rss_mb(tmp_path / "absent") is None
+
+
+def test_memory_of_this_process_is_positive() -> None:
+    assert peak_rss_mb() >= rss_mb() > 0
+
+
+def test_environment_reads_a_fake_pi_tree(tmp_path: Path) -> None:
+    (tmp_path / "proc/device-tree").mkdir(parents=True)
+    (tmp_path / "proc/device-tree/model").write_text("Raspberry Pi 5 Model B Rev 1.0\x00")
+    (tmp_path / "proc/cpuinfo").write_text("processor\t: 0\nBogoMIPS\t: 108.00\n"
+                                           "Model\t\t: Raspberry Pi 5 Model B Rev 1.0\n")
+    gov = tmp_path / "sys/devices/system/cpu/cpu0/cpufreq"
+    gov.mkdir(parents=True)
+    (gov / "scaling_governor").write_text("ondemand\n")
+    assert device_name(tmp_path) == "Raspberry Pi 5 Model B Rev 1.0"
+    assert cpu_name(tmp_path) == "Raspberry Pi 5 Model B Rev 1.0"
+    assert governor(tmp_path) == "ondemand"
+    assert governor(tmp_path / "nothing") == ""
