@@ -91,6 +91,25 @@ class Backend(ABC):
     variants: ClassVar[tuple[str, ...]] = ("fp32",)
     #: rough description shown by `harness backends`
     description: ClassVar[str] = ""
+    #: backend-specific options: name -> allowed values, the first being the default
+    tuning_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    @classmethod
+    def check_tuning(cls, tuning: Mapping[str, str]) -> None:
+        """ValueError naming the option and its allowed values for anything not offered."""
+        for key, value in tuning.items():
+            if key not in cls.tuning_choices:
+                offered = ", ".join(cls.tuning_choices) or "none"
+                raise ValueError(f"{cls.name} has no option {key!r} (options: {offered})")
+            if value not in cls.tuning_choices[key]:
+                raise ValueError(f"{cls.name}.{key} must be one of "
+                                 f"{', '.join(cls.tuning_choices[key])}, got {value!r}")
+
+    @classmethod
+    def tuning_value(cls, options: RunOptions, key: str) -> str:
+        """The value of tuning option `key` in `options`, else its default (validated)."""
+        cls.check_tuning(options.tuning)
+        return options.tuning.get(key, cls.tuning_choices[key][0])
 
     @classmethod
     def available(cls) -> str | None:

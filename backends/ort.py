@@ -9,30 +9,8 @@ from typing import Any
 import numpy as np
 
 from backends.base import ArtifactError, Backend, PreparedModel, RunOptions
-from models.spec import INPUT_NAME, OUTPUT_NAME, ModelSpec
-
-ONNX_OPSET = 17
-_GRAPH_LEVELS = ("disable", "basic", "extended", "all")
-
-
-def export_onnx(model: Any, spec: ModelSpec, path: Path, batch: int = 1) -> Path:
-    """Export `model` to one self-contained ONNX file with the native recurrent op.
-
-    Uses the legacy exporter (dynamo=False): it writes the weights inline and emits the
-    ONNX LSTM/GRU/RNN op in time-major layout (what every runtime here reads correctly).
-    """
-    import warnings
-
-    import torch
-
-    example = torch.zeros(spec.input_shape(batch), dtype=torch.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), dynamo=False,
-                          opset_version=ONNX_OPSET,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
-    return path
-
+from backends.onnx_export import ONNX_EXPORT_DEPS, export_onnx
+from models.spec import ModelSpec
 
 class OrtPrepared(PreparedModel):
     """An InferenceSession with one CPU provider, called with `session.run`."""
@@ -59,8 +37,9 @@ class OrtBackend(Backend):
     fmt = "onnx"
     runtime_module = "onnxruntime"
     runtime_dist = "onnxruntime"
-    export_deps = ("torch", "onnx")
+    export_deps = ONNX_EXPORT_DEPS
     description = "ONNX Runtime, CPU execution provider"
+    tuning_choices = {"graph_level": ("all", "extended", "basic", "disable")}
 
     @classmethod
     def export(cls, model: Any, spec: ModelSpec, variant: str, out_dir: Path,
@@ -71,15 +50,11 @@ class OrtBackend(Backend):
     def prepare(cls, artifact: Path, options: RunOptions) -> PreparedModel:
         import onnxruntime as ort
 
-        level_name = options.tuning.get("graph_level", "all")
-        if level_name not in _GRAPH_LEVELS:
-            raise ValueError(f"graph_level {level_name!r} is not one of {_GRAPH_LEVELS}")
-        levels = dict(zip(_GRAPH_LEVELS, (
-            ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        )))
+        level_name = cls.tuning_value(options, "graph_level")
+        levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                  "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                  "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
         session_options = ort.SessionOptions()
         session_options.intra_op_num_threads = options.threads
         session_options.inter_op_num_threads = 1
@@ -91,6 +66,7 @@ class OrtBackend(Backend):
                                            providers=["CPUExecutionProvider"])
         except Exception as error:  # ORT raises its own Fail/InvalidProtobuf types
             raise ArtifactError(f"onnxruntime cannot load {artifact}: {error}") from error
-        settings = {"threads": options.threads, "precision": "fp32",
+        effective = session.get_session_options()
+        settings = {"threads": effective.intra_op_num_threads, "precision": "fp32",
                     "provider": "CPUExecutionProvider", "graph_level": level_name}
         return OrtPrepared(session, settings)

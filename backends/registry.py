@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from backends.base import Backend
+from backends.litert import LitertBackend
+from backends.ncnn_net import NcnnBackend
+from backends.openvino_ir import OpenvinoBackend
 from backends.ort import OrtBackend
 from backends.torch_ref import TorchBackend
 
@@ -11,6 +14,9 @@ BACKENDS: dict[str, type[Backend]] = {
     for cls in (
         TorchBackend,
         OrtBackend,
+        LitertBackend,
+        OpenvinoBackend,
+        NcnnBackend,
     )
 }
 

@@ -15,12 +15,13 @@ from models.spec import INPUT_NAME, OUTPUT_NAME, ModelSpec
 class TorchPrepared(PreparedModel):
     """An eval-mode Forecaster run under `torch.inference_mode`."""
 
-    def __init__(self, model: Any, threads: int) -> None:
+    def __init__(self, model: Any) -> None:
         import torch
 
         self._torch = torch
         self._model = model
-        self.settings = {"threads": threads, "precision": "fp32", "mode": "eager"}
+        self.settings = {"threads": torch.get_num_threads(), "precision": "fp32",
+                         "mode": "eager"}
 
     def feed(self, inputs: Mapping[str, np.ndarray]) -> object:
         return self._torch.from_numpy(np.ascontiguousarray(inputs[INPUT_NAME]))
@@ -68,4 +69,4 @@ class TorchBackend(Backend):
             model.load_state_dict(saved["state_dict"])
         except Exception as error:  # torch raises many types for a bad file
             raise ArtifactError(f"cannot load {artifact}: {error}") from error
-        return TorchPrepared(model.eval(), options.threads)
+        return TorchPrepared(model.eval())

@@ -3,8 +3,10 @@ hash, and its reference inputs and outputs.
 
 Layout under the bundle root (default ./bundle):
     <model>/reference-<id>.npz                 fixed inputs "x" and PyTorch outputs "y"
-    <model>/<variant>/<backend>/manifest.json  cache key, artifact name, sha256, bytes
-    <model>/<variant>/<backend>/<artifact>     the exported file
+    <model>/<variant>/<backend>/manifest.json  cache key, artifact name, sha256 per file
+    <model>/<variant>/<backend>/<files>        the exported file(s): the artifact the
+                                               runtime opens and any it reads beside it
+                                               (OpenVINO .xml + .bin, ncnn .param + .bin)
 
 Exporting needs the definition side (torch, converters) and runs in its own process
 (`python -m harness.bundle`), so a converter crash fails one case, not the harness.
@@ -39,10 +41,14 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class Artifact:
-    """An exported file, verified against its manifest."""
+    """An exported artifact, verified against its manifest.
+
+    path: the file the runtime opens. files: every file of the artifact -> sha256.
+    size_bytes: their total size on disk.
+    """
 
     path: Path
-    sha256: str
+    files: dict[str, str]
     size_bytes: int
 
 
@@ -84,13 +90,17 @@ def lookup(root: Path, entry: ModelEntry, backend: type[Backend],
         return None, None
     if manifest.get("key") != cache_key(entry, backend, variant):
         return None, None
-    path = folder / manifest["artifact"]
-    if not path.is_file() or not reference_path(root, entry).is_file():
+    files: dict[str, str] = manifest.get("files", {})
+    paths = [folder / name for name in files]
+    if manifest.get("artifact") not in files or not reference_path(root, entry).is_file() \
+            or not all(path.is_file() for path in paths):
         return None, f"{folder}: cached files are missing; re-exporting"
-    if file_sha256(path) != manifest["sha256"]:
-        return None, (f"{path}: sha256 differs from the one recorded at export "
-                      f"(truncated or modified); re-exporting")
-    return Artifact(path, manifest["sha256"], path.stat().st_size), None
+    for path in paths:
+        if file_sha256(path) != files[path.name]:
+            return None, (f"{path}: sha256 differs from the one recorded at export "
+                          f"(truncated or modified); re-exporting")
+    return Artifact(folder / manifest["artifact"], files,
+                    sum(path.stat().st_size for path in paths)), None
 
 
 def reference_inputs(entry: ModelEntry) -> np.ndarray:
@@ -131,8 +141,10 @@ def export(root: Path, entry: ModelEntry, backend: type[Backend], variant: str) 
     staging = Path(tempfile.mkdtemp(prefix=f".{backend.name}-", dir=folder.parent))
     try:
         path = backend.export(model, entry.spec, variant, staging, calib=None)
+        files = {item.name: file_sha256(item) for item in sorted(staging.iterdir())
+                 if item.is_file()}
         manifest = {"key": cache_key(entry, backend, variant), "artifact": path.name,
-                    "sha256": file_sha256(path), "model": entry.name,
+                    "files": files, "model": entry.name,
                     "backend": backend.name, "variant": variant,
                     "converters": backend.export_fingerprint()}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))

@@ -149,7 +149,7 @@ def _check_writable(out: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """`harness run`: validate everything, then measure the plan."""
     from backends.base import VARIANTS
-    from backends.registry import backend_names
+    from backends.registry import backend_names, get_backend
     from harness.plan import build_plan
     from harness.profiles import get_profile
     from harness.runner import RunConfig, run_plan
@@ -163,8 +163,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     models = _resolve_names(args.models, model_names(), "model")
     variants = _resolve_names(args.variants, list(VARIANTS), "variant")
     tuning = _tuning(args.tune)
-    for name in tuning:
+    for name, options in tuning.items():
         _resolve_names([name], backend_names(), "backend")
+        try:
+            get_backend(name).check_tuning(options)
+        except ValueError as error:
+            raise UsageError(f"harness run: --tune: {error}") from None
     out = args.out or Path("results") / (
         dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S") + ".csv")
     _check_writable(out)

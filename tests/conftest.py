@@ -10,19 +10,26 @@ import pytest
 
 from backends.registry import BACKENDS
 from harness import bundle
-from models.registry import get_entry
+from models.registry import ModelEntry, get_entry
+from models.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = "tiny"
+#: one small model per recurrent cell: the registered "tiny" LSTM, and GRU/RNN twins
+TINY_MODELS = {
+    "lstm": get_entry("tiny"),
+    "gru": ModelEntry("tiny-gru", ModelSpec(cell="gru", hidden_size=8), "test GRU"),
+    "rnn": ModelEntry("tiny-rnn", ModelSpec(cell="rnn", hidden_size=8), "test RNN"),
+}
 
 
 @pytest.fixture(scope="session")
 def session_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A bundle root in which the tiny model is exported for every available backend."""
+    """A bundle root with every tiny model exported for every available backend."""
     root = tmp_path_factory.mktemp("bundle")
     for backend in BACKENDS.values():
         if backend.available() is None:
-            bundle.export(root, get_entry(TINY), backend, "fp32")
+            for entry in TINY_MODELS.values():
+                bundle.export(root, entry, backend, "fp32")
     return root
 
 

@@ -28,7 +28,7 @@ def test_lookup_returns_the_verified_artifact(ort_bundle: Path) -> None:
     assert why is None and artifact is not None
     assert artifact.path.suffix == ".onnx"
     assert artifact.size_bytes == artifact.path.stat().st_size > 0
-    assert artifact.sha256 == bundle.file_sha256(artifact.path)
+    assert artifact.files == {artifact.path.name: bundle.file_sha256(artifact.path)}
 
 
 def test_truncated_artifact_is_detected_by_hash(ort_bundle: Path) -> None:

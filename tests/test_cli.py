@@ -90,7 +90,7 @@ def test_runtime_that_rejects_its_artifact_is_a_failed_row(tmp_path: Path) -> No
     folder = bundle.artifact_dir(root, get_entry("tiny"), backend, "fp32")
     manifest = json.loads((folder / bundle.MANIFEST).read_text())
     (folder / manifest["artifact"]).write_bytes(b"this is not an onnx model")
-    manifest["sha256"] = bundle.file_sha256(folder / manifest["artifact"])
+    manifest["files"][manifest["artifact"]] = bundle.file_sha256(folder / manifest["artifact"])
     (folder / bundle.MANIFEST).write_text(json.dumps(manifest))
     out = tmp_path / "d.csv"
     result = run_cli("run", "--backends", "onnxruntime,torch", *QUICK, "--out", str(out),

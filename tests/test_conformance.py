@@ -14,10 +14,10 @@ from backends.base import ArtifactError, RunOptions
 from backends.registry import BACKENDS
 from harness import bundle
 from harness.parity import TOLERANCES, compare_outputs
-from models.registry import get_entry
 from models.spec import OUTPUT_NAME
+from tests.conftest import TINY_MODELS
 
-TINY = get_entry("tiny")
+TINY = TINY_MODELS["lstm"]
 
 
 def _available(name: str) -> type:
@@ -28,8 +28,8 @@ def _available(name: str) -> type:
     return backend
 
 
-def _artifact(root: Path, backend: type) -> Path:
-    artifact, why = bundle.lookup(root, TINY, backend, "fp32")
+def _artifact(root: Path, backend: type, entry: object = TINY) -> Path:
+    artifact, why = bundle.lookup(root, entry, backend, "fp32")
     assert artifact is not None, why
     return artifact.path
 
@@ -39,11 +39,15 @@ def backend(request: pytest.FixtureRequest) -> type:
     return _available(request.param)
 
 
-def test_exported_model_matches_reference(backend: type, session_bundle: Path) -> None:
-    windows = bundle.load_reference(bundle.reference_path(session_bundle, TINY))
-    with backend.prepare(_artifact(session_bundle, backend), RunOptions(threads=1)) as model:
+@pytest.mark.parametrize("cell", sorted(TINY_MODELS))
+def test_exported_model_matches_reference(backend: type, session_bundle: Path,
+                                          cell: str) -> None:
+    entry = TINY_MODELS[cell]
+    windows = bundle.load_reference(bundle.reference_path(session_bundle, entry))
+    with backend.prepare(_artifact(session_bundle, backend, entry),
+                         RunOptions(threads=1)) as model:
         outputs = [model.run(model.feed(inputs)) for inputs, _ in windows]
-    assert all(out[OUTPUT_NAME].shape == (1, TINY.spec.horizon) for out in outputs)
+    assert all(out[OUTPUT_NAME].shape == (1, entry.spec.horizon) for out in outputs)
     parity = compare_outputs({OUTPUT_NAME: np.stack([o[OUTPUT_NAME] for o in outputs])},
                              {OUTPUT_NAME: np.stack([r[OUTPUT_NAME] for _, r in windows])},
                              TOLERANCES["fp32"])
