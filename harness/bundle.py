@@ -103,11 +103,17 @@ def lookup(root: Path, entry: ModelEntry, backend: type[Backend],
                     sum(path.stat().st_size for path in paths)), None
 
 
-def reference_inputs(entry: ModelEntry) -> np.ndarray:
-    """PARITY_WINDOWS fixed standard-normal windows, (N, 1, seq_len, features) float32."""
+def reference_inputs(entry: ModelEntry, mean: np.ndarray | None = None,
+                     std: np.ndarray | None = None) -> np.ndarray:
+    """PARITY_WINDOWS fixed random windows, (N, 1, seq_len, features) float32: standard
+    normal, scaled to the model's input `mean` and `std` per feature when given (so the
+    windows lie in the range of the data the model was trained on)."""
     rng = np.random.default_rng(INPUT_SEED)
     shape = (PARITY_WINDOWS, *entry.spec.input_shape(1))
-    return rng.standard_normal(shape).astype(np.float32)
+    z = rng.standard_normal(shape)
+    if mean is not None and std is not None:
+        z = z * np.asarray(std, np.float64) + np.asarray(mean, np.float64)
+    return z.astype(np.float32)
 
 
 def load_reference(path: Path) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
@@ -120,7 +126,7 @@ def load_reference(path: Path) -> list[tuple[dict[str, np.ndarray], dict[str, np
 def _write_reference(path: Path, entry: ModelEntry, model: object) -> None:
     import torch
 
-    xs = reference_inputs(entry)
+    xs = reference_inputs(entry, model.input_mean.numpy(), model.input_std.numpy())
     with torch.inference_mode():
         ys = np.stack([model(torch.from_numpy(x)).numpy() for x in xs])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,9 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True)
     parser.add_argument("--backend", required=True)
     parser.add_argument("--variant", required=True)
+    parser.add_argument("--weights-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     try:
-        export(args.root, get_entry(args.model), get_backend(args.backend), args.variant)
+        export(args.root, get_entry(args.model, args.weights_dir), get_backend(args.backend),
+               args.variant)
     except Exception as error:  # any converter failure becomes this case's reason
         print(error_line(error, "export failed"), file=sys.stderr)
         return 1

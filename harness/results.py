@@ -20,6 +20,7 @@ STATUSES = ("ok", "failed", "skipped", "invalid")
 COLUMNS: dict[str, str] = {
     "schema_version": "int", "run_id": "str", "timestamp": "str",
     "model": "str", "variant": "str", "backend": "str", "backend_version": "str",
+    "params": "int", "dataset": "str",
     "scenario": "str", "threads": "int", "batch": "int", "seq_len": "int",
     "status": "str", "reason": "str", "settings": "str", "n_values": "int",
     "latency_mean_ms": "float", "latency_median_ms": "float", "latency_p90_ms": "float",

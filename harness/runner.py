@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from backends.registry import get_backend
 from harness import __version__, bundle
 from harness.environment import environment
@@ -27,7 +29,8 @@ from harness.profiles import Profile
 from harness.results import ResultsWriter, new_row
 from harness.stats import latency_summary_ms
 from harness.worker import MEMORY_HOOK, WorkerJob
-from models.registry import get_entry
+from models.data import Dataset, make_splits
+from models.registry import ModelEntry, get_entry
 
 DEFAULT_CASE_TIMEOUT_S = 900.0
 
@@ -46,6 +49,10 @@ class RunConfig:
     bundle_root: Path
     case_timeout_s: float = DEFAULT_CASE_TIMEOUT_S
     tuning: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: accuracy is measured on this dataset's test split (None: no rmse/mae)
+    dataset: Dataset | None = None
+    #: read model weights from here instead of the committed models/weights
+    weights_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.case_timeout_s > 0:
@@ -87,8 +94,10 @@ def run_plan(cases: list[Case], config: RunConfig, reporter: Reporter) -> list[d
     config.log_path.unlink(missing_ok=True)
     benchmarks: list[pyperf.Benchmark] = []
     with tempfile.TemporaryDirectory(prefix="harness-") as tmp:
+        testsets = _write_testsets(cases, config, Path(tmp))
         for index, case in enumerate(cases):
-            fields, benchmark = _run_case(index, case, config, Path(tmp), reporter)
+            fields, benchmark = _run_case(index, case, config, Path(tmp), reporter,
+                                          testsets.get(case.model))
             row = new_row(**shared, **fields)
             writer.append(row)
             if benchmark is not None:
@@ -98,16 +107,36 @@ def run_plan(cases: list[Case], config: RunConfig, reporter: Reporter) -> list[d
     return writer.rows
 
 
-def _case_fields(case: Case) -> dict[str, Any]:
-    backend = get_backend(case.backend)
-    return {**case.to_dict(), "backend_version": backend.version(), "power_meter": "none"}
+def _write_testsets(cases: list[Case], config: RunConfig, tmp: Path) -> dict[str, Path]:
+    """Per model, its test-split windows as an .npz the workers read (none without data)."""
+    if config.dataset is None:
+        return {}
+    paths = {}
+    for name in dict.fromkeys(case.model for case in cases):
+        entry = _entry(name, config)
+        split = make_splits(config.dataset, entry.features, entry.spec.seq_len,
+                            entry.spec.horizon).test
+        paths[name] = tmp / f"testset-{name}.npz"
+        np.savez(paths[name], x=split.x, y=split.y)
+    return paths
 
 
-def _run_case(index: int, case: Case, config: RunConfig, tmp: Path,
-              reporter: Reporter) -> tuple[dict[str, Any], Any]:
-    fields = _case_fields(case)
+def _entry(name: str, config: RunConfig) -> ModelEntry:
+    return get_entry(name, config.weights_dir)
+
+
+def _case_fields(case: Case, config: RunConfig) -> dict[str, Any]:
     backend = get_backend(case.backend)
-    entry = get_entry(case.model)
+    return {**case.to_dict(), "backend_version": backend.version(), "power_meter": "none",
+            "params": _entry(case.model, config).spec.parameter_count(),
+            "dataset": config.dataset.name if config.dataset else None}
+
+
+def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Reporter,
+              testset: Path | None) -> tuple[dict[str, Any], Any]:
+    fields = _case_fields(case, config)
+    backend = get_backend(case.backend)
+    entry = _entry(case.model, config)
     why_not = backend.available()
     if why_not is None and case.variant not in backend.variants:
         why_not = f"{backend.name} has no {case.variant} variant"
@@ -119,10 +148,11 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path,
     if notice:
         reporter.notice(notice)
     if artifact is None:
-        child = run_child([sys.executable, "-m", "harness.bundle",
-                           "--root", str(config.bundle_root), "--model", case.model,
-                           "--backend", case.backend, "--variant", case.variant],
-                          config.case_timeout_s)
+        command = [sys.executable, "-m", "harness.bundle", "--root", str(config.bundle_root),
+                   "--model", case.model, "--backend", case.backend, "--variant", case.variant]
+        if config.weights_dir is not None:
+            command += ["--weights-dir", str(config.weights_dir)]
+        child = run_child(command, config.case_timeout_s)
         if not child.ok:
             _log_failure(config, case, "export", child.output)
             return {**fields, "status": "failed", "reason": f"export: {child.reason}"}, None
@@ -135,7 +165,8 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path,
     job_path, out_path = tmp / f"case{index}.json", tmp / f"case{index}.pyperf.json"
     WorkerJob(case=case.to_dict(), artifact=str(artifact.path),
               reference=str(bundle.reference_path(config.bundle_root, entry)),
-              tuning=dict(config.tuning.get(case.backend, {}))).save(job_path)
+              tuning=dict(config.tuning.get(case.backend, {})),
+              testset=str(testset) if testset else None).save(job_path)
     child = run_child([sys.executable, "-m", "harness.worker", str(job_path),
                        "-o", str(out_path), "--quiet", "--hook", MEMORY_HOOK,
                        *config.profile.pyperf_args()], config.case_timeout_s)
@@ -163,7 +194,7 @@ def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:
     fields: dict[str, Any] = {"n_values": len(values), **latency_summary_ms(values, batch)}
     for key in ("load_ms", "first_run_ms"):
         fields[key] = statistics.median(gather(key)) if gather(key) else None
-    for key in ("peak_rss_mb", "rss_delta_mb", "max_abs_err", "max_rel_err"):
+    for key in ("peak_rss_mb", "rss_delta_mb", "max_abs_err", "max_rel_err", "rmse", "mae"):
         fields[key] = max(gather(key)) if gather(key) else None
     fields["settings"] = (gather("settings") or [""])[0]
     versions = gather("backend_version")

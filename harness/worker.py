@@ -33,6 +33,8 @@ class WorkerJob:
     artifact: str
     reference: str
     tuning: dict[str, str] = field(default_factory=dict)
+    #: test-split windows ("x", "y") for rmse/mae, or None to skip accuracy
+    testset: str | None = None
 
     def save(self, path: Path) -> None:
         """Write the job as JSON."""
@@ -110,12 +112,27 @@ def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
         {name: np.stack([out[name] for out in outputs]) for name in outputs[0]},
         {name: np.stack([ref[name] for _, ref in windows]) for name in windows[0][1]},
         TOLERANCES[case["variant"]])
-    metadata = {"load_ms": load_ms, "first_run_ms": first_run_ms,
+    metadata: dict[str, Any] = {"load_ms": load_ms, "first_run_ms": first_run_ms,
                 "max_abs_err": parity.max_abs_err, "max_rel_err": parity.max_rel_err,
                 "parity_ok": int(parity.within), "parity_output": parity.worst_output or "-",
                 "settings": json.dumps(model.settings, sort_keys=True),
                 "backend_version": backend.version() or "-"}
+    if job.testset is not None:
+        metadata.update(forecast_accuracy(model, Path(job.testset)))
     return model, fed[0], metadata
+
+
+def forecast_accuracy(model: Any, testset: Path) -> dict[str, float]:
+    """rmse and mae (data units) of the prepared model over every test-split window, one
+    window per call, exactly as it is deployed. Untimed."""
+    from models.metrics import mae, rmse
+    from models.spec import INPUT_NAME, OUTPUT_NAME
+
+    with np.load(testset) as data:
+        xs, ys = data["x"], data["y"]
+    predictions = np.concatenate([model.run(model.feed({INPUT_NAME: xs[i:i + 1]}))[OUTPUT_NAME]
+                                  for i in range(len(xs))])
+    return {"rmse": rmse(predictions, ys), "mae": mae(predictions, ys)}
 
 
 def main() -> int:

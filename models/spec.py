@@ -37,6 +37,16 @@ class ModelSpec:
         """Shape of the input tensor for `batch` windows."""
         return (batch, self.seq_len, self.input_features)
 
+    def parameter_count(self) -> int:
+        """Trainable parameters of the Forecaster with this spec (recurrent layers, each
+        with two bias vectors as in PyTorch, plus the linear head)."""
+        gates = {"rnn": 1, "gru": 3, "lstm": 4}[self.cell]
+        total = 0
+        for layer in range(self.num_layers):
+            inputs = self.input_features if layer == 0 else self.hidden_size
+            total += gates * self.hidden_size * (inputs + self.hidden_size + 2)
+        return total + self.hidden_size * self.horizon + self.horizon
+
     def to_json(self) -> str:
         """Canonical JSON text of the spec (sorted keys): stable input for cache keys."""
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
