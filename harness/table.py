@@ -24,6 +24,7 @@ _COLUMNS: list[tuple[str, str, Callable[[object], str], str]] = [
     ("model", "model", str, "left"),
     ("variant", "variant", str, "left"),
     ("backend", "backend", str, "left"),
+    ("params", "params", _num(",.0f"), "right"),
     ("thr", "threads", str, "right"),
     ("status", "status", str, "left"),
     ("median ms", "latency_median_ms", _num(".4f"), "right"),
@@ -59,7 +60,7 @@ def results_table(frame: pd.DataFrame, title: str = "") -> Table:
         cells = ["-" if pd.isna(record[col]) else fmt(record[col])
                  for _, col, fmt, _ in _COLUMNS]
         status = str(record["status"])
-        cells[4] = f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
+        cells[5] = f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
         table.add_row(*cells)
         if status != "ok" and not pd.isna(record["reason"]):
             reasons.append(f"{record['backend']} {record['model']}/{record['variant']} "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 from models.baselines import baseline_scores
 from models.data import Dataset, Split, make_splits
 from models.metrics import mae, rmse
-from models.registry import ModelEntry, get_entry
+from models.registry import MODELS, ModelEntry
 
 #: called after each epoch with (epoch (1-based), epochs, validation RMSE in data units)
 EpochCallback = Callable[[int, int, float], None]
@@ -78,13 +78,17 @@ def _fit_standardisation(model: Any, train: Split) -> None:
         torch.tensor(np.maximum(targets.std(0), STD_FLOOR), dtype=torch.float32))
 
 
-def _trained(name: str, out_dir: Path, dataset: Dataset) -> ModelEntry:
+def _trained(name: str, out_dir: Path, dataset: Dataset,
+             models: Mapping[str, ModelEntry]) -> ModelEntry:
     """A teacher or pruning source: from `out_dir` if trained there, else the committed
     weights if their record says they were trained on this same data."""
-    local = get_entry(name, out_dir)
+    if name not in models:
+        raise ValueError(f"unknown model {name!r}; train it first: harness train --model "
+                         f"{name}")
+    local = models[name].with_weights_dir(out_dir)
     if local.weights_path() is not None and local.weights_path().is_file():
         return local
-    committed = get_entry(name)
+    committed = models[name]
     record = committed.record() or {}
     if record.get("data_sha256") == dataset.digest():
         return committed
@@ -93,13 +97,14 @@ def _trained(name: str, out_dir: Path, dataset: Dataset) -> ModelEntry:
 
 
 def train_model(entry: ModelEntry, dataset: Dataset, out_dir: Path,
-                on_epoch: EpochCallback | None = None,
-                epochs: int | None = None) -> dict[str, Any]:
+                on_epoch: EpochCallback | None = None, epochs: int | None = None,
+                models: Mapping[str, ModelEntry] = MODELS) -> dict[str, Any]:
     """Train `entry` on `dataset` and write its weights and record into `out_dir`.
 
     A teacher or pruning source named by the entry is read from `out_dir`, else from the
-    committed weights when those were trained on the same data. `epochs`
-    overrides the entry's (for quick pipeline checks). Returns the training record.
+    committed weights when those were trained on the same data; names are looked up in
+    `models` (the registry). `epochs` overrides the entry's (for quick pipeline checks).
+    Returns the training record.
     """
     import torch
 
@@ -118,13 +123,13 @@ def train_model(entry: ModelEntry, dataset: Dataset, out_dir: Path,
         _fit_standardisation(model, splits.train)
         masks: dict[str, Any] = {}
         if config.prune_from:
-            source = _trained(config.prune_from, out_dir, dataset)
+            source = _trained(config.prune_from, out_dir, dataset, models)
             model.load_state_dict(source.load().state_dict())
             masks = _magnitude_masks(model, config.prune_amount)
             _apply_masks(model, masks)
         teacher_y = None
         if config.teacher:
-            teacher_y = _predict(_trained(config.teacher, out_dir, dataset).load(),
+            teacher_y = _predict(_trained(config.teacher, out_dir, dataset, models).load(),
                                  splits.train.x)
         best_val, best_epoch, best_state = _fit(model, splits, config, epochs, masks,
                                                 teacher_y, on_epoch)
