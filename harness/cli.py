@@ -1,4 +1,4 @@
-"""The `harness` command: run, train, backends, models, show.
+"""The `harness` command: run, train, backends, models, show, compare, gate, report.
 
 Bad input is one line on stderr and exit code 2; a run with any failed case exits 1.
 """
@@ -161,6 +161,9 @@ def build_parser() -> _Parser:
                         "or the reason it cannot run here.")
     commands.add_parser("models", help="list the registered models",
                         description="List the registered models and their architecture.")
+    from harness.cli_compare import add_parsers
+
+    add_parsers(commands)
     show = commands.add_parser("show", help="print a results CSV as a table",
                                description="Render a results CSV as the terminal table.")
     show.add_argument("results", type=Path, metavar="RESULTS.csv")
@@ -438,15 +441,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS: Mapping[str, Any] = {"run": cmd_run, "train": cmd_train, "backends": cmd_backends,
-                                "models": cmd_models, "show": cmd_show}
+def _commands() -> Mapping[str, Any]:
+    from harness.cli_compare import cmd_compare, cmd_gate, cmd_report
+
+    return {"run": cmd_run, "train": cmd_train, "backends": cmd_backends,
+            "models": cmd_models, "show": cmd_show, "compare": cmd_compare,
+            "gate": cmd_gate, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `harness` console script; returns the exit code."""
     try:
         args = build_parser().parse_args(argv)
-        return _COMMANDS[args.command](args)
+        return _commands()[args.command](args)
     except UsageError as error:
         message = str(error)
         print(message if message.startswith("harness") else f"harness: {message}",

@@ -154,6 +154,10 @@ MODELS: dict[str, ModelEntry] = {
         ModelEntry("lstm-uni", dataclasses.replace(_LSTM_64, input_features=1),
                    "lstm on the target alone (no covariates): fits any CSV series", (TARGET,),
                    "lstm-uni.pt", TrainConfig()),
+        ModelEntry("lstm-x4", dataclasses.replace(_LSTM_64, hidden_size=256),
+                   "lstm with 4x the hidden size, seeded (untrained): a known-slower "
+                   "candidate for checking that the gate catches a real slowdown",
+                   ALL_FEATURES),
         ModelEntry("tiny", ModelSpec(cell="lstm", hidden_size=8),
                    "smoke-test LSTM, hidden 8, seeded (untrained); used by the tests"),
     )

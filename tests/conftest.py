@@ -6,10 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pyperf
 import pytest
 
 from backends.registry import BACKENDS
 from harness import bundle
+from harness.results import ResultsWriter, new_row
 from models.registry import ModelEntry, get_entry
 from models.spec import ModelSpec
 
@@ -38,3 +41,39 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600
     """Run `python -m harness ARGS` in a subprocess, as a user would."""
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
                           text=True, cwd=cwd or ROOT, timeout=timeout)
+
+
+#: backends of the synthetic runs below
+SYNTHETIC_BACKENDS = ("onnxruntime", "openvino")
+
+
+def _runs(seed: int, factor: float, processes: int = 6, values: int = 300) -> list[list[float]]:
+    rng = np.random.default_rng(seed)
+    base_s = 25e-6 * factor
+    return [list(base_s * rng.lognormal(0.0, 0.05, values) * rng.normal(1.0, 0.01))
+            for _ in range(processes)]
+
+
+def write_run(path: Path, seed: int, factor: float = 1.0, **overrides: object) -> Path:
+    """A synthetic results CSV + pyperf JSON: two lstm cases (onnxruntime, openvino) whose
+    raw latencies are about 25 us x factor; `overrides[backend]` replaces row fields."""
+    writer = ResultsWriter(path)
+    benchmarks = []
+    for index, backend in enumerate(SYNTHETIC_BACKENDS):
+        runs = _runs(seed * 10 + index, factor)
+        values_ms = np.concatenate(runs) * 1e3
+        fields = dict(run_id=f"r{seed}", model="lstm", variant="fp32", backend=backend,
+                      backend_version="1.0", scenario="single_stream", threads=1, batch=1,
+                      seq_len=24, status="ok", settings='{"threads": 1}', device="box",
+                      cpu="cpu", cores=2, latency_median_ms=float(np.median(values_ms)),
+                      latency_p90_ms=float(np.percentile(values_ms, 90)), peak_rss_mb=68.0,
+                      artifact_bytes=76279, rmse=0.0596, throttled=False)
+        fields.update(overrides.get(backend, {}))  # type: ignore[arg-type]
+        writer.append(new_row(**fields))
+        name = f"lstm/fp32/{backend}/t1/b1"
+        benchmarks.append(pyperf.Benchmark([
+            pyperf.Run(values, warmups=None, metadata={"name": name, "unit": "second",
+                                                       "loops": 1}, collect_metadata=False)
+            for values in runs]))
+    pyperf.BenchmarkSuite(benchmarks).dump(str(path.with_suffix(".json")), replace=True)
+    return path

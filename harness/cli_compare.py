@@ -1,0 +1,187 @@
+"""`harness compare`, `harness gate` and `harness report`: reading runs back."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of percent") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0 percent")
+    return value / 100
+
+
+def _rename(values: list[str]) -> dict[str, str]:
+    mapping = {}
+    for item in values:
+        cand, sep, base = item.partition("=")
+        if not (sep and cand and base):
+            raise UsageError(f"--rename-model {item!r} is not CANDIDATE_MODEL=BASELINE_MODEL")
+        mapping[cand] = base
+    return mapping
+
+
+def _add_pair_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("base", type=Path, metavar="BASE",
+                        help="baseline results CSV (or the pyperf JSON beside it)")
+    parser.add_argument("cand", type=Path, metavar="CAND",
+                        help="candidate results CSV (or the pyperf JSON beside it)")
+    parser.add_argument("--min-effect", type=_percent, default=0.05, metavar="PERCENT",
+                        help="a change smaller than this is never significant (default 5)")
+    parser.add_argument("--alpha", type=float, default=0.01,
+                        help="significance level of the rank test (default 0.01)")
+    parser.add_argument("--allow-mismatch", action="store_true",
+                        help="compare rows measured on another device, runtime version or "
+                             "settings (refused by default)")
+    parser.add_argument("--rename-model", action="append", default=[],
+                        metavar="CAND_MODEL=BASE_MODEL",
+                        help="treat a candidate model as a baseline model (repeatable), "
+                             "e.g. to compare two models as one case")
+
+
+def add_parsers(commands: Any) -> None:
+    """Add the compare, gate and report subcommands."""
+    from harness.compare_view import FORMATS
+
+    compare = commands.add_parser(
+        "compare", help="what changed between two runs, with significance",
+        description="Join two runs on the case key and show, per metric, baseline, "
+        "candidate, change and whether it is significant (latency: Mann-Whitney U on the "
+        "raw values and a process-level bootstrap CI of the ratio).")
+    _add_pair_args(compare)
+    compare.add_argument("--format", choices=FORMATS, default="table",
+                         help="output format (default table)")
+
+    gate = commands.add_parser(
+        "gate", help="exit 1 on a real regression, 0 otherwise, 2 if it cannot judge",
+        description="A CI regression gate. A regression is a significant change beyond a "
+        "threshold; every threshold is a growth in percent. Exit 0 pass, 1 regression "
+        "(each named), 2 cannot judge (bad input, a case missing from the candidate, a "
+        "throttled or invalid row, mismatched settings).")
+    _add_pair_args(gate)
+    for option, default, what in (
+            ("--max-slowdown", 10.0, "median latency"),
+            ("--max-slowdown-p90", None, "p90 latency (off unless given)"),
+            ("--max-memory-growth", 10.0, "peak RSS"),
+            ("--max-size-growth", 5.0, "artifact size"),
+            ("--max-rmse-growth", 2.0, "test RMSE"),
+            ("--max-energy-growth", 10.0, "energy per inference")):
+        gate.add_argument(option, type=_percent, default=None if default is None
+                          else default / 100, metavar="PERCENT",
+                          help=f"largest tolerated growth of {what}" +
+                               (f" (default {default:g})" if default is not None else ""))
+    gate.add_argument("--summary", type=Path, default=None, metavar="FILE",
+                      help="also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
+
+    report = commands.add_parser(
+        "report", help="Markdown report and PNG plots of a run",
+        description="Write report.md and PNG plots: latency per backend and variant with "
+        "p90 whiskers, accuracy vs latency (Pareto front), memory and artifact size, and "
+        "energy per inference where measured.")
+    report.add_argument("results", type=Path, metavar="RUN.csv")
+    report.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="folder for report.md and the plots")
+
+
+def _comparison(args: argparse.Namespace, command: str) -> Any:
+    from harness.compare import compare_runs
+
+    try:
+        comparison = compare_runs(args.base, args.cand, args.min_effect, args.alpha,
+                                  _rename(args.rename_model))
+    except (ValueError, UsageError) as error:
+        raise UsageError(f"harness {command}: {error}") from None
+    except ImportError as error:
+        raise UsageError(f"harness {command}: needs scipy ({error}); install the [stats] "
+                         f"extra") from None
+    return comparison
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`harness compare BASE CAND`."""
+    from harness.compare_view import render
+    from harness.table import table_console
+
+    comparison = _comparison(args, "compare")
+    mismatched = [case for case in comparison.cases if case.mismatches]
+    if mismatched and not args.allow_mismatch:
+        from harness.compare import key_text
+
+        first = mismatched[0]
+        raise UsageError(f"harness compare: {len(mismatched)} case(s) measured under different "
+                         f"settings, e.g. {key_text(first.key)}: {'; '.join(first.mismatches)}"
+                         f"; use --allow-mismatch to compare them anyway")
+    output = render(comparison, args.format)
+    if isinstance(output, str):
+        print(output)
+    else:
+        table_console().print(output)
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    """`harness gate BASE CAND`: print the verdict, return its exit code."""
+    from harness.gate import Thresholds, judge
+
+    comparison = _comparison(args, "gate")
+    thresholds = Thresholds(args.max_slowdown, args.max_slowdown_p90, args.max_memory_growth,
+                            args.max_size_growth, args.max_rmse_growth, args.max_energy_growth)
+    verdict = judge(comparison, thresholds, args.allow_mismatch)
+    text = _verdict_lines(verdict)
+    print("\n".join(text))
+    if args.summary is not None:
+        _write_summary(args.summary, verdict, comparison, text)
+    return verdict.exit_code
+
+
+def _verdict_lines(verdict: Any) -> list[str]:
+    heading = {0: "PASS", 1: "REGRESSION", 2: "CANNOT JUDGE"}[verdict.exit_code]
+    lines = [f"harness gate: {heading} ({len(verdict.passed)} case(s) pass, "
+             f"{len(verdict.regressions)} regression(s), {len(verdict.problems)} problem(s))"]
+    lines += [f"  regression: {item}" for item in verdict.regressions]
+    lines += [f"  cannot judge: {item}" for item in verdict.problems]
+    return lines
+
+
+def _write_summary(path: Path, verdict: Any, comparison: Any, lines: list[str]) -> None:
+    from harness.compare_view import render
+
+    body = [f"## {lines[0].removeprefix('harness gate: ')}", ""]
+    body += [f"- {line.strip()}" for line in lines[1:]]
+    body += ["", render(comparison, "markdown"), ""]
+    try:
+        with path.open("a") as handle:
+            handle.write("\n".join(body))
+    except OSError as error:
+        raise UsageError(f"harness gate: cannot write --summary {path} "
+                         f"({error.strerror or error})") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`harness report RUN.csv --out DIR`."""
+    from harness.report import write_report
+    from harness.results import read_results
+
+    try:
+        frame = read_results(args.results)
+    except ValueError as error:
+        raise UsageError(f"harness report: {error}") from None
+    try:
+        written = write_report(frame, args.results, args.out)
+    except ImportError as error:
+        raise UsageError(f"harness report: needs matplotlib ({error}); install the [plot] "
+                         f"extra") from None
+    except OSError as error:
+        raise UsageError(f"harness report: cannot write to {args.out} "
+                         f"({error.strerror or error})") from None
+    for path in written:
+        print(path)
+    return 0

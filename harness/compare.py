@@ -1,0 +1,216 @@
+"""Compare two runs case by case: what changed, by how much, and whether it is real.
+
+Latency changes are judged on the raw per-inference values in the pyperf JSON beside each
+CSV: a Mann-Whitney U rank test, and a bootstrap confidence interval of the median (or
+p90) ratio that resamples worker processes first and values within them, since values of
+one process share its memory layout and are not independent. A change smaller than
+`min_effect` is never significant. Other metrics are single numbers per case: a change is
+significant when it is at least `min_effect`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.results import KEY_COLUMNS, read_results
+
+#: columns that must agree for two rows to be comparable
+SETTINGS_COLUMNS = ("device", "cpu", "cores", "backend_version", "settings")
+BOOTSTRAP_RESAMPLES = 2000
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A compared column; `percentile` set means it is judged on raw latency values."""
+
+    column: str
+    label: str
+    percentile: float | None = None
+
+
+METRICS = (
+    Metric("latency_median_ms", "median latency", percentile=50),
+    Metric("latency_p90_ms", "p90 latency", percentile=90),
+    Metric("peak_rss_mb", "peak memory"),
+    Metric("artifact_bytes", "artifact size"),
+    Metric("rmse", "RMSE"),
+    Metric("energy_per_inf_mj", "energy per inference"),
+)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One metric of one case: baseline, candidate, candidate/baseline ratio, and the test.
+
+    p_value and the CI are None where raw values were not available or do not apply.
+    """
+
+    metric: Metric
+    base: float
+    cand: float
+    ratio: float
+    significant: bool
+    p_value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CaseComparison:
+    """A case present in both runs."""
+
+    key: tuple
+    base_row: Mapping[str, object]
+    cand_row: Mapping[str, object]
+    changes: list[Change]
+    mismatches: list[str]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every joined case, and the keys present on one side only."""
+
+    cases: list[CaseComparison]
+    only_base: list[tuple] = field(default_factory=list)
+    only_cand: list[tuple] = field(default_factory=list)
+
+
+def key_text(key: tuple) -> str:
+    """A case key as text: model/variant/backend scenario threads batch seq_len."""
+    fields = dict(zip(KEY_COLUMNS, key))
+    return (f"{fields['model']}/{fields['variant']}/{fields['backend']} "
+            f"{fields['scenario']} t{fields['threads']} b{fields['batch']} s{fields['seq_len']}")
+
+
+def resolve_pair(path: Path) -> tuple[Path, Path]:
+    """(CSV, pyperf JSON) for a path to either one; ValueError when the CSV is missing."""
+    csv = path.with_suffix(".csv") if path.suffix == ".json" else path
+    if not csv.is_file():
+        raise ValueError(f"{path}: no results CSV at {csv}")
+    return csv, csv.with_suffix(".json")
+
+
+def raw_values(json_path: Path) -> dict[str, list[np.ndarray]]:
+    """Per benchmark name, each worker process's timed values (seconds); {} if no file."""
+    if not json_path.is_file():
+        return {}
+    import pyperf
+
+    try:
+        suite = pyperf.BenchmarkSuite.load(str(json_path))
+    except Exception as error:  # pyperf raises several types for a bad file
+        raise ValueError(f"{json_path}: not a pyperf JSON file ({error})") from None
+    return {bench.get_name(): [np.asarray(run.values, np.float64)
+                               for run in bench.get_runs() if run.values]
+            for bench in suite.get_benchmarks()}
+
+
+def bootstrap_ratio_ci(base_runs: Sequence[np.ndarray], cand_runs: Sequence[np.ndarray],
+                       percentile: float, seed: int = 0,
+                       resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """CONFIDENCE interval of percentile(cand) / percentile(base) by a two-level bootstrap:
+    resample processes with replacement, then values within each chosen process."""
+    rng = np.random.default_rng(seed)
+    ratios = _resampled(cand_runs, percentile, resamples, rng) / \
+        _resampled(base_runs, percentile, resamples, rng)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
+
+
+def _resampled(runs: Sequence[np.ndarray], percentile: float, resamples: int,
+               rng: np.random.Generator, chunk: int = 100) -> np.ndarray:
+    """`resamples` two-level bootstrap replicates of the pooled percentile."""
+    width = min(len(run) for run in runs)
+    table = np.stack([run[:width] for run in runs])  # processes x values
+    out = []
+    for start in range(0, resamples, chunk):
+        size = min(chunk, resamples - start)
+        processes = rng.integers(0, len(runs), (size, len(runs), 1))
+        values = rng.integers(0, width, (size, len(runs), width))
+        pooled = table[processes, values].reshape(size, -1)
+        out.append(np.percentile(pooled, percentile, axis=1))
+    return np.concatenate(out)
+
+
+def _latency_change(metric: Metric, base: float, cand: float, base_runs: list[np.ndarray],
+                    cand_runs: list[np.ndarray], min_effect: float, alpha: float) -> Change:
+    from scipy.stats import mannwhitneyu
+
+    ratio = cand / base
+    p_value = float(mannwhitneyu(np.concatenate(cand_runs), np.concatenate(base_runs),
+                                 alternative="two-sided").pvalue)
+    low, high = bootstrap_ratio_ci(base_runs, cand_runs, metric.percentile or 50)
+    significant = p_value < alpha and not low <= 1 <= high and abs(ratio - 1) >= min_effect
+    return Change(metric, base, cand, ratio, significant, p_value, low, high)
+
+
+def _change(metric: Metric, base_row: Mapping, cand_row: Mapping,
+            runs: tuple[list[np.ndarray], list[np.ndarray]], min_effect: float,
+            alpha: float) -> Change:
+    base, cand = base_row[metric.column], cand_row[metric.column]
+    if pd.isna(base) or pd.isna(cand) or float(base) <= 0:
+        return Change(metric, np.nan, np.nan, np.nan, False, note="not measured")
+    base, cand = float(base), float(cand)
+    if metric.percentile is not None and runs[0] and runs[1]:
+        return _latency_change(metric, base, cand, runs[0], runs[1], min_effect, alpha)
+    note = "no raw values: effect size only" if metric.percentile is not None else ""
+    return Change(metric, base, cand, cand / base, abs(cand / base - 1) >= min_effect,
+                  note=note)
+
+
+def _mismatches(base_row: Mapping, cand_row: Mapping) -> list[str]:
+    return [f"{column}: {base_row[column]!s} vs {cand_row[column]!s}"
+            for column in SETTINGS_COLUMNS
+            if not (pd.isna(base_row[column]) and pd.isna(cand_row[column]))
+            and str(base_row[column]) != str(cand_row[column])]
+
+
+def _bench_name(row: Mapping) -> str:
+    return f"{row['model']}/{row['variant']}/{row['backend']}/t{row['threads']}/b{row['batch']}"
+
+
+def _keyed(frame: pd.DataFrame, path: Path) -> dict[tuple, dict]:
+    rows: dict[tuple, dict] = {}
+    for record in frame.to_dict("records"):
+        key = tuple(record[column] for column in KEY_COLUMNS)
+        if key in rows:
+            raise ValueError(f"{path}: case {key_text(key)} appears twice")
+        rows[key] = record
+    return rows
+
+
+def compare_runs(base_path: Path, cand_path: Path, min_effect: float = 0.05,
+                 alpha: float = 0.01, rename: Mapping[str, str] | None = None) -> Comparison:
+    """Join the two runs on the case key and compare every metric of every joined case.
+
+    rename maps candidate model names to baseline ones (to compare two models as one case).
+    Raises ValueError for unreadable or foreign files.
+    """
+    base_csv, base_json = resolve_pair(base_path)
+    cand_csv, cand_json = resolve_pair(cand_path)
+    base_frame, cand_frame = read_results(base_csv), read_results(cand_csv)
+    base_raw, cand_raw = raw_values(base_json), raw_values(cand_json)
+    cand_frame["bench_name"] = [_bench_name(r) for r in cand_frame.to_dict("records")]
+    if rename:
+        cand_frame["model"] = cand_frame["model"].replace(dict(rename))
+    base_rows, cand_rows = _keyed(base_frame, base_csv), _keyed(cand_frame, cand_csv)
+    cases = []
+    for key, base_row in base_rows.items():
+        if key not in cand_rows:
+            continue
+        cand_row = cand_rows[key]
+        runs = (base_raw.get(_bench_name(base_row), []), cand_raw.get(cand_row["bench_name"], []))
+        changes = [_change(metric, base_row, cand_row, runs, min_effect, alpha)
+                   for metric in METRICS]
+        cases.append(CaseComparison(key, base_row, cand_row, changes,
+                                    _mismatches(base_row, cand_row)))
+    return Comparison(cases,
+                      only_base=[k for k in base_rows if k not in cand_rows],
+                      only_cand=[k for k in cand_rows if k not in base_rows])

@@ -1,0 +1,181 @@
+"""`harness report`: a Markdown report and PNG plots of one run (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.compare_view import markdown_table
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _labels(rows: pd.DataFrame) -> list[str]:
+    """One line per case: model / backend / variant / threads."""
+    return [f"{r.model} / {r.backend} / {r.variant} / t{r.threads}" for r in rows.itertuples()]
+
+
+def _case_axes(plt: object, count: int, columns: int = 1, width: float = 9.0) -> tuple:
+    """A figure sized for `count` horizontal bars per panel."""
+    height = 1.2 + 0.32 * count
+    fig, axes = plt.subplots(1, columns, figsize=(width, height), squeeze=False)  # type: ignore
+    for ax in axes[0]:
+        ax.invert_yaxis()  # first case at the top, as in the table
+        ax.grid(axis="x", alpha=0.3)
+    return fig, axes[0]
+
+
+def plot_latency(ok: pd.DataFrame, path: Path) -> Path:
+    """Median latency per case (bars) with a whisker up to p90."""
+    plt = _pyplot()
+    fig, (ax,) = _case_axes(plt, len(ok))
+    median = ok["latency_median_ms"].to_numpy(float)
+    p90 = ok["latency_p90_ms"].to_numpy(float)
+    labels = _labels(ok)
+    ax.barh(labels, median, color="tab:blue", label="median")
+    ax.errorbar(median, labels, xerr=[np.zeros_like(median), p90 - median], fmt="none",
+                ecolor="black", capsize=3, label="whisker to p90")
+    ax.set_xlim(0, float(np.nanmax(p90)) * 1.35)  # room for the legend
+    ax.set_xlabel("latency per inference, batch 1 (ms)")
+    ax.set_title("Latency per backend and variant")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def pareto_front(latency: np.ndarray, error: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both latency and error, by latency."""
+    order = np.argsort(latency, kind="stable")
+    front, best = [], np.inf
+    for index in order:
+        if error[index] < best:
+            front.append(index)
+            best = error[index]
+    return np.asarray(front, dtype=int)
+
+
+def plot_pareto(ok: pd.DataFrame, path: Path, units: str) -> Path:
+    """Test RMSE against median latency for every case, the Pareto front joined."""
+    plt = _pyplot()
+    rows = ok.dropna(subset=["rmse", "latency_median_ms"]).reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    markers = dict(zip(dict.fromkeys(rows["backend"]), "osD^v<>ph*"))
+    colours = dict(zip(dict.fromkeys(rows["model"]), plt.get_cmap("tab10").colors))
+    for r in rows.itertuples():
+        ax.scatter(r.latency_median_ms, r.rmse, marker=markers[r.backend],
+                   color=colours[r.model], s=60)
+    front = pareto_front(rows["latency_median_ms"].to_numpy(float), rows["rmse"].to_numpy(float))
+    ax.plot(rows.loc[front, "latency_median_ms"], rows.loc[front, "rmse"], "--", color="grey",
+            label="Pareto front")
+    for backend, marker in markers.items():
+        ax.scatter([], [], marker=marker, color="black", label=f"backend: {backend}")
+    for model, colour in colours.items():
+        ax.scatter([], [], marker="s", color=colour, label=f"model: {model}")
+    ax.set_xscale("log")
+    ax.set_xlabel("median latency per inference (ms, log scale)")
+    ax.set_ylabel(f"test RMSE ({units})")
+    ax.set_title("Accuracy vs latency (lower left is better)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_memory_size(ok: pd.DataFrame, path: Path) -> Path:
+    """Peak RSS (split into before-runtime and runtime growth) and artifact size per case."""
+    plt = _pyplot()
+    fig, (left, right) = _case_axes(plt, len(ok), columns=2, width=13)
+    labels = _labels(ok)
+    peak = ok["peak_rss_mb"].to_numpy(float)
+    growth = ok["rss_delta_mb"].to_numpy(float)
+    left.barh(labels, peak - growth, color="lightgrey", label="before the runtime was imported")
+    left.barh(labels, growth, left=peak - growth, color="tab:orange",
+              label="runtime + model (rss_delta_mb)")
+    left.set_xlim(0, float(np.nanmax(peak)) * 1.7)  # room for the legend right of the bars
+    left.set_xlabel("peak resident set of the worker, VmHWM (MiB)")
+    left.set_title("Peak memory")
+    left.legend(loc="lower right", fontsize=8)
+    right.barh(labels, ok["artifact_bytes"].to_numpy(float) / 1024, color="tab:green")
+    right.set_xlabel("artifact size on disk (KiB)")
+    right.set_title("Exported artifact size")
+    right.set_yticklabels([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_energy(ok: pd.DataFrame, path: Path) -> Path:
+    """Energy per inference for the cases a power meter measured."""
+    plt = _pyplot()
+    rows = ok.dropna(subset=["energy_per_inf_mj"])
+    fig, (ax,) = _case_axes(plt, len(rows))
+    ax.barh(_labels(rows), rows["energy_per_inf_mj"].to_numpy(float), color="tab:red")
+    ax.set_xlabel("energy per inference above idle (mJ)")
+    ax.set_title("Energy per inference")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _fmt(value: object, spec: str) -> str:
+    return "-" if pd.isna(value) else format(float(value), spec)
+
+
+def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]:
+    """Write report.md and the plots for `frame` into `out_dir`; return the files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ok = frame[frame["status"] == "ok"].reset_index(drop=True)
+    units = str(ok["dataset"].iloc[0]) if len(ok) and not pd.isna(ok["dataset"].iloc[0]) else ""
+    units = "GW" if units == "elecdemand" else "data units"
+    written: list[Path] = []
+    sections = [f"# Benchmark report: {source.name}", ""]
+    if len(frame):
+        first = frame.iloc[0]
+        sections += [f"Run `{first['run_id']}` at {first['timestamp']} on {first['device']} "
+                     f"({first['cpu']}, {first['cores']} cores, {first['os']}, Python "
+                     f"{first['python']}).", ""]
+    rows = [[r["model"], r["variant"], r["backend"], str(r["threads"]), r["status"],
+             _fmt(r["latency_median_ms"], ".4f"), _fmt(r["latency_p90_ms"], ".4f"),
+             _fmt(r["latency_p99_ms"], ".4f"), _fmt(r["peak_rss_mb"], ".1f"),
+             _fmt(r["artifact_bytes"], ",.0f"), _fmt(r["max_abs_err"], ".1e"),
+             _fmt(r["rmse"], ".4f"), _fmt(r["energy_per_inf_mj"], ".3f")]
+            for _, r in frame.iterrows()]
+    sections += [markdown_table(["model", "variant", "backend", "threads", "status",
+                                 "median ms", "p90 ms", "p99 ms", "peak RSS MiB", "bytes",
+                                 "max abs err", "RMSE", "mJ/inf"], rows), ""]
+    bad = frame[frame["status"] != "ok"]
+    if len(bad):
+        sections += ["## Cases that did not measure", ""]
+        sections += [f"- {r['model']}/{r['variant']}/{r['backend']} t{r['threads']}: "
+                     f"{r['status']}: {r['reason']}" for _, r in bad.iterrows()] + [""]
+    if len(ok):
+        plots = [("Latency", plot_latency(ok, out_dir / "latency.png")),
+                 ("Memory and size", plot_memory_size(ok, out_dir / "memory_size.png"))]
+        if ok["rmse"].notna().any():
+            plots.append(("Accuracy vs latency", plot_pareto(ok, out_dir / "pareto.png", units)))
+        if ok["energy_per_inf_mj"].notna().any():
+            plots.append(("Energy", plot_energy(ok, out_dir / "energy.png")))
+        else:
+            sections += ["Energy per inference: not measured (no power meter on this device).",
+                         ""]
+        for title, path in plots:
+            sections += [f"## {title}", "", f"![{title}]({path.name})", ""]
+            written.append(path)
+    report = out_dir / "report.md"
+    report.write_text("\n".join(sections))
+    return [report, *written]

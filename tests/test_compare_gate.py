@@ -1,0 +1,177 @@
+"""compare and gate on results files with known raw values (pyperf JSON beside each CSV)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyperf
+import pytest
+
+from harness.compare import bootstrap_ratio_ci, compare_runs
+from harness.gate import Thresholds, judge
+from tests.conftest import run_cli, write_run
+
+
+def test_bootstrap_ci_brackets_the_true_ratio() -> None:
+    base = [np.full(100, 1.0) * f for f in (0.98, 1.0, 1.02)]
+    cand = [np.full(100, 1.5) * f for f in (0.98, 1.0, 1.02)]
+    low, high = bootstrap_ratio_ci(base, cand, 50, resamples=300)
+    assert low < 1.5 < high and low > 1.3
+
+
+def test_same_file_passes(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "x.csv", seed=1)
+    result = run_cli("gate", str(run), str(run))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS (2 case(s) pass" in result.stdout
+
+
+def test_noise_between_two_runs_passes(tmp_path: Path) -> None:
+    verdict = judge(compare_runs(write_run(tmp_path / "a.csv", seed=1),
+                                 write_run(tmp_path / "b.csv", seed=2, factor=1.02)),
+                    Thresholds())
+    assert verdict.exit_code == 0, verdict
+
+
+def test_slowdown_of_half_is_a_named_regression(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    slow = write_run(tmp_path / "b.csv", seed=2, factor=1.5)
+    result = run_cli("gate", str(base), str(slow))
+    assert result.returncode == 1
+    assert "regression: lstm/fp32/onnxruntime single_stream t1 b1 s24: median latency +5" \
+        in result.stdout
+    assert "openvino" in result.stdout
+
+
+def test_small_significant_change_below_threshold_passes(tmp_path: Path) -> None:
+    comparison = compare_runs(write_run(tmp_path / "a.csv", seed=1),
+                              write_run(tmp_path / "b.csv", seed=2, factor=1.07))
+    change = comparison.cases[0].changes[0]
+    assert change.significant and 1.04 < change.ratio < 1.10
+    assert judge(comparison, Thresholds()).exit_code == 0  # 7% < 10% max slowdown
+    assert judge(comparison, Thresholds(max_slowdown=0.05)).exit_code == 1
+
+
+def test_change_below_min_effect_is_never_significant(tmp_path: Path) -> None:
+    comparison = compare_runs(write_run(tmp_path / "a.csv", seed=1),
+                              write_run(tmp_path / "b.csv", seed=1, factor=1.03),
+                              min_effect=0.05)
+    assert not comparison.cases[0].changes[0].significant
+
+
+def test_missing_candidate_case_cannot_be_judged(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    cand = write_run(tmp_path / "b.csv", seed=2)
+    lines = cand.read_text().splitlines()
+    cand.write_text("\n".join(lines[:2]) + "\n")  # header + onnxruntime only
+    result = run_cli("gate", str(base), str(cand))
+    assert result.returncode == 2
+    assert "openvino single_stream t1 b1 s24: missing from the candidate" in result.stdout
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"throttled": True}, "thermally throttled"),
+    ({"status": "invalid", "reason": "too few values"}, "row is invalid"),
+    ({"backend_version": "2.0"}, "backend_version: 1.0 vs 2.0"),
+])
+def test_unjudgeable_rows_exit_2(tmp_path: Path, override: dict, message: str) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    cand = write_run(tmp_path / "b.csv", seed=2, openvino=override)
+    result = run_cli("gate", str(base), str(cand))
+    assert result.returncode == 2
+    assert message in result.stdout
+
+
+def test_failed_candidate_is_a_regression(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    cand = write_run(tmp_path / "b.csv", seed=2,
+                     openvino={"status": "failed", "reason": "parity: max_abs_err 0.3"})
+    result = run_cli("gate", str(base), str(cand))
+    assert result.returncode == 1
+    assert "candidate failed (parity: max_abs_err 0.3)" in result.stdout
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not,a,results\nfile,at,all\n", "not a results CSV"),
+    ("\x00\x01garbage", "not a results CSV"),
+])
+def test_malformed_csv_exits_2_in_one_line(tmp_path: Path, content: str, message: str) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content)
+    result = run_cli("gate", str(base), str(bad))
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_other_schema_version_exits_2(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    future = write_run(tmp_path / "b.csv", seed=2)
+    future.write_text(future.read_text().replace("\n1,", "\n99,"))
+    result = run_cli("gate", str(base), str(future))
+    assert result.returncode == 2
+    assert "schema_version 99 is not readable" in result.stderr
+
+
+def test_rmse_and_size_growth_are_gated(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    cand = write_run(tmp_path / "b.csv", seed=1,
+                     onnxruntime={"rmse": 0.0700, "artifact_bytes": 90000})
+    verdict = judge(compare_runs(base, cand), Thresholds())
+    assert verdict.exit_code == 1
+    assert any("RMSE +17" in item for item in verdict.regressions)
+    assert any("artifact size +18" in item for item in verdict.regressions)
+
+
+def test_summary_file_is_markdown(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    summary = tmp_path / "summary.md"
+    result = run_cli("gate", str(base), str(write_run(tmp_path / "b.csv", seed=2, factor=1.5)),
+                     "--summary", str(summary))
+    assert result.returncode == 1
+    text = summary.read_text()
+    assert text.startswith("## REGRESSION") and "| case" in text and "median latency" in text
+
+
+def test_compare_formats_and_one_sided_cases(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    cand = write_run(tmp_path / "b.csv", seed=2, factor=1.5)
+    lines = cand.read_text().splitlines()
+    cand.write_text("\n".join(lines[:2]) + "\n")
+    as_json = run_cli("compare", str(base), str(cand), "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    rows = json.loads(as_json.stdout)
+    median = next(r for r in rows if r["metric"] == "latency_median_ms")
+    assert median["significant"] and median["ratio"] == pytest.approx(1.5, rel=0.05)
+    assert any(r["note"] == "baseline only" and "openvino" in r["case"] for r in rows)
+    markdown = run_cli("compare", str(base), str(cand), "--format", "markdown")
+    assert "| case" in markdown.stdout and "baseline only" in markdown.stdout
+    as_csv = run_cli("compare", str(base), str(cand), "--format", "csv")
+    assert as_csv.stdout.startswith("case,metric,base,cand,ratio")
+
+
+def test_compare_refuses_mismatched_settings_unless_allowed(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    cand = write_run(tmp_path / "b.csv", seed=2, onnxruntime={"device": "raspberry pi 5"})
+    refused = run_cli("compare", str(base), str(cand))
+    assert refused.returncode == 2
+    assert "device: box vs raspberry pi 5" in refused.stderr
+    assert run_cli("compare", str(base), str(cand), "--allow-mismatch").returncode == 0
+
+
+def test_rename_model_joins_two_models_as_one_case(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    cand = write_run(tmp_path / "b.csv", seed=2, factor=4.0,
+                     onnxruntime={"model": "lstm-x4"}, openvino={"model": "lstm-x4"})
+    # the JSON names the candidate's benchmarks after its own model
+    suite = pyperf.BenchmarkSuite.load(str(cand.with_suffix(".json")))
+    renamed = [pyperf.Benchmark([pyperf.Run(run.values, metadata={
+        **run.get_metadata(), "name": bench.get_name().replace("lstm/", "lstm-x4/")},
+        collect_metadata=False) for run in bench.get_runs()])
+        for bench in suite.get_benchmarks()]
+    pyperf.BenchmarkSuite(renamed).dump(str(cand.with_suffix(".json")), replace=True)
+    result = run_cli("gate", str(base), str(cand), "--rename-model", "lstm-x4=lstm")
+    assert result.returncode == 1
+    assert "median latency +3" in result.stdout  # about +300%

@@ -1,0 +1,52 @@
+"""harness report: the Markdown report and its PNG plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.report import pareto_front
+from tests.conftest import run_cli, write_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_pareto_front_keeps_only_undominated_points() -> None:
+    latency = np.array([1.0, 2.0, 3.0, 0.5, 2.5])
+    error = np.array([0.30, 0.20, 0.25, 0.40, 0.10])
+    assert list(pareto_front(latency, error)) == [3, 0, 1, 4]
+
+
+def test_report_writes_markdown_and_plots(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run.csv", seed=1,
+                    openvino={"energy_per_inf_mj": 0.42, "power_meter": "rapl"})
+    lines = run.read_text().splitlines()
+    failed = lines[1].replace(",ok,", ",failed,").replace("lstm,fp32,onnxruntime",
+                                                         "gru,fp32,onnxruntime")
+    run.write_text("\n".join([*lines, failed]) + "\n")
+    out = tmp_path / "report"
+    result = run_cli("report", str(run), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    report = (out / "report.md").read_text()
+    for name in ("latency.png", "memory_size.png", "pareto.png", "energy.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 10_000
+        assert f"]({name})" in report
+    assert "| model" in report and "onnxruntime" in report
+    assert "## Cases that did not measure" in report and "gru/fp32/onnxruntime" in report
+
+
+def test_report_without_energy_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = run_cli("report", str(write_run(tmp_path / "run.csv", seed=1)), "--out", str(out))
+    assert result.returncode == 0
+    assert "not measured (no power meter" in (out / "report.md").read_text()
+    assert not (out / "energy.png").exists()
+
+
+def test_report_of_a_bad_file_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x\n1\n")
+    result = run_cli("report", str(bad), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "not a results CSV" in result.stderr
