@@ -15,18 +15,36 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from models.spec import ModelSpec
+from models.spec import INPUT_NAME, OUTPUT_NAME
 
 VARIANTS = ("fp32",)
 
 
 class ArtifactError(ValueError):
     """An artifact the runtime cannot load (corrupt, truncated, wrong format)."""
+
+
+class UnsupportedModel(ValueError):
+    """The backend cannot take this model at all (e.g. an ONNX file where the runtime has no
+    working ONNX converter); the case is an `unsupported` row, not a failure."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A model's named inputs (example arrays with batch 1, in call order) and output names
+    (in order). Exporters trace with the examples; backends that address tensors by
+    position (TFLite, ncnn) use the names to label them."""
+
+    inputs: Mapping[str, np.ndarray]
+    outputs: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.inputs or not self.outputs:
+            raise ValueError("a signature needs at least one input and one output")
 
 
 @dataclass(frozen=True)
@@ -36,11 +54,15 @@ class RunOptions:
     threads: intra-op threads the runtime may use (>= 1).
     variant: the precision variant being run ("fp32" runs in true fp32 everywhere).
     tuning: backend-specific knobs (e.g. graph optimisation level), as strings.
+    input_names, output_names: the model's tensor names in order, for runtimes whose
+        files number their tensors instead of naming them.
     """
 
     threads: int = 1
     variant: str = "fp32"
     tuning: Mapping[str, str] = field(default_factory=dict)
+    input_names: tuple[str, ...] = (INPUT_NAME,)
+    output_names: tuple[str, ...] = (OUTPUT_NAME,)
 
     def __post_init__(self) -> None:
         if not isinstance(self.threads, int) or self.threads < 1:
@@ -132,11 +154,18 @@ class Backend(ABC):
 
     @classmethod
     @abstractmethod
-    def export(
-        cls, model: Any, spec: "ModelSpec", variant: str, out_dir: Path, calib: Any = None
-    ) -> Path:
-        """Write the artifact for `model` (a torch module) in this format under `out_dir`
-        and return its path. `calib` carries calibration inputs for quantised variants."""
+    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
+               calib: Any = None) -> Path:
+        """Write the artifact for `model` (a torch module called with the signature's
+        inputs in order) in this format under `out_dir` and return the path the runtime
+        opens. `calib` carries calibration inputs for quantised variants."""
+
+    @classmethod
+    def import_onnx(cls, onnx_path: Path, signature: Signature, variant: str,
+                    out_dir: Path) -> Path:
+        """Turn a user's ONNX file into this backend's artifact under `out_dir`.
+        Backends that cannot take ONNX raise UnsupportedModel (the default)."""
+        raise UnsupportedModel(f"{cls.name} cannot take an ONNX file")
 
     @classmethod
     @abstractmethod

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import ArtifactError, Backend, PreparedModel, RunOptions, _dist_version
-from models.spec import INPUT_NAME, OUTPUT_NAME, ModelSpec
+from backends.base import (ArtifactError, Backend, PreparedModel, RunOptions, Signature,
+                           UnsupportedModel, _dist_version)
 
 #: (module with Interpreter, distribution), in order of preference
 _INTERPRETERS = (("ai_edge_litert.interpreter", "ai-edge-litert"),
@@ -31,22 +31,46 @@ def _interpreter_module() -> tuple[Any, str]:
     raise ImportError("; ".join(errors))
 
 
-class LitertPrepared(PreparedModel):
-    """An allocated Interpreter; `run` copies the input in, invokes, copies the output out."""
+def _tensor_indices(interpreter: Any) -> tuple[list[int], list[int]]:
+    """Input and output tensor indices in call order: from the default signature (litert
+    names them args_0.., output_0..), else the interpreter's detail order."""
+    signatures = interpreter.get_signature_list()
+    if signatures:
+        runner = interpreter.get_signature_runner(next(iter(signatures)))
+        inputs = runner.get_input_details()
+        outputs = runner.get_output_details()
 
-    def __init__(self, interpreter: Any, settings: dict[str, Any]) -> None:
+        def ordered(details: dict) -> list[int]:
+            return [details[k]["index"] for k in sorted(details, key=_trailing_number)]
+        return ordered(inputs), ordered(outputs)
+    return ([d["index"] for d in interpreter.get_input_details()],
+            [d["index"] for d in interpreter.get_output_details()])
+
+
+def _trailing_number(name: str) -> tuple[int, str]:
+    digits = name[len(name.rstrip("0123456789")):]
+    return (int(digits) if digits else 0, name)
+
+
+class LitertPrepared(PreparedModel):
+    """An allocated Interpreter; `run` copies the inputs in, invokes, copies outputs out."""
+
+    def __init__(self, interpreter: Any, options: RunOptions, settings: dict[str, Any]) -> None:
         self._interpreter = interpreter
-        self._input_index = interpreter.get_input_details()[0]["index"]
-        self._output_index = interpreter.get_output_details()[0]["index"]
+        input_indices, output_indices = _tensor_indices(interpreter)
+        self._inputs = list(zip(options.input_names, input_indices))
+        self._outputs = list(zip(options.output_names, output_indices))
         self.settings = settings
 
     def feed(self, inputs: Mapping[str, np.ndarray]) -> object:
-        return np.ascontiguousarray(inputs[INPUT_NAME], dtype=np.float32)
+        return [(index, np.ascontiguousarray(inputs[name], dtype=np.float32))
+                for name, index in self._inputs]
 
     def run(self, fed: object) -> dict[str, np.ndarray]:
-        self._interpreter.set_tensor(self._input_index, fed)
+        for index, array in fed:  # type: ignore[attr-defined]
+            self._interpreter.set_tensor(index, array)
         self._interpreter.invoke()
-        return {OUTPUT_NAME: self._interpreter.get_tensor(self._output_index)}
+        return {name: self._interpreter.get_tensor(index) for name, index in self._outputs}
 
     def close(self) -> None:
         self._interpreter = None
@@ -79,15 +103,23 @@ class LitertBackend(Backend):
         return ""
 
     @classmethod
-    def export(cls, model: Any, spec: ModelSpec, variant: str, out_dir: Path,
+    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
                calib: Any = None) -> Path:
         import litert_torch
         import torch
 
-        example = torch.zeros(spec.input_shape(1), dtype=torch.float32)
+        examples = tuple(torch.from_numpy(np.ascontiguousarray(a))
+                         for a in signature.inputs.values())
         path = out_dir / "model.tflite"
-        litert_torch.convert(model, (example,)).export(str(path))
+        litert_torch.convert(model, examples).export(str(path))
         return path
+
+    @classmethod
+    def import_onnx(cls, onnx_path: Path, signature: Signature, variant: str,
+                    out_dir: Path) -> Path:
+        raise UnsupportedModel("tflite cannot take an ONNX file: no ONNX-to-TFLite converter "
+                               "works here (onnx2tf fails on recurrent ops); export from "
+                               "PyTorch with --model module:callable instead")
 
     @classmethod
     def prepare(cls, artifact: Path, options: RunOptions) -> PreparedModel:
@@ -104,4 +136,4 @@ class LitertBackend(Backend):
             raise ArtifactError(f"LiteRT cannot load {artifact}: {error}") from error
         settings = {"threads": options.threads, "precision": "fp32", "xnnpack": xnnpack,
                     "interpreter": dist}
-        return LitertPrepared(interpreter, settings)
+        return LitertPrepared(interpreter, options, settings)

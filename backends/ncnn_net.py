@@ -1,7 +1,8 @@
 """ncnn backend ("ncnn"): ONNX -> pnnx (fp16=0 for fp32) -> ncnn param/bin, ncnn.Net.
 
-ncnn has no batch axis: a (1, seq_len, features) window is fed as a (seq_len, features)
-Mat and the batch axis is put back on the output.
+ncnn has no batch axis: each (1, ...) input is fed as a Mat without its batch axis and
+the batch axis is put back on each output. ncnn numbers its blobs (in0, in1, ...; out0,
+...); they are matched to the model's tensor names by position.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import ArtifactError, Backend, PreparedModel, RunOptions
+from backends.base import ArtifactError, Backend, PreparedModel, RunOptions, Signature
 from backends.onnx_export import ONNX_EXPORT_DEPS, export_onnx
-from models.spec import INPUT_NAME, OUTPUT_NAME, ModelSpec
 
 PNNX_TIMEOUT_S = 300
 
@@ -25,26 +25,31 @@ PNNX_TIMEOUT_S = 300
 class NcnnPrepared(PreparedModel):
     """A loaded ncnn.Net; each run makes an extractor, as ncnn's API intends."""
 
-    def __init__(self, net: Any, settings: dict[str, Any]) -> None:
+    def __init__(self, net: Any, options: RunOptions, settings: dict[str, Any]) -> None:
         import ncnn
 
         self._ncnn = ncnn
         self._net = net
-        self._input_name = net.input_names()[0]
-        self._output_name = net.output_names()[0]
+        self._inputs = list(zip(options.input_names, net.input_names()))
+        self._outputs = list(zip(options.output_names, net.output_names()))
         self.settings = settings
 
     def feed(self, inputs: Mapping[str, np.ndarray]) -> object:
-        window = np.ascontiguousarray(inputs[INPUT_NAME][0], dtype=np.float32)
-        return window, self._ncnn.Mat(window)  # keep the array alive with its Mat
+        arrays = [np.ascontiguousarray(inputs[name][0], dtype=np.float32)
+                  for name, _ in self._inputs]
+        return arrays, [self._ncnn.Mat(array) for array in arrays]  # arrays outlive Mats
 
     def run(self, fed: object) -> dict[str, np.ndarray]:
         extractor = self._net.create_extractor()
-        extractor.input(self._input_name, fed[1])  # type: ignore[index]
-        status, output = extractor.extract(self._output_name)
-        if status != 0:
-            raise RuntimeError(f"ncnn extract returned {status}")
-        return {OUTPUT_NAME: np.array(output)[None, ...]}
+        for (_, blob), mat in zip(self._inputs, fed[1]):  # type: ignore[index]
+            extractor.input(blob, mat)
+        outputs = {}
+        for name, blob in self._outputs:
+            status, output = extractor.extract(blob)
+            if status != 0:
+                raise RuntimeError(f"ncnn extract of {blob} returned {status}")
+            outputs[name] = np.array(output)[None, ...]
+        return outputs
 
     def close(self) -> None:
         if self._net is not None:
@@ -64,14 +69,23 @@ class NcnnBackend(Backend):
     tuning_choices = {"lightmode": ("on", "off")}
 
     @classmethod
-    def export(cls, model: Any, spec: ModelSpec, variant: str, out_dir: Path,
+    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
                calib: Any = None) -> Path:
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx_path = export_onnx(model, signature, Path(tmp) / "model.onnx")
+            return cls.import_onnx(onnx_path, signature, variant, out_dir)
+
+    @classmethod
+    def import_onnx(cls, onnx_path: Path, signature: Signature, variant: str,
+                    out_dir: Path) -> Path:
+        """ONNX -> ncnn param/bin with pnnx's own binary (no torch needed), fp16=0."""
         import pnnx
 
+        shapes = ",".join("[" + ",".join(str(n) for n in array.shape) + "]"
+                          for array in signature.inputs.values())
         with tempfile.TemporaryDirectory() as tmp:
-            onnx_path = export_onnx(model, spec, Path(tmp) / "model.onnx")
-            shape = ",".join(str(n) for n in spec.input_shape(1))
-            done = subprocess.run([pnnx.EXEC_PATH, onnx_path.name, f"inputshape=[{shape}]",
+            shutil.copy(onnx_path, Path(tmp) / "model.onnx")
+            done = subprocess.run([pnnx.EXEC_PATH, "model.onnx", f"inputshape={shapes}",
                                    "fp16=0"], cwd=tmp, capture_output=True, text=True,
                                   timeout=PNNX_TIMEOUT_S)
             param, weights = Path(tmp) / "model.ncnn.param", Path(tmp) / "model.ncnn.bin"
@@ -102,4 +116,9 @@ class NcnnBackend(Backend):
             raise ArtifactError(f"ncnn cannot load {artifact}: not a valid ncnn param/bin pair")
         settings = {"threads": net.opt.num_threads, "precision": "fp32",
                     "lightmode": lightmode}
-        return NcnnPrepared(net, settings)
+        if len(net.input_names()) != len(options.input_names) or \
+                len(net.output_names()) != len(options.output_names):
+            raise ArtifactError(f"ncnn model {artifact} has {len(net.input_names())} inputs and "
+                                f"{len(net.output_names())} outputs; the model has "
+                                f"{len(options.input_names)} and {len(options.output_names)}")
+        return NcnnPrepared(net, options, settings)

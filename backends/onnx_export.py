@@ -2,30 +2,47 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from models.spec import INPUT_NAME, OUTPUT_NAME, ModelSpec
+import numpy as np
+
+if TYPE_CHECKING:
+    from backends.base import Signature
 
 ONNX_OPSET = 17
 #: distributions that shape the ONNX file
 ONNX_EXPORT_DEPS = ("torch", "onnx")
 
 
-def export_onnx(model: Any, spec: ModelSpec, path: Path, batch: int = 1) -> Path:
+def export_onnx(model: Any, signature: "Signature", path: Path) -> Path:
     """Export `model` to one self-contained ONNX file with the native recurrent op.
 
     Uses the legacy exporter (dynamo=False): it writes the weights inline and emits the
     ONNX LSTM/GRU/RNN op in time-major layout (layout=0), the layout every runtime here
-    computes correctly. Input "x" (batch, seq_len, features), output "y" (batch, horizon).
+    computes correctly. Tensors are named as in the signature.
     """
     import torch
 
-    example = torch.zeros(spec.input_shape(batch), dtype=torch.float32)
+    examples = tuple(torch.from_numpy(np.ascontiguousarray(a))
+                     for a in signature.inputs.values())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), dynamo=False,
-                          opset_version=ONNX_OPSET,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+        torch.onnx.export(model, examples, str(path), dynamo=False,
+                          opset_version=ONNX_OPSET, input_names=list(signature.inputs),
+                          output_names=list(signature.outputs))
+    return path
+
+
+def self_contained_copy(onnx_path: Path, path: Path) -> Path:
+    """Copy a user's ONNX file to `path` with any external weight data folded in."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=True)
+    if model.ByteSize() < 2_000_000_000:
+        onnx.save(model, str(path))
+    else:
+        shutil.copy(onnx_path, path)
     return path

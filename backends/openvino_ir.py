@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import ArtifactError, Backend, PreparedModel, RunOptions
+from backends.base import ArtifactError, Backend, PreparedModel, RunOptions, Signature
 from backends.onnx_export import ONNX_EXPORT_DEPS, export_onnx
-from models.spec import ModelSpec
 
 _PRECISION_HINT = {"fp32": "f32"}
 
@@ -53,15 +52,20 @@ class OpenvinoBackend(Backend):
     tuning_choices = {"hint": ("LATENCY", "THROUGHPUT")}
 
     @classmethod
-    def export(cls, model: Any, spec: ModelSpec, variant: str, out_dir: Path,
+    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
                calib: Any = None) -> Path:
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx_path = export_onnx(model, signature, Path(tmp) / "model.onnx")
+            return cls.import_onnx(onnx_path, signature, variant, out_dir)
+
+    @classmethod
+    def import_onnx(cls, onnx_path: Path, signature: Signature, variant: str,
+                    out_dir: Path) -> Path:
+        """ONNX -> IR with fp32 weights (save_model compresses to fp16 unless told not to)."""
         import openvino as ov
 
-        with tempfile.TemporaryDirectory() as tmp:
-            onnx_path = export_onnx(model, spec, Path(tmp) / "model.onnx")
-            converted = ov.convert_model(str(onnx_path))
         path = out_dir / "model.xml"
-        ov.save_model(converted, str(path), compress_to_fp16=False)
+        ov.save_model(ov.convert_model(str(onnx_path)), str(path), compress_to_fp16=False)
         return path
 
     @classmethod

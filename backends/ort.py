@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import ArtifactError, Backend, PreparedModel, RunOptions
-from backends.onnx_export import ONNX_EXPORT_DEPS, export_onnx
-from models.spec import ModelSpec
+from backends.base import ArtifactError, Backend, PreparedModel, RunOptions, Signature
+from backends.onnx_export import ONNX_EXPORT_DEPS, export_onnx, self_contained_copy
 
 class OrtPrepared(PreparedModel):
     """An InferenceSession with one CPU provider, called with `session.run`."""
@@ -42,9 +41,14 @@ class OrtBackend(Backend):
     tuning_choices = {"graph_level": ("all", "extended", "basic", "disable")}
 
     @classmethod
-    def export(cls, model: Any, spec: ModelSpec, variant: str, out_dir: Path,
+    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
                calib: Any = None) -> Path:
-        return export_onnx(model, spec, out_dir / "model.onnx")
+        return export_onnx(model, signature, out_dir / "model.onnx")
+
+    @classmethod
+    def import_onnx(cls, onnx_path: Path, signature: Signature, variant: str,
+                    out_dir: Path) -> Path:
+        return self_contained_copy(onnx_path, out_dir / "model.onnx")
 
     @classmethod
     def prepare(cls, artifact: Path, options: RunOptions) -> PreparedModel:

@@ -1,12 +1,12 @@
 """Bundles: each model's exported artifacts per (variant, backend), cached by content
-hash, and its reference inputs and outputs.
+hash, and its reference windows.
 
-Layout under the bundle root (default ./bundle):
-    <model>/reference-<id>.npz                 fixed inputs "x" and PyTorch outputs "y"
-    <model>/<variant>/<backend>/manifest.json  cache key, artifact name, sha256 per file
-    <model>/<variant>/<backend>/<files>        the exported file(s): the artifact the
-                                               runtime opens and any it reads beside it
-                                               (OpenVINO .xml + .bin, ncnn .param + .bin)
+Layout under the bundle root (default ./bundle), one folder per model identity:
+    <model>-<id>/reference.npz                    reference inputs and expected outputs
+    <model>-<id>/<variant>/<backend>/manifest.json  cache key, artifact name, sha256 per file
+    <model>-<id>/<variant>/<backend>/<files>        the exported file(s): the artifact the
+                                                    runtime opens and any it reads beside it
+                                                    (OpenVINO .xml + .bin, ncnn .param + .bin)
 
 Exporting needs the definition side (torch, converters) and runs in its own process
 (`python -m harness.bundle`), so a converter crash fails one case, not the harness.
@@ -24,19 +24,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from backends.base import Backend
+from backends.base import Backend, UnsupportedModel
 from backends.registry import get_backend
-from harness.errors import error_line
-from models.registry import ModelEntry, get_entry
-from models.spec import INPUT_NAME, OUTPUT_NAME
+from harness.errors import ERROR_PREFIX, error_line
+from harness.sources import ModelSource, source_from_description, write_reference
 
 #: bump when export code changes what it writes, to invalidate every cached artifact
-EXPORT_FORMAT = 1
-PARITY_WINDOWS = 8
-INPUT_SEED = 1234
+EXPORT_FORMAT = 2
 MANIFEST = "manifest.json"
+#: exit code of the export child when the backend cannot take the model at all
+EXIT_UNSUPPORTED = 3
 
 
 @dataclass(frozen=True)
@@ -61,38 +58,39 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_key(entry: ModelEntry, backend: type[Backend], variant: str) -> str:
-    """Hash of everything that determines the artifact: the model's spec and weights, the
-    backend, the variant, the converters' versions and the export code's format number."""
-    parts = [entry.identity(), backend.name, variant, backend.export_fingerprint(),
+def cache_key(source: ModelSource, backend: type[Backend], variant: str) -> str:
+    """Hash of everything that determines the artifact: the model's identity (definition
+    and weights, or file), the backend, the variant, the converters' versions and the
+    export code's format number."""
+    parts = [source.identity(), backend.name, variant, backend.export_fingerprint(),
              f"format={EXPORT_FORMAT}"]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-def artifact_dir(root: Path, entry: ModelEntry, backend: type[Backend], variant: str) -> Path:
+def artifact_dir(root: Path, source: ModelSource, backend: type[Backend], variant: str) -> Path:
     """Folder holding one cached artifact and its manifest."""
-    return root / entry.name / variant / backend.name
+    return root / source.folder_name() / variant / backend.name
 
 
-def reference_path(root: Path, entry: ModelEntry) -> Path:
-    """The model's reference inputs/outputs file (named by the model's identity)."""
-    return root / entry.name / f"reference-{entry.identity()[:16]}.npz"
+def reference_path(root: Path, source: ModelSource) -> Path:
+    """The model's reference windows file."""
+    return root / source.folder_name() / "reference.npz"
 
 
-def lookup(root: Path, entry: ModelEntry, backend: type[Backend],
+def lookup(root: Path, source: ModelSource, backend: type[Backend],
            variant: str) -> tuple[Artifact | None, str | None]:
     """The cached artifact if it is current and intact, else (None, why) where `why` is a
     one-line notice for a damaged or stale file, or None when nothing was cached."""
-    folder = artifact_dir(root, entry, backend, variant)
+    folder = artifact_dir(root, source, backend, variant)
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
         return None, None
-    if manifest.get("key") != cache_key(entry, backend, variant):
+    if manifest.get("key") != cache_key(source, backend, variant):
         return None, None
     files: dict[str, str] = manifest.get("files", {})
     paths = [folder / name for name in files]
-    if manifest.get("artifact") not in files or not reference_path(root, entry).is_file() \
+    if manifest.get("artifact") not in files or not reference_path(root, source).is_file() \
             or not all(path.is_file() for path in paths):
         return None, f"{folder}: cached files are missing; re-exporting"
     for path in paths:
@@ -103,54 +101,23 @@ def lookup(root: Path, entry: ModelEntry, backend: type[Backend],
                     sum(path.stat().st_size for path in paths)), None
 
 
-def reference_inputs(entry: ModelEntry, mean: np.ndarray | None = None,
-                     std: np.ndarray | None = None) -> np.ndarray:
-    """PARITY_WINDOWS fixed random windows, (N, 1, seq_len, features) float32: standard
-    normal, scaled to the model's input `mean` and `std` per feature when given (so the
-    windows lie in the range of the data the model was trained on)."""
-    rng = np.random.default_rng(INPUT_SEED)
-    shape = (PARITY_WINDOWS, *entry.spec.input_shape(1))
-    z = rng.standard_normal(shape)
-    if mean is not None and std is not None:
-        z = z * np.asarray(std, np.float64) + np.asarray(mean, np.float64)
-    return z.astype(np.float32)
-
-
-def load_reference(path: Path) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
-    """(inputs, expected outputs) pairs, one per window, from a reference file."""
-    with np.load(path) as data:
-        xs, ys = data[INPUT_NAME], data[OUTPUT_NAME]
-    return [({INPUT_NAME: x}, {OUTPUT_NAME: y}) for x, y in zip(xs, ys)]
-
-
-def _write_reference(path: Path, entry: ModelEntry, model: object) -> None:
-    import torch
-
-    xs = reference_inputs(entry, model.input_mean.numpy(), model.input_std.numpy())
-    with torch.inference_mode():
-        ys = np.stack([model(torch.from_numpy(x)).numpy() for x in xs])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **{INPUT_NAME: xs, OUTPUT_NAME: ys})
-    tmp.replace(path)
-
-
-def export(root: Path, entry: ModelEntry, backend: type[Backend], variant: str) -> Artifact:
-    """Export `entry` for `backend`/`variant` into the bundle (and its reference file if
-    missing); returns the verified artifact. Needs torch and the backend's converter."""
-    model = entry.load()
-    ref = reference_path(root, entry)
+def export(root: Path, source: ModelSource, backend: type[Backend], variant: str) -> Artifact:
+    """Export `source` for `backend`/`variant` into the bundle (and its reference windows
+    if missing); returns the verified artifact. Raises UnsupportedModel when the backend
+    cannot take this kind of model."""
+    signature, windows = source.reference()
+    ref = reference_path(root, source)
     if not ref.is_file():
-        _write_reference(ref, entry, model)
-    folder = artifact_dir(root, entry, backend, variant)
+        write_reference(ref, windows)
+    folder = artifact_dir(root, source, backend, variant)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{backend.name}-", dir=folder.parent))
     try:
-        path = backend.export(model, entry.spec, variant, staging, calib=None)
+        path = source.export(backend, signature, variant, staging)
         files = {item.name: file_sha256(item) for item in sorted(staging.iterdir())
                  if item.is_file()}
-        manifest = {"key": cache_key(entry, backend, variant), "artifact": path.name,
-                    "files": files, "model": entry.name,
+        manifest = {"key": cache_key(source, backend, variant), "artifact": path.name,
+                    "files": files, "model": source.name,
                     "backend": backend.name, "variant": variant,
                     "converters": backend.export_fingerprint()}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -158,26 +125,30 @@ def export(root: Path, entry: ModelEntry, backend: type[Backend], variant: str) 
         staging.replace(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    artifact, why = lookup(root, entry, backend, variant)
+    artifact, why = lookup(root, source, backend, variant)
     if artifact is None:
-        raise RuntimeError(f"export of {entry.name}/{variant} for {backend.name} did not "
+        raise RuntimeError(f"export of {source.name}/{variant} for {backend.name} did not "
                            f"verify: {why}")
     return artifact
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m harness.bundle --root DIR --model M --backend B --variant V`: export one
-    artifact. Errors go to stderr as one `HARNESS-ERROR:` line; exit 1."""
+    """`python -m harness.bundle --root DIR --source SOURCE.json --backend B --variant V`:
+    export one artifact. Errors go to stderr as one `HARNESS-ERROR:` line; exit 1, or
+    EXIT_UNSUPPORTED when the backend cannot take the model."""
     parser = argparse.ArgumentParser(prog="python -m harness.bundle")
     parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--source", type=Path, required=True,
+                        help="JSON written from ModelSource.describe()")
     parser.add_argument("--backend", required=True)
     parser.add_argument("--variant", required=True)
-    parser.add_argument("--weights-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     try:
-        export(args.root, get_entry(args.model, args.weights_dir), get_backend(args.backend),
-               args.variant)
+        source = source_from_description(json.loads(args.source.read_text()))
+        export(args.root, source, get_backend(args.backend), args.variant)
+    except UnsupportedModel as error:
+        print(ERROR_PREFIX + str(error).splitlines()[0], file=sys.stderr)
+        return EXIT_UNSUPPORTED
     except Exception as error:  # any converter failure becomes this case's reason
         print(error_line(error, "export failed"), file=sys.stderr)
         return 1

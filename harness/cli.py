@@ -111,8 +111,20 @@ def build_parser() -> _Parser:
                           f"Registered: {', '.join(backend_names())}")
     run.add_argument("--model", "--models", dest="models", type=_names,
                      default=[DEFAULT_MODEL], metavar="LIST",
-                     help=f"comma-separated registered models (default {DEFAULT_MODEL}). "
-                          f"Registered: {', '.join(model_names())}")
+                     help=f"comma-separated models (default {DEFAULT_MODEL}): registered "
+                          f"names ({', '.join(model_names())}), paths to .onnx files, or "
+                          f"package.module:callable returning (torch module, example input)")
+    run.add_argument("--inputs", type=Path, default=None, metavar="NPZ",
+                     help="for an .onnx model: input arrays by input name (default: the "
+                          "test_data_set_N/input_K.pb files beside the model, else seeded "
+                          "random inputs of the input shapes)")
+    run.add_argument("--shape", action="append", default=[], metavar="NAME=DxDxD",
+                     help="for an .onnx model: fill an input's dynamic dimensions, e.g. "
+                          "x=1x24x1 (repeatable)")
+    run.add_argument("--atol", type=float, default=None,
+                     help="parity: absolute tolerance, replacing the variant's (fp32: 1e-5)")
+    run.add_argument("--rtol", type=float, default=None,
+                     help="parity: relative tolerance, replacing the variant's (fp32: 1e-5)")
     run.add_argument("--variants", type=_names, default=["fp32"], metavar="LIST",
                      help=f"comma-separated precision variants (default fp32). "
                           f"Known: {', '.join(VARIANTS)}")
@@ -199,15 +211,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from backends.registry import backend_names, get_backend
     from harness.plan import build_plan
     from harness.profiles import get_profile
-    from harness.runner import RunConfig, run_plan
-    from models.registry import model_names
+    from harness.runner import RunConfig
 
     try:
         profile = get_profile(args.profile)
     except ValueError as error:
         raise UsageError(f"harness run: {error}") from None
     backends = _resolve_names(args.backends, backend_names(), "backend")
-    models = _resolve_names(args.models, model_names(), "model")
     variants = _resolve_names(args.variants, list(VARIANTS), "variant")
     tuning = _tuning(args.tune)
     for name, options in tuning.items():
@@ -216,28 +226,53 @@ def cmd_run(args: argparse.Namespace) -> int:
             get_backend(name).check_tuning(options)
         except ValueError as error:
             raise UsageError(f"harness run: --tune: {error}") from None
-    entries = [_model_entry(name, args.weights_dir) for name in models]
-    dataset = None if args.no_accuracy else _accuracy_dataset(args, entries)
+    sources = _model_sources(args)
+    entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]
+    dataset = None if args.no_accuracy or not entries else _accuracy_dataset(args, entries)
     out = args.out or Path("results") / (
         dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S") + ".csv")
     _check_writable(out)
     config = RunConfig(profile=profile, out=out, bundle_root=args.bundle_dir,
-                       case_timeout_s=args.case_timeout, tuning=tuning, dataset=dataset,
-                       weights_dir=args.weights_dir)
-    cases = build_plan([(e.name, e.spec.seq_len) for e in entries], variants, backends,
-                       args.threads)
+                       case_timeout_s=args.case_timeout, tuning=tuning, sources=sources,
+                       dataset=dataset, tolerance=_tolerance(args, variants))
+    cases = build_plan([(name, source.seq_len()) for name, source in sources.items()],
+                       variants, backends, args.threads)
     return _run_with_progress(cases, config, entries)
 
 
-def _model_entry(name: str, weights_dir: Path | None) -> Any:
-    from models.registry import get_entry
+def _model_sources(args: argparse.Namespace) -> dict[str, Any]:
+    """Every --model value resolved and validated: registered, .onnx file or callable."""
+    from harness.onnx_source import OnnxSource, parse_shape
+    from harness.sources import resolve_source
 
-    entry = get_entry(name, weights_dir)
     try:
-        entry.identity()
+        shapes = dict(parse_shape(text) for text in args.shape)
+        sources = {}
+        for spec in dict.fromkeys(args.models):
+            source = resolve_source(spec, args.weights_dir, args.inputs, shapes)
+            source.identity()  # validates: weights present, ONNX file, inputs and shapes
+            if source.name in sources:
+                raise ValueError(f"two models are named {source.name!r}; rename a file")
+            sources[source.name] = source
     except ValueError as error:
         raise UsageError(f"harness run: {error}") from None
-    return entry
+    if (args.inputs or shapes) and not any(isinstance(s, OnnxSource) for s in sources.values()):
+        raise UsageError("harness run: --inputs and --shape apply to .onnx models only")
+    return sources
+
+
+def _tolerance(args: argparse.Namespace, variants: list[str]) -> Any:
+    """The parity tolerance from --atol/--rtol (the other one from the variant), or None."""
+    from harness.parity import TOLERANCES, Tolerance
+
+    if args.atol is None and args.rtol is None:
+        return None
+    default = TOLERANCES[variants[0]]
+    try:
+        return Tolerance(atol=default.atol if args.atol is None else args.atol,
+                         rtol=default.rtol if args.rtol is None else args.rtol)
+    except ValueError as error:
+        raise UsageError(f"harness run: {error}") from None
 
 
 def _accuracy_dataset(args: argparse.Namespace, entries: list) -> Any:

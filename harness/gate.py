@@ -73,7 +73,7 @@ def _case_problems(case: CaseComparison, allow_mismatch: bool) -> list[str]:
     if case.base_row["status"] != "ok":
         problems.append(f"{name}: baseline status is {case.base_row['status']}; "
                         f"nothing to compare against")
-    elif case.cand_row["status"] == "skipped":
+    elif case.cand_row["status"] in ("skipped", "unsupported"):
         problems.append(f"{name}: candidate was skipped ({case.cand_row['reason']})")
     if case.mismatches and not allow_mismatch:
         problems.append(f"{name}: measured under different settings ("

@@ -21,6 +21,7 @@ class ChildResult:
     ok: bool
     reason: str
     output: str
+    returncode: int | None = None
 
 
 def run_child(cmd: list[str], timeout_s: float) -> ChildResult:
@@ -37,8 +38,8 @@ def run_child(cmd: list[str], timeout_s: float) -> ChildResult:
         _kill_group(proc)
         raise
     if proc.returncode == 0:
-        return ChildResult(True, "", output)
-    return ChildResult(False, failure_reason(output, proc.returncode), output)
+        return ChildResult(True, "", output, 0)
+    return ChildResult(False, failure_reason(output, proc.returncode), output, proc.returncode)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "skipped", "invalid")
+STATUSES = ("ok", "failed", "skipped", "unsupported", "invalid")
 
 #: column -> dtype ("str", "int", "float", "bool"); order is the CSV's column order
 COLUMNS: dict[str, str] = {

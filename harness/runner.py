@@ -7,7 +7,9 @@ it finishes, so a crash or Ctrl-C later keeps every row already measured.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import statistics
 import sys
 import tempfile
@@ -23,14 +25,14 @@ from backends.registry import get_backend
 from harness import __version__, bundle
 from harness.environment import environment
 from harness.isolation import run_child
-from harness.parity import TOLERANCES
+from harness.parity import Tolerance
 from harness.plan import Case
 from harness.profiles import Profile
 from harness.results import ResultsWriter, new_row
 from harness.stats import latency_summary_ms
 from harness.worker import MEMORY_HOOK, WorkerJob
 from models.data import Dataset, make_splits
-from models.registry import ModelEntry, get_entry
+from harness.sources import ModelSource
 
 DEFAULT_CASE_TIMEOUT_S = 900.0
 
@@ -49,10 +51,13 @@ class RunConfig:
     bundle_root: Path
     case_timeout_s: float = DEFAULT_CASE_TIMEOUT_S
     tuning: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    #: accuracy is measured on this dataset's test split (None: no rmse/mae)
+    #: the models by name (registered, ONNX files, PyTorch callables)
+    sources: Mapping[str, ModelSource] = field(default_factory=dict)
+    #: accuracy is measured on this dataset's test split, for registered models (None: no
+    #: rmse/mae)
     dataset: Dataset | None = None
-    #: read model weights from here instead of the committed models/weights
-    weights_dir: Path | None = None
+    #: parity tolerance replacing every variant's default
+    tolerance: Tolerance | None = None
 
     def __post_init__(self) -> None:
         if not self.case_timeout_s > 0:
@@ -108,35 +113,34 @@ def run_plan(cases: list[Case], config: RunConfig, reporter: Reporter) -> list[d
 
 
 def _write_testsets(cases: list[Case], config: RunConfig, tmp: Path) -> dict[str, Path]:
-    """Per model, its test-split windows as an .npz the workers read (none without data)."""
+    """Per registered model, its test-split windows as an .npz the workers read (none
+    without a dataset, and none for models brought as files or callables)."""
     if config.dataset is None:
         return {}
     paths = {}
-    for name in dict.fromkeys(case.model for case in cases):
-        entry = _entry(name, config)
+    for index, name in enumerate(dict.fromkeys(case.model for case in cases)):
+        entry = config.sources[name].entry()
+        if entry is None:
+            continue
         split = make_splits(config.dataset, entry.features, entry.spec.seq_len,
                             entry.spec.horizon).test
-        paths[name] = tmp / f"testset-{name}.npz"
+        paths[name] = tmp / f"testset-{index}.npz"
         np.savez(paths[name], x=split.x, y=split.y)
     return paths
 
 
-def _entry(name: str, config: RunConfig) -> ModelEntry:
-    return get_entry(name, config.weights_dir)
-
-
-def _case_fields(case: Case, config: RunConfig) -> dict[str, Any]:
+def _case_fields(case: Case, config: RunConfig, testset: Path | None) -> dict[str, Any]:
     backend = get_backend(case.backend)
     return {**case.to_dict(), "backend_version": backend.version(), "power_meter": "none",
-            "params": _entry(case.model, config).spec.parameter_count(),
-            "dataset": config.dataset.name if config.dataset else None}
+            "params": config.sources[case.model].params(),
+            "dataset": config.dataset.name if config.dataset and testset else None}
 
 
 def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Reporter,
               testset: Path | None) -> tuple[dict[str, Any], Any]:
-    fields = _case_fields(case, config)
+    fields = _case_fields(case, config, testset)
     backend = get_backend(case.backend)
-    entry = _entry(case.model, config)
+    source = config.sources[case.model]
     why_not = backend.available()
     if why_not is None and case.variant not in backend.variants:
         why_not = f"{backend.name} has no {case.variant} variant"
@@ -144,19 +148,22 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
         return {**fields, "status": "skipped", "reason": why_not}, None
 
     reporter.case_started(index, case, "export")
-    artifact, notice = bundle.lookup(config.bundle_root, entry, backend, case.variant)
+    artifact, notice = bundle.lookup(config.bundle_root, source, backend, case.variant)
     if notice:
         reporter.notice(notice)
     if artifact is None:
-        command = [sys.executable, "-m", "harness.bundle", "--root", str(config.bundle_root),
-                   "--model", case.model, "--backend", case.backend, "--variant", case.variant]
-        if config.weights_dir is not None:
-            command += ["--weights-dir", str(config.weights_dir)]
-        child = run_child(command, config.case_timeout_s)
+        source_json = tmp / f"source{index}.json"
+        source_json.write_text(json.dumps(source.describe()))
+        child = run_child([sys.executable, "-m", "harness.bundle", "--root",
+                           str(config.bundle_root), "--source", str(source_json),
+                           "--backend", case.backend, "--variant", case.variant],
+                          config.case_timeout_s)
+        if child.returncode == bundle.EXIT_UNSUPPORTED:
+            return {**fields, "status": "unsupported", "reason": child.reason}, None
         if not child.ok:
             _log_failure(config, case, "export", child.output)
             return {**fields, "status": "failed", "reason": f"export: {child.reason}"}, None
-        artifact, notice = bundle.lookup(config.bundle_root, entry, backend, case.variant)
+        artifact, notice = bundle.lookup(config.bundle_root, source, backend, case.variant)
         if artifact is None:
             return {**fields, "status": "failed", "reason": f"export: {notice}"}, None
     fields["artifact_bytes"] = artifact.size_bytes
@@ -164,9 +171,11 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
     reporter.case_started(index, case, "measure")
     job_path, out_path = tmp / f"case{index}.json", tmp / f"case{index}.pyperf.json"
     WorkerJob(case=case.to_dict(), artifact=str(artifact.path),
-              reference=str(bundle.reference_path(config.bundle_root, entry)),
+              reference=str(bundle.reference_path(config.bundle_root, source)),
               tuning=dict(config.tuning.get(case.backend, {})),
-              testset=str(testset) if testset else None).save(job_path)
+              testset=str(testset) if testset else None,
+              tolerance=dataclasses.asdict(config.tolerance) if config.tolerance else None
+              ).save(job_path)
     child = run_child([sys.executable, "-m", "harness.worker", str(job_path),
                        "-o", str(out_path), "--quiet", "--hook", MEMORY_HOOK,
                        *config.profile.pyperf_args()], config.case_timeout_s)
@@ -177,7 +186,7 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
 
     benchmark = pyperf.Benchmark.load(str(out_path))
     fields.update(measurement_fields(benchmark, case.batch))
-    fields.update(parity_verdict(benchmark, case.variant))
+    fields.update(parity_verdict(benchmark))
     return fields, benchmark
 
 
@@ -203,19 +212,21 @@ def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:
     return fields
 
 
-def parity_verdict(benchmark: Any, variant: str) -> dict[str, str]:
+def parity_verdict(benchmark: Any) -> dict[str, str]:
     """status ok, or failed with the reason, from the workers' parity checks: every worker
-    must have matched the reference within the variant's tolerance."""
+    must have matched the reference within the tolerance, on every output."""
     runs = [run.get_metadata() for run in benchmark.get_runs()]
     failing = [meta for meta in runs if meta.get("parity_ok") != 1]
     if runs and not failing:
         return {"status": "ok", "reason": ""}
     worst = failing[0] if failing else {}
-    tol = TOLERANCES[variant]
+    nan = float("nan")
     return {"status": "failed",
             "reason": (f"parity: output {worst.get('parity_output', '?')!r} max_abs_err "
-                       f"{worst.get('max_abs_err', float('nan')):.3g} exceeds atol {tol.atol:g}"
-                       f" + rtol {tol.rtol:g} x |reference|")}
+                       f"{worst.get('parity_output_abs_err', nan):.3g}, max_rel_err "
+                       f"{worst.get('parity_output_rel_err', nan):.3g} exceed atol "
+                       f"{worst.get('parity_atol', nan):g} + rtol "
+                       f"{worst.get('parity_rtol', nan):g} x |reference|")}
 
 
 def _log_failure(config: RunConfig, case: Case, stage: str, output: str) -> None:

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from harness.results import is_finite_number
 
-_STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow", "invalid": "magenta"}
+_STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow",
+                 "unsupported": "yellow", "invalid": "magenta"}
 
 
 def _num(fmt: str) -> Callable[[object], str]:

@@ -35,6 +35,8 @@ class WorkerJob:
     tuning: dict[str, str] = field(default_factory=dict)
     #: test-split windows ("x", "y") for rmse/mae, or None to skip accuracy
     testset: str | None = None
+    #: {"atol": .., "rtol": ..} replacing the variant's default parity tolerance
+    tolerance: dict[str, float] | None = None
 
     def save(self, path: Path) -> None:
         """Write the job as JSON."""
@@ -92,14 +94,16 @@ def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
     """
     from backends.base import RunOptions
     from backends.registry import get_backend
-    from harness.bundle import load_reference
     from harness.clock import time_once_ms
-    from harness.parity import TOLERANCES, compare_outputs
+    from harness.parity import TOLERANCES, Tolerance, compare_outputs
+    from harness.sources import load_reference
 
     case = job.case
     backend = get_backend(case["backend"])
-    options = RunOptions(threads=case["threads"], variant=case["variant"], tuning=job.tuning)
     windows = load_reference(Path(job.reference))
+    options = RunOptions(threads=case["threads"], variant=case["variant"], tuning=job.tuning,
+                         input_names=tuple(windows[0][0]), output_names=tuple(windows[0][1]))
+    tolerance = Tolerance(**job.tolerance) if job.tolerance else TOLERANCES[case["variant"]]
     MemoryHook.baseline_rss_mb = rss_mb()
     made: dict[str, Any] = {}
     load_ms = time_once_ms(lambda: made.update(model=backend.prepare(Path(job.artifact),
@@ -111,10 +115,13 @@ def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
     parity = compare_outputs(
         {name: np.stack([out[name] for out in outputs]) for name in outputs[0]},
         {name: np.stack([ref[name] for _, ref in windows]) for name in windows[0][1]},
-        TOLERANCES[case["variant"]])
+        tolerance)
     metadata: dict[str, Any] = {"load_ms": load_ms, "first_run_ms": first_run_ms,
                 "max_abs_err": parity.max_abs_err, "max_rel_err": parity.max_rel_err,
-                "parity_ok": int(parity.within), "parity_output": parity.worst_output or "-",
+                "parity_ok": int(parity.within), "parity_output": parity.worst_output,
+                "parity_output_abs_err": parity.outputs[parity.worst_output].max_abs_err,
+                "parity_output_rel_err": parity.outputs[parity.worst_output].max_rel_err,
+                "parity_atol": tolerance.atol, "parity_rtol": tolerance.rtol,
                 "settings": json.dumps(model.settings, sort_keys=True),
                 "backend_version": backend.version() or "-"}
     if job.testset is not None:

@@ -13,15 +13,18 @@ import pytest
 from backends.registry import BACKENDS
 from harness import bundle
 from harness.results import ResultsWriter, new_row
+from harness.sources import RegisteredSource
 from models.registry import ModelEntry, get_entry
 from models.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 #: one small model per recurrent cell: the registered "tiny" LSTM, and GRU/RNN twins
 TINY_MODELS = {
-    "lstm": get_entry("tiny"),
-    "gru": ModelEntry("tiny-gru", ModelSpec(cell="gru", hidden_size=8), "test GRU"),
-    "rnn": ModelEntry("tiny-rnn", ModelSpec(cell="rnn", hidden_size=8), "test RNN"),
+    "lstm": RegisteredSource(get_entry("tiny")),
+    "gru": RegisteredSource(ModelEntry("tiny-gru", ModelSpec(cell="gru", hidden_size=8),
+                                       "test GRU")),
+    "rnn": RegisteredSource(ModelEntry("tiny-rnn", ModelSpec(cell="rnn", hidden_size=8),
+                                       "test RNN")),
 }
 
 
@@ -31,8 +34,8 @@ def session_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("bundle")
     for backend in BACKENDS.values():
         if backend.available() is None:
-            for entry in TINY_MODELS.values():
-                bundle.export(root, entry, backend, "fp32")
+            for source in TINY_MODELS.values():
+                bundle.export(root, source, backend, "fp32")
     return root
 
 

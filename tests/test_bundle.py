@@ -9,9 +9,10 @@ import pytest
 
 from backends.registry import get_backend
 from harness import bundle
+from harness.sources import PARITY_WINDOWS, RegisteredSource, load_reference
 from models.registry import get_entry
 
-TINY = get_entry("tiny")
+TINY = RegisteredSource(get_entry("tiny"))
 
 
 @pytest.fixture()
@@ -52,12 +53,16 @@ def test_other_weights_or_converter_invalidate_the_cache(ort_bundle: Path) -> No
 
 def test_cache_key_depends_on_model_backend_and_variant() -> None:
     ort, torch_ref = get_backend("onnxruntime"), get_backend("torch")
-    keys = {bundle.cache_key(TINY, ort, "fp32"), bundle.cache_key(get_entry("lstm"), ort, "fp32"),
+    lstm = RegisteredSource(get_entry("lstm"))
+    keys = {bundle.cache_key(TINY, ort, "fp32"), bundle.cache_key(lstm, ort, "fp32"),
             bundle.cache_key(TINY, torch_ref, "fp32"), bundle.cache_key(TINY, ort, "fp16")}
     assert len(keys) == 4
 
 
-def test_reference_inputs_are_fixed() -> None:
-    first, second = bundle.reference_inputs(TINY), bundle.reference_inputs(TINY)
-    assert first.shape == (bundle.PARITY_WINDOWS, 1, 24, 1)
-    assert (first == second).all()
+def test_reference_windows_are_fixed(ort_bundle: Path) -> None:
+    windows = load_reference(bundle.reference_path(ort_bundle, TINY))
+    _, again = RegisteredSource(get_entry("tiny")).reference()
+    assert len(windows) == PARITY_WINDOWS
+    assert windows[0][0]["x"].shape == (1, 24, 1) and windows[0][1]["y"].shape == (1, 1)
+    for (x1, y1), (x2, y2) in zip(windows, again):
+        assert (x1["x"] == x2["x"]).all() and (y1["y"] == y2["y"]).all()

@@ -12,6 +12,7 @@ import pytest
 from backends.registry import get_backend
 from harness import bundle
 from harness.results import read_results
+from harness.sources import RegisteredSource
 from models.registry import get_entry
 from tests.conftest import run_cli
 
@@ -61,7 +62,8 @@ def test_run_prints_table_and_show_renders_it(quick_run: tuple) -> None:
 
 def test_second_run_reuses_exports(quick_run: tuple, tmp_path: Path) -> None:
     _, _, bundle_dir = quick_run
-    manifest = bundle_dir / "tiny/fp32/onnxruntime" / bundle.MANIFEST
+    manifest = bundle.artifact_dir(bundle_dir, RegisteredSource(get_entry("tiny")),
+                                   get_backend("onnxruntime"), "fp32") / bundle.MANIFEST
     before = manifest.stat().st_mtime_ns
     result = run_cli("run", "--backends", "onnxruntime", *QUICK, "--out",
                      str(tmp_path / "b.csv"), "--bundle-dir", str(bundle_dir))
@@ -71,7 +73,7 @@ def test_second_run_reuses_exports(quick_run: tuple, tmp_path: Path) -> None:
 
 def test_truncated_cached_artifact_is_reexported(quick_run: tuple, tmp_path: Path) -> None:
     _, _, bundle_dir = quick_run
-    artifact, _ = bundle.lookup(bundle_dir, get_entry("tiny"), get_backend("onnxruntime"),
+    artifact, _ = bundle.lookup(bundle_dir, RegisteredSource(get_entry("tiny")), get_backend("onnxruntime"),
                                 "fp32")
     artifact.path.write_bytes(artifact.path.read_bytes()[:100])
     result = run_cli("run", "--backends", "onnxruntime", *QUICK, "--out",
@@ -86,8 +88,8 @@ def test_runtime_that_rejects_its_artifact_is_a_failed_row(tmp_path: Path) -> No
     failed with the cause, the other backend still measures, exit code 1."""
     root = tmp_path / "bundle"
     backend = get_backend("onnxruntime")
-    bundle.export(root, get_entry("tiny"), backend, "fp32")
-    folder = bundle.artifact_dir(root, get_entry("tiny"), backend, "fp32")
+    bundle.export(root, RegisteredSource(get_entry("tiny")), backend, "fp32")
+    folder = bundle.artifact_dir(root, RegisteredSource(get_entry("tiny")), backend, "fp32")
     manifest = json.loads((folder / bundle.MANIFEST).read_text())
     (folder / manifest["artifact"]).write_bytes(b"this is not an onnx model")
     manifest["files"][manifest["artifact"]] = bundle.file_sha256(folder / manifest["artifact"])

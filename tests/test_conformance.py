@@ -13,6 +13,7 @@ import pytest
 from backends.base import ArtifactError, RunOptions
 from backends.registry import BACKENDS
 from harness import bundle
+from harness.sources import load_reference
 from harness.parity import TOLERANCES, compare_outputs
 from models.spec import OUTPUT_NAME
 from tests.conftest import TINY_MODELS
@@ -43,11 +44,11 @@ def backend(request: pytest.FixtureRequest) -> type:
 def test_exported_model_matches_reference(backend: type, session_bundle: Path,
                                           cell: str) -> None:
     entry = TINY_MODELS[cell]
-    windows = bundle.load_reference(bundle.reference_path(session_bundle, entry))
+    windows = load_reference(bundle.reference_path(session_bundle, entry))
     with backend.prepare(_artifact(session_bundle, backend, entry),
                          RunOptions(threads=1)) as model:
         outputs = [model.run(model.feed(inputs)) for inputs, _ in windows]
-    assert all(out[OUTPUT_NAME].shape == (1, entry.spec.horizon) for out in outputs)
+    assert all(out[OUTPUT_NAME].shape == (1, entry.entry().spec.horizon) for out in outputs)
     parity = compare_outputs({OUTPUT_NAME: np.stack([o[OUTPUT_NAME] for o in outputs])},
                              {OUTPUT_NAME: np.stack([r[OUTPUT_NAME] for _, r in windows])},
                              TOLERANCES["fp32"])
@@ -56,7 +57,7 @@ def test_exported_model_matches_reference(backend: type, session_bundle: Path,
 
 
 def test_outputs_depend_on_inputs(backend: type, session_bundle: Path) -> None:
-    windows = bundle.load_reference(bundle.reference_path(session_bundle, TINY))
+    windows = load_reference(bundle.reference_path(session_bundle, TINY))
     with backend.prepare(_artifact(session_bundle, backend), RunOptions(threads=1)) as model:
         first = model.run(model.feed(windows[0][0]))[OUTPUT_NAME]
         second = model.run(model.feed(windows[1][0]))[OUTPUT_NAME]
@@ -96,7 +97,7 @@ def test_close_releases_and_is_idempotent(backend: type, session_bundle: Path) -
     model.close()
     model.close()
     with pytest.raises(Exception):
-        model.run(model.feed(bundle.load_reference(
+        model.run(model.feed(load_reference(
             bundle.reference_path(session_bundle, TINY))[0][0]))
 
 

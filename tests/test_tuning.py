@@ -11,6 +11,7 @@ import pytest
 from backends.base import RunOptions
 from backends.registry import BACKENDS
 from harness import bundle
+from harness.sources import load_reference
 from harness.parity import TOLERANCES, compare_outputs
 from models.spec import OUTPUT_NAME
 from tests.conftest import TINY_MODELS, run_cli
@@ -27,7 +28,7 @@ def test_non_default_option_is_applied_and_keeps_parity(name: str, key: str, val
     if backend.available():
         pytest.skip(backend.available())
     artifact, _ = bundle.lookup(session_bundle, TINY, backend, "fp32")
-    windows = bundle.load_reference(bundle.reference_path(session_bundle, TINY))
+    windows = load_reference(bundle.reference_path(session_bundle, TINY))
     with backend.prepare(artifact.path, RunOptions(threads=1, tuning={key: value})) as model:
         assert model.settings[key] == value
         outputs = [model.run(model.feed(x)) for x, _ in windows]

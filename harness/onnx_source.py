@@ -1,0 +1,225 @@
+"""A user's ONNX file as a model source: inputs, shapes and the independent reference.
+
+Inputs come from, in this order: `--inputs data.npz` (arrays by input name), the ONNX
+test-data layout beside the model (test_data_set_N/input_K.pb, as in ONNX's own backend
+tests and onnxruntime's test runner), or seeded random arrays of the input shapes (a
+dynamic dimension needs `--shape name=1x24x1`). Expected outputs come from the test-data
+layout's output_K.pb when shipped, else from onnx.reference.ReferenceEvaluator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backends.base import Backend, Signature
+from harness.sources import INPUT_SEED, ModelSource, Window
+
+TEST_DATA_PREFIX = "test_data_set_"
+
+
+def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """"name=1x24x1" -> ("name", (1, 24, 1)); ValueError for anything else."""
+    name, sep, dims = text.partition("=")
+    try:
+        shape = tuple(int(d) for d in dims.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if not (sep and name and shape and all(d > 0 for d in shape)):
+        raise ValueError(f"--shape {text!r} is not NAME=DxDxD with positive dimensions "
+                         f"(e.g. x=1x24x1)")
+    return name, shape
+
+
+def _read_tensor(path: Path) -> tuple[str, np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    tensor = onnx.TensorProto()
+    try:
+        tensor.ParseFromString(path.read_bytes())
+        return tensor.name, numpy_helper.to_array(tensor)
+    except Exception as error:  # protobuf raises DecodeError, numpy_helper others
+        raise ValueError(f"{path}: not an ONNX TensorProto ({error})") from None
+
+
+@dataclass
+class OnnxSource(ModelSource):
+    """An .onnx file, run by every backend that can take ONNX directly."""
+
+    path: Path
+    inputs_npz: Path | None = None
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    name: str = ""
+    _proto: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # model zoo layout: <name>/model.onnx beside <name>/test_data_set_0
+        self.name = self.path.parent.name if self.path.stem == "model" else self.path.stem
+
+    def model(self) -> Any:
+        """The parsed and checked ModelProto; ValueError for a file that is not ONNX."""
+        if self._proto is None:
+            import onnx
+
+            if not self.path.is_file():
+                raise ValueError(f"--model {self.path}: no such file")
+            try:
+                proto = onnx.load(str(self.path))
+                onnx.checker.check_model(proto)
+            except Exception as error:  # onnx raises DecodeError, ValidationError, ...
+                detail = " ".join(str(error).split())[:200]
+                raise ValueError(f"--model {self.path}: not a valid ONNX model ({detail})"
+                                 ) from None
+            self._proto = proto
+        return self._proto
+
+    def _graph_inputs(self) -> list[Any]:
+        graph = self.model().graph
+        initializers = {init.name for init in graph.initializer}
+        return [value for value in graph.input if value.name not in initializers]
+
+    def output_names(self) -> tuple[str, ...]:
+        """Every graph output, in order."""
+        return tuple(output.name for output in self.model().graph.output)
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each input's shape, dynamic dimensions filled from --shape; ValueError otherwise."""
+        inputs = {value.name: value for value in self._graph_inputs()}
+        unknown = set(self.shapes) - set(inputs)
+        if unknown:
+            raise ValueError(f"--shape names no input {sorted(unknown)[0]!r} of "
+                             f"{self.path.name} (inputs: {', '.join(inputs)})")
+        shapes = {}
+        for name, value in inputs.items():
+            dims = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?"
+                    for d in value.type.tensor_type.shape.dim]
+            given = self.shapes.get(name)
+            if given is not None:
+                fixed_ok = len(given) == len(dims) and all(
+                    not isinstance(d, int) or d == g for d, g in zip(dims, given))
+                if not fixed_ok:
+                    raise ValueError(f"--shape {name}={'x'.join(map(str, given))} does not fit "
+                                     f"input {name!r} of shape {dims}")
+                shapes[name] = given
+            elif all(isinstance(d, int) and d > 0 for d in dims):
+                shapes[name] = tuple(dims)
+            else:
+                raise ValueError(f"input {name!r} of {self.path.name} has dynamic dimensions "
+                                 f"{dims}; give them with --shape {name}="
+                                 + "x".join(str(d) if isinstance(d, int) and d > 0 else "N"
+                                            for d in dims))
+        return shapes
+
+    def _dtypes(self) -> dict[str, np.dtype]:
+        from onnx.helper import tensor_dtype_to_np_dtype
+
+        return {value.name: tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+                for value in self._graph_inputs()}
+
+    def test_data_sets(self) -> list[Path]:
+        """test_data_set_N folders beside the model, in N order."""
+        folders = [p for p in self.path.parent.glob(f"{TEST_DATA_PREFIX}*") if p.is_dir()]
+        return sorted(folders, key=lambda p: int(p.name[len(TEST_DATA_PREFIX):] or 0)
+                      if p.name[len(TEST_DATA_PREFIX):].isdigit() else 0)
+
+    def _npz_inputs(self) -> dict[str, np.ndarray]:
+        shapes, dtypes = self.input_shapes(), self._dtypes()
+        try:
+            with np.load(self.inputs_npz) as data:
+                arrays = {name: data[name] for name in data.files}
+        except (OSError, ValueError) as error:
+            raise ValueError(f"--inputs {self.inputs_npz}: not a readable .npz ({error})"
+                             ) from None
+        for name, shape in shapes.items():
+            if name not in arrays:
+                raise ValueError(f"--inputs {self.inputs_npz} has no array for input "
+                                 f"{name!r} (it has: {', '.join(arrays) or 'none'})")
+            if tuple(arrays[name].shape) != shape:
+                raise ValueError(f"--inputs {self.inputs_npz}: array {name!r} has shape "
+                                 f"{tuple(arrays[name].shape)}; the model takes {shape}")
+        return {name: arrays[name].astype(dtypes[name]) for name in shapes}
+
+    def _input_sets(self) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]]:
+        """(inputs, shipped expected outputs or None) per window."""
+        if self.inputs_npz is not None:
+            return [(self._npz_inputs(), None)]
+        folders = self.test_data_sets()
+        if folders:
+            return [self._read_test_data(folder) for folder in folders]
+        rng = np.random.default_rng(INPUT_SEED)
+        dtypes = self._dtypes()
+        generated = {}
+        for name, shape in self.input_shapes().items():
+            if np.issubdtype(dtypes[name], np.floating):
+                generated[name] = rng.standard_normal(shape).astype(dtypes[name])
+            else:
+                generated[name] = np.zeros(shape, dtype=dtypes[name])
+        return [(generated, None)]
+
+    def _read_test_data(self, folder: Path) -> tuple[dict, dict | None]:
+        def numbered(prefix: str) -> list[Path]:
+            files = folder.glob(f"{prefix}_*.pb")
+            return sorted(files, key=lambda p: int(p.stem.split("_")[-1]))
+
+        input_names = [value.name for value in self._graph_inputs()]
+        inputs = {}
+        for position, path in enumerate(numbered("input")):
+            name, array = _read_tensor(path)
+            if position >= len(input_names):
+                raise ValueError(f"{path}: the model has only {len(input_names)} inputs")
+            inputs[name if name in input_names else input_names[position]] = array
+        missing = [name for name in input_names if name not in inputs]
+        if missing:
+            raise ValueError(f"{folder}: no input_K.pb for input(s) {', '.join(missing)}")
+        outputs = {}
+        for position, path in enumerate(numbered("output")):
+            name, array = _read_tensor(path)
+            outputs[name if name in self.output_names() else self.output_names()[position]] = \
+                array
+        return inputs, (outputs or None)
+
+    def compute_identity(self) -> str:
+        """Hash of the model file, its test data or --inputs, and --shape (validates all)."""
+        digest = hashlib.sha256(self.path.read_bytes() if self.path.is_file() else b"")
+        self.model()
+        self._input_sets()  # validates inputs, shapes and test data
+        for extra in ([self.inputs_npz] if self.inputs_npz else []) + [
+                f for folder in self.test_data_sets() for f in sorted(folder.glob("*.pb"))]:
+            digest.update(extra.read_bytes())
+        digest.update(json.dumps(sorted(self.shapes.items())).encode())
+        return digest.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "onnx", "path": str(self.path.resolve()),
+                "inputs": str(self.inputs_npz.resolve()) if self.inputs_npz else None,
+                "shapes": {k: list(v) for k, v in self.shapes.items()}}
+
+    def reference(self) -> tuple[Signature, list[Window]]:
+        """Shipped expected outputs, else onnx.reference.ReferenceEvaluator's."""
+        from onnx.reference import ReferenceEvaluator
+
+        evaluator = None
+        windows = []
+        for inputs, expected in self._input_sets():
+            if expected is None:
+                evaluator = evaluator or ReferenceEvaluator(self.model())
+                expected = dict(zip(self.output_names(), evaluator.run(None, inputs)))
+            missing = [n for n in self.output_names() if n not in expected]
+            if missing:
+                raise ValueError(f"no expected value for output(s) {', '.join(missing)}")
+            windows.append((inputs, {name: np.asarray(expected[name])
+                                     for name in self.output_names()}))
+        return Signature(windows[0][0], self.output_names()), windows
+
+    def export(self, backend: type[Backend], signature: Signature, variant: str,
+               out_dir: Path) -> Path:
+        return backend.import_onnx(self.path, signature, variant, out_dir)
+
+    def params(self) -> int | None:
+        return int(sum(np.prod(init.dims) for init in self.model().graph.initializer))
