@@ -7,10 +7,13 @@ the batch axis is put back on each output. ncnn numbers its blobs (in0, in1, ...
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,38 @@ from backends.base import ArtifactError, Backend, PreparedModel, RunOptions, Sig
 from backends.onnx_export import ONNX_EXPORT_DEPS, export_onnx
 
 PNNX_TIMEOUT_S = 300
+#: the onnxruntime inside pnnx 20261020 reads ONNX IR versions up to 13
+PNNX_MAX_IR_VERSION = 13
+
+
+@contextlib.contextmanager
+def _native_stderr() -> Iterator[list[str]]:
+    """Capture what native code writes to file descriptor 2 (ncnn reports load errors such
+    as "layer Det not exists or registered" there); the yielded list holds the text
+    once the block has ended."""
+    text: list[str] = []
+    with tempfile.TemporaryFile(mode="w+") as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text.append(captured.read())
+
+
+def _copy_for_pnnx(onnx_path: Path, path: Path) -> None:
+    """Copy the ONNX file for pnnx, declaring IR version 13 where it declares a newer one
+    (the operators and opset are unchanged; pnnx's embedded onnxruntime refuses IR 14)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    if model.ir_version > PNNX_MAX_IR_VERSION:
+        model.ir_version = PNNX_MAX_IR_VERSION
+    onnx.save(model, str(path))
 
 
 class NcnnPrepared(PreparedModel):
@@ -84,7 +119,7 @@ class NcnnBackend(Backend):
         shapes = ",".join("[" + ",".join(str(n) for n in array.shape) + "]"
                           for array in signature.inputs.values())
         with tempfile.TemporaryDirectory() as tmp:
-            shutil.copy(onnx_path, Path(tmp) / "model.onnx")
+            _copy_for_pnnx(onnx_path, Path(tmp) / "model.onnx")
             done = subprocess.run([pnnx.EXEC_PATH, "model.onnx", f"inputshape={shapes}",
                                    "fp16=0"], cwd=tmp, capture_output=True, text=True,
                                   timeout=PNNX_TIMEOUT_S)
@@ -111,9 +146,11 @@ class NcnnBackend(Backend):
         if not artifact.is_file() or not weights.is_file():
             raise ArtifactError(f"ncnn cannot load {artifact}: missing {artifact.name} or "
                                 f"{weights.name}")
-        if net.load_param(str(artifact)) != 0 or net.load_model(str(weights)) != 0 \
-                or not net.input_names() or not net.output_names():
-            raise ArtifactError(f"ncnn cannot load {artifact}: not a valid ncnn param/bin pair")
+        with _native_stderr() as said:
+            loaded = net.load_param(str(artifact)) == 0 and net.load_model(str(weights)) == 0
+        if not loaded or not net.input_names() or not net.output_names():
+            detail = " ".join("".join(said).split()) or "not a valid ncnn param/bin pair"
+            raise ArtifactError(f"ncnn cannot load {artifact}: {detail}")
         settings = {"threads": net.opt.num_threads, "precision": "fp32",
                     "lightmode": lightmode}
         if len(net.input_names()) != len(options.input_names) or \

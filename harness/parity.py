@@ -11,6 +11,10 @@ import numpy as np
 REL_FLOOR = 1e-6
 
 
+class ParityError(ValueError):
+    """Outputs that cannot be compared with the reference (missing, other element count)."""
+
+
 @dataclass(frozen=True)
 class Tolerance:
     """Element-wise |out - ref| <= atol + rtol * |ref| (numpy.allclose's rule)."""
@@ -54,8 +58,8 @@ def _output_error(out: np.ndarray, ref: np.ndarray, name: str,
     ref64 = np.asarray(ref, dtype=np.float64)
     out64 = np.asarray(out, dtype=np.float64)
     if out64.size != ref64.size:
-        raise ValueError(f"output {name!r} has {out64.size} elements, the reference "
-                         f"{ref64.size}")
+        raise ParityError(f"output {name!r} has {out64.size} elements, the reference "
+                          f"{ref64.size}")
     out64 = out64.reshape(ref64.shape)
     abs_err = np.abs(out64 - ref64)
     if not np.all(np.isfinite(out64)):
@@ -71,14 +75,14 @@ def compare_outputs(outputs: Mapping[str, np.ndarray], reference: Mapping[str, n
                     tolerance: Tolerance) -> ParityResult:
     """Compare every reference output with the same-named output.
 
-    Raises ValueError if an output is missing or has another number of elements.
+    Raises ParityError if an output is missing or has another number of elements.
     max_rel_err is max |out - ref| / max(|ref|, 1e-6) element-wise.
     """
     errors: dict[str, OutputError] = {}
     excess: dict[str, float] = {}
     for name, ref in reference.items():
         if name not in outputs:
-            raise ValueError(f"output {name!r} missing; the runtime returned {sorted(outputs)}")
+            raise ParityError(f"output {name!r} missing; the runtime returned {sorted(outputs)}")
         errors[name], excess[name] = _output_error(outputs[name], ref, name, tolerance)
     worst = max(excess, key=excess.__getitem__)
     return ParityResult(max(e.max_abs_err for e in errors.values()),

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import re
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +154,8 @@ class TorchCallableSource(ModelSource):
             import torch
 
             module_name, _, attribute = self.target.partition(":")
+            if os.getcwd() not in sys.path:  # as `python -m` does: modules beside the user
+                sys.path.insert(0, os.getcwd())
             try:
                 factory = getattr(importlib.import_module(module_name), attribute)
             except (ImportError, AttributeError) as error:

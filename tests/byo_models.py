@@ -1,0 +1,32 @@
+"""PyTorch models a user might bring: `harness run --model tests.byo_models:make_model`."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TwoHeadGru(nn.Module):
+    """A GRU over 12 steps of 3 features with two outputs: a 2-step forecast and the last
+    hidden state (so every output of a model must be checked, not just the first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(input_size=3, hidden_size=16, num_layers=2, batch_first=True)
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sequence, _ = self.gru(x)
+        last = sequence[:, -1, :]
+        return self.head(last), torch.tanh(last)
+
+
+def make_model() -> tuple[nn.Module, torch.Tensor]:
+    """The module (seeded weights) and an example input of batch 1."""
+    torch.manual_seed(7)
+    return TwoHeadGru().eval(), torch.randn(1, 12, 3)
+
+
+def not_a_model() -> str:
+    """A callable that returns the wrong thing (for the error test)."""
+    return "nope"
