@@ -3,5 +3,12 @@
 from backends.base import ArtifactError, Backend, PreparedModel, RunOptions
 from backends.registry import BACKENDS, backend_names, get_backend
 
-__all__ = ["ArtifactError", "BACKENDS", "Backend", "PreparedModel", "RunOptions",
-           "backend_names", "get_backend"]
+__all__ = [
+           "BACKENDS",
+           "ArtifactError",
+           "Backend",
+           "PreparedModel",
+           "RunOptions",
+           "backend_names",
+           "get_backend",
+]

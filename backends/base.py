@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -92,7 +92,7 @@ class PreparedModel(ABC):
     def close(self) -> None:
         """Release the runtime's resources. Idempotent."""
 
-    def __enter__(self) -> "PreparedModel":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

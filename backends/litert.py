@@ -9,12 +9,19 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import (ArtifactError, Backend, PreparedModel, RunOptions, Signature,
-                           UnsupportedModel, _dist_version)
+from backends.base import (
+    ArtifactError,
+    Backend,
+    PreparedModel,
+    RunOptions,
+    Signature,
+    UnsupportedModel,
+    _dist_version,
+)
 
 #: (module with Interpreter, distribution), in order of preference
 _INTERPRETERS = (("ai_edge_litert.interpreter", "ai-edge-litert"),
@@ -85,7 +92,7 @@ class LitertBackend(Backend):
     runtime_dist = "ai-edge-litert"
     export_deps = ("torch", "litert-torch")
     description = "LiteRT (TFLite) interpreter, XNNPACK delegate"
-    tuning_choices = {"xnnpack": ("on", "off")}
+    tuning_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"xnnpack": ("on", "off")}
 
     @classmethod
     def available(cls) -> str | None:

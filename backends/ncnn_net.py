@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -52,8 +52,7 @@ def _copy_for_pnnx(onnx_path: Path, path: Path) -> None:
     import onnx
 
     model = onnx.load(str(onnx_path))
-    if model.ir_version > PNNX_MAX_IR_VERSION:
-        model.ir_version = PNNX_MAX_IR_VERSION
+    model.ir_version = min(model.ir_version, PNNX_MAX_IR_VERSION)
     onnx.save(model, str(path))
 
 
@@ -101,7 +100,7 @@ class NcnnBackend(Backend):
     runtime_dist = "ncnn"
     export_deps = (*ONNX_EXPORT_DEPS, "pnnx")
     description = "ncnn CPU, fp32 storage and arithmetic"
-    tuning_choices = {"lightmode": ("on", "off")}
+    tuning_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"lightmode": ("on", "off")}
 
     @classmethod
     def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
@@ -122,7 +121,7 @@ class NcnnBackend(Backend):
             _copy_for_pnnx(onnx_path, Path(tmp) / "model.onnx")
             done = subprocess.run([pnnx.EXEC_PATH, "model.onnx", f"inputshape={shapes}",
                                    "fp16=0"], cwd=tmp, capture_output=True, text=True,
-                                  timeout=PNNX_TIMEOUT_S)
+                                  timeout=PNNX_TIMEOUT_S, check=False)
             param, weights = Path(tmp) / "model.ncnn.param", Path(tmp) / "model.ncnn.bin"
             if done.returncode != 0 or not param.is_file():
                 tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]

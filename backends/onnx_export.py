@@ -17,7 +17,7 @@ ONNX_OPSET = 17
 ONNX_EXPORT_DEPS = ("torch", "onnx")
 
 
-def export_onnx(model: Any, signature: "Signature", path: Path) -> Path:
+def export_onnx(model: Any, signature: Signature, path: Path) -> Path:
     """Export `model` to one self-contained ONNX file with the native recurrent op.
 
     Uses the legacy exporter (dynamo=False): it writes the weights inline and emits the

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class OpenvinoBackend(Backend):
     runtime_dist = "openvino"
     export_deps = (*ONNX_EXPORT_DEPS, "openvino")
     description = "OpenVINO CPU plugin, f32 inference precision"
-    tuning_choices = {"hint": ("LATENCY", "THROUGHPUT")}
+    tuning_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"hint": ("LATENCY", "THROUGHPUT")}
 
     @classmethod
     def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from backends.base import ArtifactError, Backend, PreparedModel, RunOptions, Signature
 from backends.onnx_export import ONNX_EXPORT_DEPS, export_onnx, self_contained_copy
+
 
 class OrtPrepared(PreparedModel):
     """An InferenceSession with one CPU provider, called with `session.run`."""
@@ -38,7 +39,7 @@ class OrtBackend(Backend):
     runtime_dist = "onnxruntime"
     export_deps = ONNX_EXPORT_DEPS
     description = "ONNX Runtime, CPU execution provider"
-    tuning_choices = {"graph_level": ("all", "extended", "basic", "disable")}
+    tuning_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"graph_level": ("all", "extended", "basic", "disable")}
 
     @classmethod
     def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,

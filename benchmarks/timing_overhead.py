@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from backends.registry import get_backend
 from harness import bundle
 from harness.results import read_results
-from backends.registry import get_backend
 from models.registry import get_entry
 
 

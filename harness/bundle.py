@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     except UnsupportedModel as error:
         print(ERROR_PREFIX + str(error).splitlines()[0], file=sys.stderr)
         return EXIT_UNSUPPORTED
-    except Exception as error:  # any converter failure becomes this case's reason
+    except Exception as error:  # noqa: BLE001 -- any converter failure is this case's reason
         print(error_line(error, "export failed"), file=sys.stderr)
         return 1
     return 0

@@ -230,7 +230,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]
     dataset = None if args.no_accuracy or not entries else _accuracy_dataset(args, entries)
     out = args.out or Path("results") / (
-        dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S") + ".csv")
+        dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + ".csv")
     _check_writable(out)
     config = RunConfig(profile=profile, out=out, bundle_root=args.bundle_dir,
                        case_timeout_s=args.case_timeout, tuning=tuning, sources=sources,
@@ -370,8 +370,7 @@ def _report_baselines(config: Any, entries: list) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     """`harness train`: fit models, write weights and training records."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.progress import TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness.table import table_console
     from models.registry import MODELS, WEIGHTS_DIR
@@ -392,7 +391,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         for name in names:
             task = progress.add_task(f"train {name}", total=None)
 
-            def on_epoch(epoch: int, epochs: int, val_rmse: float, task: Any = task) -> None:
+            def on_epoch(epoch: int, epochs: int, val_rmse: float, task: Any = task,
+                         name: str = name) -> None:
                 progress.update(task, completed=epoch, total=epochs,
                                 description=f"train {name}: val RMSE {val_rmse:.4f}")
             try:

@@ -144,8 +144,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def _verdict_lines(verdict: Any) -> list[str]:
     heading = {0: "PASS", 1: "REGRESSION", 2: "CANNOT JUDGE"}[verdict.exit_code]
-    lines = [f"harness gate: {heading} ({len(verdict.passed)} case(s) pass, "
-             f"{len(verdict.regressions)} regression(s), {len(verdict.problems)} problem(s))"]
+    summary = (f"harness gate: {heading} ({len(verdict.passed)} case(s) pass, "
+               f"{len(verdict.regressions)} regression(s), {len(verdict.problems)} problem(s))")
+    lines = [summary]
     lines += [f"  regression: {item}" for item in verdict.regressions]
     lines += [f"  cannot judge: {item}" for item in verdict.problems]
     return lines

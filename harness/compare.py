@@ -105,7 +105,7 @@ def raw_values(json_path: Path) -> dict[str, list[np.ndarray]]:
 
     try:
         suite = pyperf.BenchmarkSuite.load(str(json_path))
-    except Exception as error:  # pyperf raises several types for a bad file
+    except Exception as error:  # noqa: BLE001 -- pyperf raises several types for a bad file
         raise ValueError(f"{json_path}: not a pyperf JSON file ({error})") from None
     return {bench.get_name(): [np.asarray(run.values, np.float64)
                                for run in bench.get_runs() if run.values]

@@ -44,7 +44,7 @@ def _read_tensor(path: Path) -> tuple[str, np.ndarray]:
     try:
         tensor.ParseFromString(path.read_bytes())
         return tensor.name, numpy_helper.to_array(tensor)
-    except Exception as error:  # protobuf raises DecodeError, numpy_helper others
+    except Exception as error:  # noqa: BLE001 -- protobuf raises DecodeError, numpy_helper others
         raise ValueError(f"{path}: not an ONNX TensorProto ({error})") from None
 
 
@@ -72,7 +72,7 @@ class OnnxSource(ModelSource):
             try:
                 proto = onnx.load(str(self.path))
                 onnx.checker.check_model(proto)
-            except Exception as error:  # onnx raises DecodeError, ValidationError, ...
+            except Exception as error:  # noqa: BLE001 -- onnx raises DecodeError, ValidationError, ...
                 detail = " ".join(str(error).split())[:200]
                 raise ValueError(f"--model {self.path}: not a valid ONNX model ({detail})"
                                  ) from None
@@ -93,7 +93,7 @@ class OnnxSource(ModelSource):
         inputs = {value.name: value for value in self._graph_inputs()}
         unknown = set(self.shapes) - set(inputs)
         if unknown:
-            raise ValueError(f"--shape names no input {sorted(unknown)[0]!r} of "
+            raise ValueError(f"--shape names no input {min(unknown)!r} of "
                              f"{self.path.name} (inputs: {', '.join(inputs)})")
         shapes = {}
         for name, value in inputs.items():

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-from rich.progress import TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from harness.plan import Case
 from harness.results import is_finite_number
@@ -23,7 +29,7 @@ class RichReporter:
                                   console=console, transient=True)
         self._task = self._progress.add_task("starting", total=total)
 
-    def __enter__(self) -> "RichReporter":
+    def __enter__(self) -> Self:
         self._progress.start()
         return self
 

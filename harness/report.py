@@ -146,9 +146,10 @@ def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]
     sections = [f"# Benchmark report: {source.name}", ""]
     if len(frame):
         first = frame.iloc[0]
-        sections += [f"Run `{first['run_id']}` at {first['timestamp']} on {first['device']} "
-                     f"({first['cpu']}, {first['cores']} cores, {first['os']}, Python "
-                     f"{first['python']}).", ""]
+        machine = (f"Run `{first['run_id']}` at {first['timestamp']} on {first['device']} "
+                   f"({first['cpu']}, {first['cores']} cores, {first['os']}, Python "
+                   f"{first['python']}).")
+        sections += [machine, ""]
     rows = [[r["model"], r["variant"], r["backend"], str(r["threads"]), r["status"],
              _fmt(r["latency_median_ms"], ".4f"), _fmt(r["latency_p90_ms"], ".4f"),
              _fmt(r["latency_p99_ms"], ".4f"), _fmt(r["peak_rss_mb"], ".1f"),

@@ -29,10 +29,10 @@ from harness.parity import Tolerance
 from harness.plan import Case
 from harness.profiles import Profile
 from harness.results import ResultsWriter, new_row
+from harness.sources import ModelSource
 from harness.stats import latency_summary_ms
 from harness.worker import MEMORY_HOOK, WorkerJob
 from models.data import Dataset, make_splits
-from harness.sources import ModelSource
 
 DEFAULT_CASE_TIMEOUT_S = 900.0
 
@@ -92,7 +92,7 @@ def run_plan(cases: list[Case], config: RunConfig, reporter: Reporter) -> list[d
     import pyperf
 
     shared = {"run_id": uuid.uuid4().hex[:12],
-              "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               "harness_version": __version__, **environment()}
     writer = ResultsWriter(config.out)
     config.json_path.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class WorkerJob:
         path.write_text(json.dumps(self.__dict__))
 
     @classmethod
-    def load(cls, path: Path) -> "WorkerJob":
+    def load(cls, path: Path) -> WorkerJob:
         """Read a job written by `save`."""
         return cls(**json.loads(path.read_text()))
 
@@ -61,7 +61,7 @@ class MemoryHook:
 
     baseline_rss_mb: ClassVar[float | None] = None
 
-    def __enter__(self) -> "MemoryHook":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -159,7 +159,7 @@ def main() -> int:
         return 0
     try:
         model, fed, metadata = prepare_case(job)
-    except Exception as error:  # any runtime error becomes this case's one-line reason
+    except Exception as error:  # noqa: BLE001 -- any runtime error is this case's reason
         traceback.print_exc()
         print(error_line(error), file=sys.stderr)
         return 1

@@ -18,7 +18,7 @@ def _target_column(x: np.ndarray) -> np.ndarray:
     return x[:, :, 0].astype(np.float64)  # feature 0 is always the target series
 
 
-def baseline_forecasts(splits: "Splits") -> dict[str, np.ndarray]:
+def baseline_forecasts(splits: Splits) -> dict[str, np.ndarray]:
     """Test-split forecasts (n, horizon) of: persistence (the last hour again), the same
     hour yesterday, and AR(seq_len) fitted by least squares on the training split."""
     test = _target_column(splits.test.x)
@@ -36,7 +36,7 @@ def baseline_forecasts(splits: "Splits") -> dict[str, np.ndarray]:
     return forecasts
 
 
-def baseline_scores(splits: "Splits") -> dict[str, dict[str, float]]:
+def baseline_scores(splits: Splits) -> dict[str, dict[str, float]]:
     """{baseline name: {"rmse": ..., "mae": ...}} on the test split."""
     return {name: {"rmse": rmse(forecast, splits.test.y), "mae": mae(forecast, splits.test.y)}
             for name, forecast in baseline_forecasts(splits).items()}

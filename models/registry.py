@@ -93,7 +93,7 @@ class ModelEntry:
             return None
         return json.loads(path.read_text())
 
-    def with_weights_dir(self, weights_dir: Path) -> "ModelEntry":
+    def with_weights_dir(self, weights_dir: Path) -> ModelEntry:
         """The same entry reading (and training into) another weights folder."""
         return dataclasses.replace(self, weights_dir=Path(weights_dir))
 
@@ -113,7 +113,7 @@ class ModelEntry:
             digest.update(path.read_bytes())
         return digest.hexdigest()
 
-    def load(self) -> "Forecaster":
+    def load(self) -> Forecaster:
         """The PyTorch module with its weights, in eval mode (imports torch)."""
         import torch
 

@@ -52,7 +52,7 @@ class ModelSpec:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelSpec":
+    def from_dict(cls, data: dict) -> ModelSpec:
         """Build a spec from `dataclasses.asdict` output."""
         return cls(**data)
 

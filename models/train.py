@@ -44,7 +44,7 @@ def _magnitude_masks(model: Any, amount: float) -> dict[str, Any]:
     masks = {}
     for name, weight in model.rnn.named_parameters():
         if name.startswith("weight_hh"):
-            cut = int(round(amount * weight.numel()))
+            cut = round(amount * weight.numel())
             threshold = weight.detach().abs().flatten().kthvalue(cut).values if cut else -1
             masks[name] = (weight.detach().abs() > threshold).to(torch.float32)
     return masks

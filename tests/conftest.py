@@ -43,7 +43,7 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600
             ) -> subprocess.CompletedProcess:
     """Run `python -m harness ARGS` in a subprocess, as a user would."""
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
-                          text=True, cwd=cwd or ROOT, timeout=timeout)
+                          text=True, cwd=cwd or ROOT, timeout=timeout, check=False)
 
 
 #: backends of the synthetic runs below

@@ -11,8 +11,8 @@ import pytest
 from backends.base import RunOptions
 from backends.registry import BACKENDS
 from harness import bundle
-from harness.sources import load_reference
 from harness.parity import TOLERANCES, compare_outputs
+from harness.sources import load_reference
 from models.spec import OUTPUT_NAME
 from tests.conftest import TINY_MODELS, run_cli
 
