@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import ArtifactError, Backend, PreparedModel, RunOptions, Signature
-from backends.onnx_export import ONNX_EXPORT_DEPS, export_onnx
+from backends.base import ArtifactError, PreparedModel, RunOptions, Signature
+from backends.onnx_export import ONNX_EXPORT_DEPS, OnnxFedBackend
 
 PNNX_TIMEOUT_S = 300
 #: the onnxruntime inside pnnx 20261020 reads ONNX IR versions up to 13
@@ -91,7 +91,7 @@ class NcnnPrepared(PreparedModel):
         self._net = None
 
 
-class NcnnBackend(Backend):
+class NcnnBackend(OnnxFedBackend):
     """ncnn CPU. Tuning: `lightmode` = on|off (default on: free intermediates early)."""
 
     name = "ncnn"
@@ -101,13 +101,6 @@ class NcnnBackend(Backend):
     export_deps = (*ONNX_EXPORT_DEPS, "pnnx")
     description = "ncnn CPU, fp32 storage and arithmetic"
     tuning_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"lightmode": ("on", "off")}
-
-    @classmethod
-    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
-               calib: Any = None) -> Path:
-        with tempfile.TemporaryDirectory() as tmp:
-            onnx_path = export_onnx(model, signature, Path(tmp) / "model.onnx")
-            return cls.import_onnx(onnx_path, signature, variant, out_dir)
 
     @classmethod
     def import_onnx(cls, onnx_path: Path, signature: Signature, variant: str,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from backends.base import Signature
+from backends.base import Backend, Signature
 
 ONNX_OPSET = 17
 #: distributions that shape the ONNX file
@@ -34,6 +34,21 @@ def export_onnx(model: Any, signature: Signature, path: Path) -> Path:
                           opset_version=ONNX_OPSET, input_names=list(signature.inputs),
                           output_names=list(signature.outputs))
     return path
+
+
+class OnnxFedBackend(Backend):
+    """A backend whose artifact is made from ONNX: exporting the PyTorch definition is the
+    one ONNX export followed by the backend's own `import_onnx`, so a user's ONNX file and
+    the built-in models take the same conversion path."""
+
+    export_deps = ONNX_EXPORT_DEPS
+
+    @classmethod
+    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
+               calib: Any = None) -> Path:
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx_path = export_onnx(model, signature, Path(tmp) / "model.onnx")
+            return cls.import_onnx(onnx_path, signature, variant, out_dir)
 
 
 def self_contained_copy(onnx_path: Path, path: Path) -> Path:

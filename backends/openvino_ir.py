@@ -6,15 +6,14 @@ runs bf16 on CPUs that have it, which is not fp32.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import ArtifactError, Backend, PreparedModel, RunOptions, Signature
-from backends.onnx_export import ONNX_EXPORT_DEPS, export_onnx
+from backends.base import ArtifactError, PreparedModel, RunOptions, Signature
+from backends.onnx_export import ONNX_EXPORT_DEPS, OnnxFedBackend
 
 _PRECISION_HINT = {"fp32": "f32"}
 
@@ -40,7 +39,7 @@ class OpenvinoPrepared(PreparedModel):
         self._compiled = None
 
 
-class OpenvinoBackend(Backend):
+class OpenvinoBackend(OnnxFedBackend):
     """OpenVINO CPU plugin. Tuning: `hint` = LATENCY|THROUGHPUT (default LATENCY)."""
 
     name = "openvino"
@@ -50,13 +49,6 @@ class OpenvinoBackend(Backend):
     export_deps = (*ONNX_EXPORT_DEPS, "openvino")
     description = "OpenVINO CPU plugin, f32 inference precision"
     tuning_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"hint": ("LATENCY", "THROUGHPUT")}
-
-    @classmethod
-    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
-               calib: Any = None) -> Path:
-        with tempfile.TemporaryDirectory() as tmp:
-            onnx_path = export_onnx(model, signature, Path(tmp) / "model.onnx")
-            return cls.import_onnx(onnx_path, signature, variant, out_dir)
 
     @classmethod
     def import_onnx(cls, onnx_path: Path, signature: Signature, variant: str,

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import ArtifactError, Backend, PreparedModel, RunOptions, Signature
-from backends.onnx_export import ONNX_EXPORT_DEPS, export_onnx, self_contained_copy
+from backends.base import ArtifactError, PreparedModel, RunOptions, Signature
+from backends.onnx_export import ONNX_EXPORT_DEPS, OnnxFedBackend, self_contained_copy
 
 
 class OrtPrepared(PreparedModel):
@@ -30,7 +30,7 @@ class OrtPrepared(PreparedModel):
         self._session = None
 
 
-class OrtBackend(Backend):
+class OrtBackend(OnnxFedBackend):
     """ONNX Runtime on CPU. Tuning: `graph_level` = disable|basic|extended|all (default all)."""
 
     name = "onnxruntime"
@@ -40,11 +40,6 @@ class OrtBackend(Backend):
     export_deps = ONNX_EXPORT_DEPS
     description = "ONNX Runtime, CPU execution provider"
     tuning_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"graph_level": ("all", "extended", "basic", "disable")}
-
-    @classmethod
-    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
-               calib: Any = None) -> Path:
-        return export_onnx(model, signature, out_dir / "model.onnx")
 
     @classmethod
     def import_onnx(cls, onnx_path: Path, signature: Signature, variant: str,
