@@ -138,38 +138,62 @@ def _case_fields(case: Case, config: RunConfig, testset: Path | None) -> dict[st
 
 def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Reporter,
               testset: Path | None) -> tuple[dict[str, Any], Any]:
+    """One case's row fields and pyperf benchmark (None when it did not measure)."""
     fields = _case_fields(case, config, testset)
     backend = get_backend(case.backend)
-    source = config.sources[case.model]
     why_not = backend.available()
     if why_not is None and case.variant not in backend.variants:
         why_not = f"{backend.name} has no {case.variant} variant"
     if why_not is not None:
         return {**fields, "status": "skipped", "reason": why_not}, None
-
     reporter.case_started(index, case, "export")
+    artifact, outcome = _export_step(index, case, config, tmp, reporter)
+    if artifact is None:
+        return {**fields, **outcome}, None
+    fields["artifact_bytes"] = artifact.size_bytes
+    reporter.case_started(index, case, "measure")
+    benchmark, outcome = _measure_step(index, case, config, tmp, artifact, testset)
+    if benchmark is None:
+        return {**fields, **outcome}, None
+    fields.update(measurement_fields(benchmark, case.batch))
+    fields.update(parity_verdict(benchmark))
+    return fields, benchmark
+
+
+def _export_step(index: int, case: Case, config: RunConfig, tmp: Path,
+                 reporter: Reporter) -> tuple[bundle.Artifact | None, dict[str, str]]:
+    """The cached artifact, or one exported in a child; else (None, status and reason)."""
+    source, backend = config.sources[case.model], get_backend(case.backend)
     artifact, notice = bundle.lookup(config.bundle_root, source, backend, case.variant)
     if notice:
         reporter.notice(notice)
+    if artifact is not None:
+        return artifact, {}
+    source_json = tmp / f"source{index}.json"
+    source_json.write_text(json.dumps(source.describe()))
+    child = run_child([sys.executable, "-m", "harness.bundle", "--root",
+                       str(config.bundle_root), "--source", str(source_json),
+                       "--backend", case.backend, "--variant", case.variant],
+                      config.case_timeout_s)
+    if child.returncode == bundle.EXIT_UNSUPPORTED:
+        return None, {"status": "unsupported", "reason": child.reason}
+    if not child.ok:
+        _log_failure(config, case, "export", child.output)
+        return None, {"status": "failed", "reason": f"export: {child.reason}"}
+    artifact, notice = bundle.lookup(config.bundle_root, source, backend, case.variant)
     if artifact is None:
-        source_json = tmp / f"source{index}.json"
-        source_json.write_text(json.dumps(source.describe()))
-        child = run_child([sys.executable, "-m", "harness.bundle", "--root",
-                           str(config.bundle_root), "--source", str(source_json),
-                           "--backend", case.backend, "--variant", case.variant],
-                          config.case_timeout_s)
-        if child.returncode == bundle.EXIT_UNSUPPORTED:
-            return {**fields, "status": "unsupported", "reason": child.reason}, None
-        if not child.ok:
-            _log_failure(config, case, "export", child.output)
-            return {**fields, "status": "failed", "reason": f"export: {child.reason}"}, None
-        artifact, notice = bundle.lookup(config.bundle_root, source, backend, case.variant)
-        if artifact is None:
-            return {**fields, "status": "failed", "reason": f"export: {notice}"}, None
-    fields["artifact_bytes"] = artifact.size_bytes
+        return None, {"status": "failed", "reason": f"export: {notice}"}
+    return artifact, {}
 
-    reporter.case_started(index, case, "measure")
+
+def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
+                  artifact: bundle.Artifact, testset: Path | None
+                  ) -> tuple[Any, dict[str, str]]:
+    """The case's pyperf benchmark from its own manager child; else (None, failure)."""
+    import pyperf
+
     job_path, out_path = tmp / f"case{index}.json", tmp / f"case{index}.pyperf.json"
+    source = config.sources[case.model]
     WorkerJob(case=case.to_dict(), artifact=str(artifact.path),
               reference=str(bundle.reference_path(config.bundle_root, source)),
               tuning=dict(config.tuning.get(case.backend, {})),
@@ -181,13 +205,8 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
                        *config.profile.pyperf_args()], config.case_timeout_s)
     if not child.ok:
         _log_failure(config, case, "measure", child.output)
-        return {**fields, "status": "failed", "reason": child.reason}, None
-    import pyperf
-
-    benchmark = pyperf.Benchmark.load(str(out_path))
-    fields.update(measurement_fields(benchmark, case.batch))
-    fields.update(parity_verdict(benchmark))
-    return fields, benchmark
+        return None, {"status": "failed", "reason": child.reason}
+    return pyperf.Benchmark.load(str(out_path)), {}
 
 
 def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:

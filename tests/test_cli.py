@@ -157,3 +157,30 @@ def test_help_explains_every_run_option() -> None:
     for option in ("--backends", "--model", "--variants", "--threads", "--profile", "--out",
                    "--bundle-dir", "--case-timeout", "--tune"):
         assert option in result.stdout
+
+
+def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path) -> None:
+    """SIGINT during the second case: exit 130, the first case's row is on disk, and no
+    worker process of the interrupted case is left behind."""
+    import signal
+    import time
+
+    import psutil
+
+    out = tmp_path / "i.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--backends",
+                             "onnxruntime,torch", *QUICK, "--out", str(out), "--bundle-dir",
+                             str(tmp_path / "bundle")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (out.is_file() and len(read_results(out)) == 1):
+        time.sleep(0.2)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    frame = read_results(out)
+    assert list(frame["backend"]) == ["onnxruntime"] and frame.loc[0, "status"] == "ok"
+    time.sleep(1)
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
