@@ -26,6 +26,7 @@ import onnxruntime as ort
 from backends.registry import get_backend
 from harness import bundle
 from harness.results import read_results
+from harness.sources import RegisteredSource, load_reference
 from models.registry import get_entry
 
 
@@ -65,11 +66,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=3000)
     args = parser.parse_args()
-    entry, backend = get_entry("lstm"), get_backend("onnxruntime")
+    source, backend = RegisteredSource(get_entry("lstm")), get_backend("onnxruntime")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        artifact = bundle.export(root, entry, backend, "fp32")
-        x = bundle.load_reference(bundle.reference_path(root, entry))[0][0]["x"]
+        artifact = bundle.export(root, source, backend, "fp32")
+        x = load_reference(bundle.reference_path(root, source))[0][0]["x"]
         harness_ms, bare_median_ms, bare_block_ms = [], [], []
         for index in range(args.rounds):
             harness_ms.append(harness_median_ms(root / f"r{index}.csv", root))
