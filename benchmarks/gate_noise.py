@@ -10,6 +10,7 @@ pairs and gate each pair with the default thresholds. Signal: gate the default `
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -39,14 +40,21 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        passes = 0
+        passes, largest_pct = 0, 0.0
         for index in range(args.pairs):
             base = measure(root / f"a{index}.csv", root / "bundle")
             cand = measure(root / f"b{index}.csv", root / "bundle")
             gate = harness("gate", str(base), str(cand))
             passes += gate.returncode == 0
-            print(f"pair {index + 1}: exit {gate.returncode}: {gate.stdout.strip()}", flush=True)
-        print(f"noise: {passes}/{args.pairs} pairs pass")
+            rows = json.loads(harness("compare", str(base), str(cand), "--format",
+                                      "json").stdout)
+            changes = [abs(r["change_pct"]) for r in rows
+                       if r["metric"] == "latency_median_ms" and r["change_pct"] is not None]
+            largest_pct = max([largest_pct, *changes])
+            print(f"pair {index + 1}: exit {gate.returncode}, largest median change "
+                  f"{max(changes):.1f}%: {gate.stdout.strip()}", flush=True)
+        print(f"noise: {passes}/{args.pairs} pairs pass; largest median latency change "
+              f"{largest_pct:.1f}%")
         slow = measure(root / "x4.csv", root / "bundle", model="lstm-x4")
         gate = harness("gate", str(root / "a0.csv"), str(slow), "--rename-model",
                        "lstm-x4=lstm", "--allow-mismatch")
