@@ -175,3 +175,10 @@ def test_rename_model_joins_two_models_as_one_case(tmp_path: Path) -> None:
     result = run_cli("gate", str(base), str(cand), "--rename-model", "lstm-x4=lstm")
     assert result.returncode == 1
     assert "median latency +3" in result.stdout  # about +300%
+
+
+def test_committed_example_baseline_gates_against_itself() -> None:
+    baseline = Path(__file__).resolve().parents[1] / "results" / "baseline.csv"
+    result = run_cli("gate", str(baseline), str(baseline))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS (5 case(s) pass" in result.stdout
