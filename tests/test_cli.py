@@ -184,3 +184,35 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path) -> None:
     assert list(frame["backend"]) == ["onnxruntime"] and frame.loc[0, "status"] == "ok"
     time.sleep(1)
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+class _Segfault:
+    """Unpickling this calls ctypes.string_at(0): a real segmentation fault."""
+
+    def __reduce__(self) -> tuple:
+        import ctypes
+
+        return ctypes.string_at, (0,)
+
+
+def test_worker_segfault_is_a_failed_row_and_the_run_goes_on(tmp_path: Path) -> None:
+    """A torch artifact whose loading segfaults the worker process: that case is `failed`
+    naming the signal, the next backend still measures, exit code 1."""
+    import torch
+
+    root = tmp_path / "bundle"
+    source = RegisteredSource(get_entry("tiny"))
+    backend = get_backend("torch")
+    bundle.export(root, source, backend, "fp32")
+    folder = bundle.artifact_dir(root, source, backend, "fp32")
+    manifest = json.loads((folder / bundle.MANIFEST).read_text())
+    torch.save(_Segfault(), folder / manifest["artifact"])
+    manifest["files"][manifest["artifact"]] = bundle.file_sha256(folder / manifest["artifact"])
+    (folder / bundle.MANIFEST).write_text(json.dumps(manifest))
+    out = tmp_path / "s.csv"
+    result = run_cli("run", "--backends", "torch,onnxruntime", *QUICK, "--out", str(out),
+                     "--bundle-dir", str(root))
+    assert result.returncode == 1
+    frame = read_results(out)
+    assert list(frame["status"]) == ["failed", "ok"]
+    assert frame.loc[0, "reason"] == "crashed: killed by SIGSEGV"
