@@ -83,17 +83,24 @@ def test_truncated_cached_artifact_is_reexported(quick_run: tuple, tmp_path: Pat
     assert list(read_results(tmp_path / "c.csv")["status"]) == ["ok"]
 
 
+def _cached_artifact_replaced(root: Path, backend_name: str, write: object) -> None:
+    """Export the tiny model for a backend, then replace its artifact with `write(path)`
+    and record the new file's hash, so the cache serves it as intact."""
+    source, backend = RegisteredSource(get_entry("tiny")), get_backend(backend_name)
+    bundle.export(root, source, backend, "fp32")
+    folder = bundle.artifact_dir(root, source, backend, "fp32")
+    manifest = json.loads((folder / bundle.MANIFEST).read_text())
+    write(folder / manifest["artifact"])  # type: ignore[operator]
+    manifest["files"][manifest["artifact"]] = bundle.file_sha256(folder / manifest["artifact"])
+    (folder / bundle.MANIFEST).write_text(json.dumps(manifest))
+
+
 def test_runtime_that_rejects_its_artifact_is_a_failed_row(tmp_path: Path) -> None:
     """An artifact whose manifest matches but that the runtime cannot load: the case is
     failed with the cause, the other backend still measures, exit code 1."""
     root = tmp_path / "bundle"
-    backend = get_backend("onnxruntime")
-    bundle.export(root, RegisteredSource(get_entry("tiny")), backend, "fp32")
-    folder = bundle.artifact_dir(root, RegisteredSource(get_entry("tiny")), backend, "fp32")
-    manifest = json.loads((folder / bundle.MANIFEST).read_text())
-    (folder / manifest["artifact"]).write_bytes(b"this is not an onnx model")
-    manifest["files"][manifest["artifact"]] = bundle.file_sha256(folder / manifest["artifact"])
-    (folder / bundle.MANIFEST).write_text(json.dumps(manifest))
+    _cached_artifact_replaced(root, "onnxruntime",
+                              lambda path: path.write_bytes(b"this is not an onnx model"))
     out = tmp_path / "d.csv"
     result = run_cli("run", "--backends", "onnxruntime,torch", *QUICK, "--out", str(out),
                      "--bundle-dir", str(root))
@@ -201,14 +208,7 @@ def test_worker_segfault_is_a_failed_row_and_the_run_goes_on(tmp_path: Path) -> 
     import torch
 
     root = tmp_path / "bundle"
-    source = RegisteredSource(get_entry("tiny"))
-    backend = get_backend("torch")
-    bundle.export(root, source, backend, "fp32")
-    folder = bundle.artifact_dir(root, source, backend, "fp32")
-    manifest = json.loads((folder / bundle.MANIFEST).read_text())
-    torch.save(_Segfault(), folder / manifest["artifact"])
-    manifest["files"][manifest["artifact"]] = bundle.file_sha256(folder / manifest["artifact"])
-    (folder / bundle.MANIFEST).write_text(json.dumps(manifest))
+    _cached_artifact_replaced(root, "torch", lambda path: torch.save(_Segfault(), path))
     out = tmp_path / "s.csv"
     result = run_cli("run", "--backends", "torch,onnxruntime", *QUICK, "--out", str(out),
                      "--bundle-dir", str(root))
