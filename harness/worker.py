@@ -104,7 +104,8 @@ def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
     options = RunOptions(threads=case["threads"], variant=case["variant"], tuning=job.tuning,
                          input_names=tuple(windows[0][0]), output_names=tuple(windows[0][1]))
     tolerance = Tolerance(**job.tolerance) if job.tolerance else TOLERANCES[case["variant"]]
-    MemoryHook.baseline_rss_mb = rss_mb()
+    testset = _load_testset(Path(job.testset)) if job.testset is not None else None
+    MemoryHook.baseline_rss_mb = rss_mb()  # inputs and test data are already loaded
     made: dict[str, Any] = {}
     load_ms = time_once_ms(lambda: made.update(model=backend.prepare(Path(job.artifact),
                                                                      options)))
@@ -124,19 +125,22 @@ def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
                 "parity_atol": tolerance.atol, "parity_rtol": tolerance.rtol,
                 "settings": json.dumps(model.settings, sort_keys=True),
                 "backend_version": backend.version() or "-"}
-    if job.testset is not None:
-        metadata.update(forecast_accuracy(model, Path(job.testset)))
+    if testset is not None:
+        metadata.update(forecast_accuracy(model, *testset))
     return model, fed[0], metadata
 
 
-def forecast_accuracy(model: Any, testset: Path) -> dict[str, float]:
+def _load_testset(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path) as data:
+        return data["x"], data["y"]
+
+
+def forecast_accuracy(model: Any, xs: np.ndarray, ys: np.ndarray) -> dict[str, float]:
     """rmse and mae (data units) of the prepared model over every test-split window, one
     window per call, exactly as it is deployed. Untimed."""
     from models.metrics import mae, rmse
     from models.spec import INPUT_NAME, OUTPUT_NAME
 
-    with np.load(testset) as data:
-        xs, ys = data["x"], data["y"]
     predictions = np.concatenate([model.run(model.feed({INPUT_NAME: xs[i:i + 1]}))[OUTPUT_NAME]
                                   for i in range(len(xs))])
     return {"rmse": rmse(predictions, ys), "mae": mae(predictions, ys)}
