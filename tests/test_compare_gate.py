@@ -182,3 +182,11 @@ def test_committed_example_baseline_gates_against_itself() -> None:
     result = run_cli("gate", str(baseline), str(baseline))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS (5 case(s) pass" in result.stdout
+
+
+def test_pyperf_json_paths_are_accepted_in_place_of_the_csvs(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    slow = write_run(tmp_path / "b.csv", seed=2, factor=1.5)
+    result = run_cli("gate", str(base.with_suffix(".json")), str(slow.with_suffix(".json")))
+    assert result.returncode == 1
+    assert "median latency +5" in result.stdout
