@@ -135,8 +135,9 @@ def build_parser() -> _Parser:
                          f"{p.name}: {p.summary}" for p in PROFILES.values())
                      + " (default: default)")
     run.add_argument("--out", type=Path, default=None, metavar="CSV",
-                     help="results CSV (default results/<UTC timestamp>.csv); the pyperf "
-                          "JSON is written beside it with the same stem")
+                     help="results CSV (default results/<UTC timestamp>.csv; an existing "
+                          "file is replaced); the pyperf JSON is written beside it with the "
+                          "same stem")
     run.add_argument("--bundle-dir", type=Path, default=Path("bundle"), metavar="DIR",
                      help="export cache: artifacts and reference data (default ./bundle)")
     run.add_argument("--case-timeout", type=_positive_float, default=DEFAULT_CASE_TIMEOUT_S,
