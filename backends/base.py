@@ -145,12 +145,12 @@ class Backend(ABC):
     @classmethod
     def version(cls) -> str:
         """Installed version of the runtime distribution, or "" when it is not installed."""
-        return _dist_version(cls.runtime_dist)
+        return dist_version(cls.runtime_dist)
 
     @classmethod
     def export_fingerprint(cls) -> str:
         """Versions of everything that shapes the exported file, for the export cache."""
-        return ";".join(f"{dist}={_dist_version(dist)}" for dist in cls.export_deps)
+        return ";".join(f"{dist}={dist_version(dist)}" for dist in cls.export_deps)
 
     @classmethod
     @abstractmethod
@@ -174,7 +174,8 @@ class Backend(ABC):
         but reported as `load_ms`. Raises ArtifactError for a file it cannot load."""
 
 
-def _dist_version(dist: str) -> str:
+def dist_version(dist: str) -> str:
+    """Installed version of a distribution, or "" when it is not installed."""
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:

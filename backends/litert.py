@@ -20,7 +20,7 @@ from backends.base import (
     RunOptions,
     Signature,
     UnsupportedModel,
-    _dist_version,
+    dist_version,
 )
 
 #: (module with Interpreter, distribution), in order of preference
@@ -104,10 +104,8 @@ class LitertBackend(Backend):
 
     @classmethod
     def version(cls) -> str:
-        for _, dist in _INTERPRETERS:
-            if _dist_version(dist):
-                return _dist_version(dist)
-        return ""
+        versions = (dist_version(dist) for _, dist in _INTERPRETERS)
+        return next((version for version in versions if version), "")
 
     @classmethod
     def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,

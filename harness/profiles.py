@@ -32,10 +32,6 @@ class Profile:
         return processes + ["--values", str(self.values), "--warmups", str(self.warmups),
                             "--loops", "1"]
 
-    def total_values(self) -> int:
-        """Timed values per case (processes x values)."""
-        return self.processes * self.values
-
 
 PROFILES: dict[str, Profile] = {
     p.name: p

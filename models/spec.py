@@ -51,11 +51,6 @@ class ModelSpec:
         """Canonical JSON text of the spec (sorted keys): stable input for cache keys."""
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelSpec:
-        """Build a spec from `dataclasses.asdict` output."""
-        return cls(**data)
-
 
 INPUT_NAME = "x"
 OUTPUT_NAME = "y"
