@@ -166,11 +166,29 @@ def test_help_explains_every_run_option() -> None:
         assert option in result.stdout
 
 
-def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path) -> None:
-    """SIGINT during the second case: exit 130, the first case's row is on disk, and no
-    worker process of the interrupted case is left behind."""
-    import signal
+def _rows_written(csv: Path) -> int:
+    """Complete data lines in a results CSV being appended to (0 while it is empty or only
+    its header is there): the writer appends each row with one newline-terminated write."""
+    try:
+        text = csv.read_text()
+    except FileNotFoundError:
+        return 0
+    return max(text.count("\n") - 1, 0)
+
+
+def _wait_for(condition: object, what: str, timeout_s: float = 300) -> None:
     import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path) -> None:
+    """SIGINT while the second case is measuring: exit 130, the first case's row is on disk,
+    and none of the processes that were measuring (manager and workers) survives."""
+    import signal
 
     import psutil
 
@@ -179,18 +197,30 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path) -> None:
                              "onnxruntime,torch", *QUICK, "--out", str(out), "--bundle-dir",
                              str(tmp_path / "bundle")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not (out.is_file() and len(read_results(out)) == 1):
-        time.sleep(0.2)
-    children = psutil.Process(proc.pid).children(recursive=True)
+    parent = psutil.Process(proc.pid)
+
+    def measuring_workers() -> list[psutil.Process]:
+        found = []
+        for child in parent.children(recursive=True):
+            try:
+                if "--worker" in child.cmdline():
+                    found.append(child)
+            except psutil.NoSuchProcess:
+                pass
+        return found
+
+    _wait_for(lambda: _rows_written(out) == 1, "the first row")
+    _wait_for(lambda: measuring_workers(), "a worker of the second case")
+    measuring = parent.children(recursive=True)
+    assert measuring, "the second case had no child processes"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     frame = read_results(out)
     assert list(frame["backend"]) == ["onnxruntime"] and frame.loc[0, "status"] == "ok"
-    time.sleep(1)
-    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    gone, alive = psutil.wait_procs(measuring, timeout=10)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
 
 
 class _Segfault:
