@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from models.spec import INPUT_NAME, OUTPUT_NAME
+from edge_rnn_harness.models.spec import INPUT_NAME, OUTPUT_NAME
 
 VARIANTS = ("fp32",)
 
@@ -56,6 +56,9 @@ class RunOptions:
     tuning: backend-specific knobs (e.g. graph optimisation level), as strings.
     input_names, output_names: the model's tensor names in order, for runtimes whose
         files number their tensors instead of naming them.
+    module_callable: a `package.module:callable` the user named on the command line, from
+        which the PyTorch reference rebuilds a module brought that way (never read from a
+        bundle).
     """
 
     threads: int = 1
@@ -63,6 +66,7 @@ class RunOptions:
     tuning: Mapping[str, str] = field(default_factory=dict)
     input_names: tuple[str, ...] = (INPUT_NAME,)
     output_names: tuple[str, ...] = (OUTPUT_NAME,)
+    module_callable: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.threads, int) or self.threads < 1:
@@ -154,11 +158,10 @@ class Backend(ABC):
 
     @classmethod
     @abstractmethod
-    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
-               calib: Any = None) -> Path:
+    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path) -> Path:
         """Write the artifact for `model` (a torch module called with the signature's
         inputs in order) in this format under `out_dir` and return the path the runtime
-        opens. `calib` carries calibration inputs for quantised variants."""
+        opens. Host side: needs torch and the converters."""
 
     @classmethod
     def import_onnx(cls, onnx_path: Path, signature: Signature, variant: str,

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import (
+from edge_rnn_harness.backends.base import (
     ArtifactError,
     Backend,
     PreparedModel,
@@ -108,8 +108,7 @@ class LitertBackend(Backend):
         return next((version for version in versions if version), "")
 
     @classmethod
-    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
-               calib: Any = None) -> Path:
+    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path) -> Path:
         import litert_torch
         import torch
 

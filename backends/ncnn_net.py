@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import ArtifactError, PreparedModel, RunOptions, Signature
-from backends.onnx_export import ONNX_EXPORT_DEPS, OnnxFedBackend
+from edge_rnn_harness.backends.base import ArtifactError, PreparedModel, RunOptions, Signature
+from edge_rnn_harness.backends.onnx_export import ONNX_EXPORT_DEPS, OnnxFedBackend
 
 PNNX_TIMEOUT_S = 300
 #: the onnxruntime inside pnnx 20261020 reads ONNX IR versions up to 13

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import Backend, Signature
+from edge_rnn_harness.backends.base import Backend, Signature
 
 ONNX_OPSET = 17
 #: distributions that shape the ONNX file
@@ -44,8 +44,7 @@ class OnnxFedBackend(Backend):
     export_deps = ONNX_EXPORT_DEPS
 
     @classmethod
-    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
-               calib: Any = None) -> Path:
+    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path) -> Path:
         with tempfile.TemporaryDirectory() as tmp:
             onnx_path = export_onnx(model, signature, Path(tmp) / "model.onnx")
             return cls.import_onnx(onnx_path, signature, variant, out_dir)

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import ArtifactError, PreparedModel, RunOptions, Signature
-from backends.onnx_export import ONNX_EXPORT_DEPS, OnnxFedBackend
+from edge_rnn_harness.backends.base import ArtifactError, PreparedModel, RunOptions, Signature
+from edge_rnn_harness.backends.onnx_export import ONNX_EXPORT_DEPS, OnnxFedBackend
 
 _PRECISION_HINT = {"fp32": "f32"}
 

@@ -8,8 +8,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import ArtifactError, PreparedModel, RunOptions, Signature
-from backends.onnx_export import ONNX_EXPORT_DEPS, OnnxFedBackend, self_contained_copy
+from edge_rnn_harness.backends.base import ArtifactError, PreparedModel, RunOptions, Signature
+from edge_rnn_harness.backends.onnx_export import (
+    ONNX_EXPORT_DEPS,
+    OnnxFedBackend,
+    self_contained_copy,
+)
 
 
 class OrtPrepared(PreparedModel):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from backends.base import Backend
-from backends.litert import LitertBackend
-from backends.ncnn_net import NcnnBackend
-from backends.openvino_ir import OpenvinoBackend
-from backends.ort import OrtBackend
-from backends.torch_ref import TorchBackend
+from edge_rnn_harness.backends.base import Backend
+from edge_rnn_harness.backends.litert import LitertBackend
+from edge_rnn_harness.backends.ncnn_net import NcnnBackend
+from edge_rnn_harness.backends.openvino_ir import OpenvinoBackend
+from edge_rnn_harness.backends.ort import OrtBackend
+from edge_rnn_harness.backends.torch_ref import TorchBackend
 
 BACKENDS: dict[str, type[Backend]] = {
     cls.name: cls
@@ -19,8 +19,6 @@ BACKENDS: dict[str, type[Backend]] = {
         NcnnBackend,
     )
 }
-
-REFERENCE_BACKEND = TorchBackend.name
 
 
 def backend_names() -> list[str]:

@@ -21,7 +21,7 @@ BACKENDS = "onnxruntime,openvino"
 
 def harness(*args: str) -> subprocess.CompletedProcess:
     """Run the harness CLI in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "edge_rnn_harness", *args], capture_output=True,
                           text=True, check=False)
 
 

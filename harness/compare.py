@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.results import KEY_COLUMNS, read_results
+from edge_rnn_harness.plan import bench_name, case_label, legacy_bench_name
+from edge_rnn_harness.results import KEY_COLUMNS, read_results
 
 #: columns that must agree for two rows to be comparable
 SETTINGS_COLUMNS = ("device", "cpu", "cores", "backend_version", "settings")
@@ -83,10 +84,8 @@ class Comparison:
 
 
 def key_text(key: tuple) -> str:
-    """A case key as text: model/variant/backend scenario threads batch seq_len."""
-    fields = dict(zip(KEY_COLUMNS, key))
-    return (f"{fields['model']}/{fields['variant']}/{fields['backend']} "
-            f"{fields['scenario']} t{fields['threads']} b{fields['batch']} s{fields['seq_len']}")
+    """A case key as text (the case's one label)."""
+    return case_label(dict(zip(KEY_COLUMNS, key)))
 
 
 def resolve_pair(path: Path) -> tuple[Path, Path]:
@@ -172,8 +171,10 @@ def _mismatches(base_row: Mapping, cand_row: Mapping) -> list[str]:
             and str(base_row[column]) != str(cand_row[column])]
 
 
-def _bench_name(row: Mapping) -> str:
-    return f"{row['model']}/{row['variant']}/{row['backend']}/t{row['threads']}/b{row['batch']}"
+def _bench_name_in(raw: Mapping[str, list[np.ndarray]], row: Mapping) -> str:
+    """The row's benchmark name in `raw`: the current one, or the one older runs used."""
+    name = bench_name(row)
+    return name if name in raw or legacy_bench_name(row) not in raw else legacy_bench_name(row)
 
 
 def _keyed(frame: pd.DataFrame, path: Path) -> dict[tuple, dict]:
@@ -197,7 +198,7 @@ def compare_runs(base_path: Path, cand_path: Path, min_effect: float = 0.05,
     cand_csv, cand_json = resolve_pair(cand_path)
     base_frame, cand_frame = read_results(base_csv), read_results(cand_csv)
     base_raw, cand_raw = raw_values(base_json), raw_values(cand_json)
-    cand_frame["bench_name"] = [_bench_name(r) for r in cand_frame.to_dict("records")]
+    cand_frame["bench_name"] = [_bench_name_in(cand_raw, r) for r in cand_frame.to_dict("records")]
     if rename:
         cand_frame["model"] = cand_frame["model"].replace(dict(rename))
     base_rows, cand_rows = _keyed(base_frame, base_csv), _keyed(cand_frame, cand_csv)
@@ -206,7 +207,8 @@ def compare_runs(base_path: Path, cand_path: Path, min_effect: float = 0.05,
         if key not in cand_rows:
             continue
         cand_row = cand_rows[key]
-        runs = (base_raw.get(_bench_name(base_row), []), cand_raw.get(cand_row["bench_name"], []))
+        runs = (base_raw.get(_bench_name_in(base_raw, base_row), []),
+                cand_raw.get(cand_row["bench_name"], []))
         changes = [_change(metric, base_row, cand_row, runs, min_effect, alpha)
                    for metric in METRICS]
         cases.append(CaseComparison(key, base_row, cand_row, changes,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from harness.compare import Comparison, key_text
+from edge_rnn_harness.compare import Comparison, key_text
 
 FORMATS = ("table", "markdown", "csv", "json")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from harness.compare import CaseComparison, Comparison, key_text
+from edge_rnn_harness.compare import CaseComparison, Comparison, key_text
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_CANNOT_JUDGE = 0, 1, 2
 

@@ -9,7 +9,7 @@ import signal
 import subprocess
 from dataclasses import dataclass
 
-from harness.errors import ERROR_PREFIX
+from edge_rnn_harness.errors import ERROR_PREFIX
 
 _PYPERF_CRASH = re.compile(r"failed with exit code (-?\d+)")
 

@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 SCENARIO_SINGLE_STREAM = "single_stream"
+
+
+def case_label(row: Mapping[str, object]) -> str:
+    """The one human-readable label of a case (a Case's dict or a results row):
+    model/variant/backend scenario s<seq_len> t<threads> b<batch>."""
+    return (f"{row['model']}/{row['variant']}/{row['backend']} {row['scenario']} "
+            f"s{row['seq_len']} t{row['threads']} b{row['batch']}")
+
+
+def bench_name(row: Mapping[str, object]) -> str:
+    """The pyperf benchmark name of a case: every key column, so it is unique in a run."""
+    return (f"{row['model']}/{row['variant']}/{row['backend']}/{row['scenario']}/"
+            f"s{row['seq_len']}/t{row['threads']}/b{row['batch']}")
+
+
+def legacy_bench_name(row: Mapping[str, object]) -> str:
+    """The benchmark name harness 0.1 runs used (no scenario or seq_len), so their pyperf
+    JSON files still compare."""
+    return f"{row['model']}/{row['variant']}/{row['backend']}/t{row['threads']}/b{row['batch']}"
 
 
 @dataclass(frozen=True)
@@ -27,7 +47,12 @@ class Case:
     @property
     def bench_name(self) -> str:
         """The pyperf benchmark name: unique within a run."""
-        return f"{self.model}/{self.variant}/{self.backend}/t{self.threads}/b{self.batch}"
+        return bench_name(self.to_dict())
+
+    @property
+    def label(self) -> str:
+        """The case's label for people (progress, logs, reasons)."""
+        return case_label(self.to_dict())
 
     def to_dict(self) -> dict:
         """Plain-dict form (JSON-friendly)."""

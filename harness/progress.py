@@ -15,8 +15,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from harness.plan import Case
-from harness.results import is_finite_number
+from edge_rnn_harness.plan import Case
+from edge_rnn_harness.results import is_finite_number
 
 
 class RichReporter:
@@ -38,7 +38,7 @@ class RichReporter:
 
     def case_started(self, index: int, case: Case, stage: str) -> None:
         """Show which case is in which stage."""
-        self._progress.update(self._task, description=f"{stage} {case.bench_name}")
+        self._progress.update(self._task, description=f"{stage} {case.label}")
 
     def case_finished(self, index: int, case: Case, row: Mapping[str, Any]) -> None:
         """Print one line for the finished case and advance the bar."""
@@ -49,7 +49,7 @@ class RichReporter:
         else:
             detail = str(row["reason"] or "")
         style = {"ok": "green", "failed": "red"}.get(str(status), "yellow")
-        self._console.print(f"[{style}]{status:>7}[/] {case.bench_name}: {detail}")
+        self._console.print(f"[{style}]{status:>7}[/] {case.label}: {detail}")
         self._progress.advance(self._task)
 
     def notice(self, text: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.compare_view import markdown_table
+from edge_rnn_harness.compare_view import markdown_table
 
 
 def _pyplot():

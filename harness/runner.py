@@ -1,5 +1,7 @@
-"""The run: for each case of the plan, export (cached, in a child process), measure (a
-pyperf manager in a child process, with its own worker processes), write the row.
+"""The run: for each case of the plan, measure it from a bundle (a pyperf manager in a child
+process, with its own worker processes) and write the row. On the host, an Exporter first
+makes the bundle hold the case's artifact (exported in a child, or cached); on a device,
+the bundle was copied there and nothing is exported. One runner for both.
 
 Each case's row is appended to the CSV, and its benchmark to the pyperf JSON, as soon as
 it finishes, so a crash or Ctrl-C later keeps every row already measured.
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import statistics
 import sys
 import tempfile
@@ -17,22 +18,22 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
+from edge_rnn_harness import __version__
+from edge_rnn_harness.backends.registry import get_backend
+from edge_rnn_harness.bundle import Bundle, BundleError
+from edge_rnn_harness.environment import environment
+from edge_rnn_harness.isolation import run_child
+from edge_rnn_harness.parity import Tolerance
+from edge_rnn_harness.plan import Case
+from edge_rnn_harness.profiles import Profile
+from edge_rnn_harness.results import ResultsWriter, new_row
+from edge_rnn_harness.stats import latency_summary_ms
+from edge_rnn_harness.worker import MEMORY_HOOK, WorkerJob
 
-from backends.registry import get_backend
-from harness import __version__, bundle
-from harness.environment import environment
-from harness.isolation import run_child
-from harness.parity import Tolerance
-from harness.plan import Case
-from harness.profiles import Profile
-from harness.results import ResultsWriter, new_row
-from harness.sources import ModelSource
-from harness.stats import latency_summary_ms
-from harness.worker import MEMORY_HOOK, WorkerJob
-from models.data import Dataset, make_splits
+if TYPE_CHECKING:
+    from edge_rnn_harness.export import Exporter
 
 DEFAULT_CASE_TIMEOUT_S = 900.0
 
@@ -42,7 +43,7 @@ class RunConfig:
     """Where and how a run measures.
 
     out: results CSV (the pyperf JSON goes beside it, same stem).
-    bundle_root: export cache folder. case_timeout_s: limit for each child step.
+    bundle_root: the bundle the cases run from. case_timeout_s: limit for each child step.
     tuning: backend name -> backend-specific options.
     """
 
@@ -51,13 +52,12 @@ class RunConfig:
     bundle_root: Path
     case_timeout_s: float = DEFAULT_CASE_TIMEOUT_S
     tuning: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    #: the models by name (registered, ONNX files, PyTorch callables)
-    sources: Mapping[str, ModelSource] = field(default_factory=dict)
-    #: accuracy is measured on this dataset's test split, for registered models (None: no
-    #: rmse/mae)
-    dataset: Dataset | None = None
+    #: rmse/mae on the bundle's test-split windows where it has them
+    accuracy: bool = True
     #: parity tolerance replacing every variant's default
     tolerance: Tolerance | None = None
+    #: model name -> package.module:callable the user named on the command line
+    callables: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.case_timeout_s > 0:
@@ -73,6 +73,11 @@ class RunConfig:
         """Output of failed children, for diagnosis."""
         return self.out.with_suffix(".log")
 
+    def log_failure(self, label: str, output: str) -> None:
+        """Append a failed child's output to the log beside the results."""
+        with self.log_path.open("a") as log:
+            log.write(f"==== {label}\n{output}\n")
+
 
 class Reporter(Protocol):
     """What the runner tells the user while it works (the CLI shows it with rich)."""
@@ -87,8 +92,11 @@ class Reporter(Protocol):
         """A one-line notice (e.g. a damaged cached artifact being re-exported)."""
 
 
-def run_plan(cases: list[Case], config: RunConfig, reporter: Reporter) -> list[dict[str, Any]]:
-    """Measure every case in order; return the rows (also written to config.out)."""
+def run_plan(cases: list[Case], config: RunConfig, reporter: Reporter,
+             exporter: Exporter | None = None) -> list[dict[str, Any]]:
+    """Measure every case in order from config.bundle_root; return the rows (also written
+    to config.out). With an `exporter` (host), each case's artifact is exported or reused
+    first."""
     import pyperf
 
     shared = {"run_id": uuid.uuid4().hex[:12],
@@ -99,10 +107,8 @@ def run_plan(cases: list[Case], config: RunConfig, reporter: Reporter) -> list[d
     config.log_path.unlink(missing_ok=True)
     benchmarks: list[pyperf.Benchmark] = []
     with tempfile.TemporaryDirectory(prefix="harness-") as tmp:
-        testsets = _write_testsets(cases, config, Path(tmp))
         for index, case in enumerate(cases):
-            fields, benchmark = _run_case(index, case, config, Path(tmp), reporter,
-                                          testsets.get(case.model))
+            fields, benchmark = _run_case(index, case, config, Path(tmp), reporter, exporter)
             row = new_row(**shared, **fields)
             writer.append(row)
             if benchmark is not None:
@@ -112,47 +118,47 @@ def run_plan(cases: list[Case], config: RunConfig, reporter: Reporter) -> list[d
     return writer.rows
 
 
-def _write_testsets(cases: list[Case], config: RunConfig, tmp: Path) -> dict[str, Path]:
-    """Per registered model, its test-split windows as an .npz the workers read (none
-    without a dataset, and none for models brought as files or callables)."""
-    if config.dataset is None:
-        return {}
-    paths = {}
-    for index, name in enumerate(dict.fromkeys(case.model for case in cases)):
-        entry = config.sources[name].entry()
-        if entry is None:
-            continue
-        split = make_splits(config.dataset, entry.features, entry.spec.seq_len,
-                            entry.spec.horizon).test
-        paths[name] = tmp / f"testset-{index}.npz"
-        np.savez(paths[name], x=split.x, y=split.y)
-    return paths
-
-
-def _case_fields(case: Case, config: RunConfig, testset: Path | None) -> dict[str, Any]:
-    backend = get_backend(case.backend)
-    return {**case.to_dict(), "backend_version": backend.version(), "power_meter": "none",
-            "params": config.sources[case.model].params(),
-            "dataset": config.dataset.name if config.dataset and testset else None}
-
-
 def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Reporter,
-              testset: Path | None) -> tuple[dict[str, Any], Any]:
+              exporter: Exporter | None) -> tuple[dict[str, Any], Any]:
     """One case's row fields and pyperf benchmark (None when it did not measure)."""
-    fields = _case_fields(case, config, testset)
     backend = get_backend(case.backend)
+    fields: dict[str, Any] = {**case.to_dict(), "backend_version": backend.version(),
+                              "power_meter": "none"}
     why_not = backend.available()
     if why_not is None and case.variant not in backend.variants:
         why_not = f"{backend.name} has no {case.variant} variant"
     if why_not is not None:
         return {**fields, "status": "skipped", "reason": why_not}, None
-    reporter.case_started(index, case, "export")
-    artifact, outcome = _export_step(index, case, config, tmp, reporter)
-    if artifact is None:
-        return {**fields, **outcome}, None
-    fields["artifact_bytes"] = artifact.size_bytes
+    if exporter is not None:
+        reporter.case_started(index, case, "export")
+        outcome = exporter.ensure(case, tmp)
+        if outcome:
+            return {**fields, **outcome}, None
+    try:
+        bundle = Bundle.load(config.bundle_root)
+    except BundleError as error:
+        return {**fields, "status": "failed", "reason": str(error)}, None
+    model, artifact = bundle.models.get(case.model), bundle.artifact(case.model, case.variant,
+                                                                     case.backend)
+    if model is None or artifact is None:
+        return {**fields, "status": "skipped",
+                "reason": f"the bundle has no {case.backend} {case.variant} artifact for "
+                          f"{case.model}"}, None
+    testset = model.files.get("testset") if config.accuracy else None
+    fields.update(params=model.params, artifact_bytes=artifact.size_bytes,
+                  dataset=model.dataset if testset else None)
+    damage = bundle.damaged([*artifact.files, model.files["reference"],
+                             *([testset] if testset else [])])
+    if damage:
+        return {**fields, "status": "failed", "reason": damage}, None
     reporter.case_started(index, case, "measure")
-    benchmark, outcome = _measure_step(index, case, config, tmp, artifact, testset)
+    job = WorkerJob(case=case.to_dict(), artifact=str(bundle.path(artifact.artifact)),
+                    reference=str(bundle.path(model.files["reference"])),
+                    tuning=dict(config.tuning.get(case.backend, {})),
+                    testset=str(bundle.path(testset)) if testset else None,
+                    tolerance=dataclasses.asdict(config.tolerance) if config.tolerance else None,
+                    module_callable=config.callables.get(case.model))
+    benchmark, outcome = _measure_step(index, case, config, tmp, job)
     if benchmark is None:
         return {**fields, **outcome}, None
     fields.update(measurement_fields(benchmark, case.batch))
@@ -160,51 +166,18 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
     return fields, benchmark
 
 
-def _export_step(index: int, case: Case, config: RunConfig, tmp: Path,
-                 reporter: Reporter) -> tuple[bundle.Artifact | None, dict[str, str]]:
-    """The cached artifact, or one exported in a child; else (None, status and reason)."""
-    source, backend = config.sources[case.model], get_backend(case.backend)
-    artifact, notice = bundle.lookup(config.bundle_root, source, backend, case.variant)
-    if notice:
-        reporter.notice(notice)
-    if artifact is not None:
-        return artifact, {}
-    source_json = tmp / f"source{index}.json"
-    source_json.write_text(json.dumps(source.describe()))
-    child = run_child([sys.executable, "-m", "harness.bundle", "--root",
-                       str(config.bundle_root), "--source", str(source_json),
-                       "--backend", case.backend, "--variant", case.variant],
-                      config.case_timeout_s)
-    if child.returncode == bundle.EXIT_UNSUPPORTED:
-        return None, {"status": "unsupported", "reason": child.reason}
-    if not child.ok:
-        _log_failure(config, case, "export", child.output)
-        return None, {"status": "failed", "reason": f"export: {child.reason}"}
-    artifact, notice = bundle.lookup(config.bundle_root, source, backend, case.variant)
-    if artifact is None:
-        return None, {"status": "failed", "reason": f"export: {notice}"}
-    return artifact, {}
-
-
 def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
-                  artifact: bundle.Artifact, testset: Path | None
-                  ) -> tuple[Any, dict[str, str]]:
+                  job: WorkerJob) -> tuple[Any, dict[str, str]]:
     """The case's pyperf benchmark from its own manager child; else (None, failure)."""
     import pyperf
 
     job_path, out_path = tmp / f"case{index}.json", tmp / f"case{index}.pyperf.json"
-    source = config.sources[case.model]
-    WorkerJob(case=case.to_dict(), artifact=str(artifact.path),
-              reference=str(bundle.reference_path(config.bundle_root, source)),
-              tuning=dict(config.tuning.get(case.backend, {})),
-              testset=str(testset) if testset else None,
-              tolerance=dataclasses.asdict(config.tolerance) if config.tolerance else None
-              ).save(job_path)
-    child = run_child([sys.executable, "-m", "harness.worker", str(job_path),
+    job.save(job_path)
+    child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.worker", str(job_path),
                        "-o", str(out_path), "--quiet", "--hook", MEMORY_HOOK,
                        *config.profile.pyperf_args()], config.case_timeout_s)
     if not child.ok:
-        _log_failure(config, case, "measure", child.output)
+        config.log_failure(f"{case.label} (measure)", child.output)
         return None, {"status": "failed", "reason": child.reason}
     return pyperf.Benchmark.load(str(out_path)), {}
 
@@ -246,8 +219,3 @@ def parity_verdict(benchmark: Any) -> dict[str, str]:
                        f"{worst.get('parity_output_rel_err', nan):.3g} exceed atol "
                        f"{worst.get('parity_atol', nan):g} + rtol "
                        f"{worst.get('parity_rtol', nan):g} x |reference|")}
-
-
-def _log_failure(config: RunConfig, case: Case, stage: str, output: str) -> None:
-    with config.log_path.open("a") as log:
-        log.write(f"==== {case.bench_name} ({stage})\n{output}\n")

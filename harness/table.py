@@ -9,7 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from harness.results import is_finite_number
+from edge_rnn_harness.results import is_finite_number
 
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow",
                  "unsupported": "yellow", "invalid": "magenta"}

@@ -1,4 +1,4 @@
-"""One case's pyperf program: `python -m harness.worker JOB.json -o OUT.json [pyperf options]`.
+"""One case's pyperf program: `python -m edge_rnn_harness.worker JOB.json -o OUT.json [pyperf options]`.
 
 Without `--worker` this process is the case's pyperf manager: it spawns worker processes
 of this same module and writes their values to OUT.json. In each worker: note the resident
@@ -19,8 +19,8 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from harness.errors import error_line
-from harness.memory import peak_rss_mb, rss_mb
+from edge_rnn_harness.errors import error_line
+from edge_rnn_harness.memory import peak_rss_mb, rss_mb
 
 MEMORY_HOOK = "harness_memory"
 
@@ -37,6 +37,9 @@ class WorkerJob:
     testset: str | None = None
     #: {"atol": .., "rtol": ..} replacing the variant's default parity tolerance
     tolerance: dict[str, float] | None = None
+    #: package.module:callable named on the command line (the torch reference rebuilds a
+    #: module brought that way from it)
+    module_callable: str | None = None
 
     def save(self, path: Path) -> None:
         """Write the job as JSON."""
@@ -50,7 +53,7 @@ class WorkerJob:
     @property
     def bench_name(self) -> str:
         """The pyperf benchmark name of this case."""
-        from harness.plan import Case
+        from edge_rnn_harness.plan import Case
 
         return Case(**self.case).bench_name
 
@@ -92,19 +95,20 @@ def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
 
     Returns (prepared model, the fed input the timed loop uses, metadata for the run).
     """
-    from backends.base import RunOptions
-    from backends.registry import get_backend
-    from harness.clock import time_once_ms
-    from harness.parity import TOLERANCES, Tolerance, compare_outputs
-    from harness.sources import load_reference
+    from edge_rnn_harness.backends.base import RunOptions
+    from edge_rnn_harness.backends.registry import get_backend
+    from edge_rnn_harness.bundle import load_reference, load_windows
+    from edge_rnn_harness.clock import time_once_ms
+    from edge_rnn_harness.parity import TOLERANCES, Tolerance, compare_outputs
 
     case = job.case
     backend = get_backend(case["backend"])
     windows = load_reference(Path(job.reference))
     options = RunOptions(threads=case["threads"], variant=case["variant"], tuning=job.tuning,
-                         input_names=tuple(windows[0][0]), output_names=tuple(windows[0][1]))
+                         input_names=tuple(windows[0][0]), output_names=tuple(windows[0][1]),
+                         module_callable=job.module_callable)
     tolerance = Tolerance(**job.tolerance) if job.tolerance else TOLERANCES[case["variant"]]
-    testset = _load_testset(Path(job.testset)) if job.testset is not None else None
+    testset = load_windows(Path(job.testset)) if job.testset is not None else None
     MemoryHook.baseline_rss_mb = rss_mb()  # inputs and test data are already loaded
     made: dict[str, Any] = {}
     load_ms = time_once_ms(lambda: made.update(model=backend.prepare(Path(job.artifact),
@@ -130,16 +134,11 @@ def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
     return model, fed[0], metadata
 
 
-def _load_testset(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(path) as data:
-        return data["x"], data["y"]
-
-
 def forecast_accuracy(model: Any, xs: np.ndarray, ys: np.ndarray) -> dict[str, float]:
     """rmse and mae (data units) of the prepared model over every test-split window, one
     window per call, exactly as it is deployed. Untimed."""
-    from models.metrics import mae, rmse
-    from models.spec import INPUT_NAME, OUTPUT_NAME
+    from edge_rnn_harness.models.metrics import mae, rmse
+    from edge_rnn_harness.models.spec import INPUT_NAME, OUTPUT_NAME
 
     predictions = np.concatenate([model.run(model.feed({INPUT_NAME: xs[i:i + 1]}))[OUTPUT_NAME]
                                   for i in range(len(xs))])
@@ -150,9 +149,9 @@ def main() -> int:
     """Entry point of both the case's manager and its workers."""
     import pyperf
 
-    from harness.clock import time_calls
+    from edge_rnn_harness.clock import time_calls
 
-    runner = pyperf.Runner(program_args=("-m", "harness.worker"),
+    runner = pyperf.Runner(program_args=("-P", "-m", "edge_rnn_harness.worker"),
                            add_cmdline_args=lambda cmd, args: cmd.append(args.job),
                            hooks=[_HookEntry(MEMORY_HOOK)])
     runner.argparser.add_argument("job", help="case job JSON written by the harness")

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.features import HOURS_PER_DAY
-from models.metrics import mae, rmse
+from edge_rnn_harness.models.features import HOURS_PER_DAY
+from edge_rnn_harness.models.metrics import mae, rmse
 
 if TYPE_CHECKING:
-    from models.data import Splits
+    from edge_rnn_harness.models.data import Splits
 
 
 def _target_column(x: np.ndarray) -> np.ndarray:

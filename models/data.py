@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.features import COVARIATES, HOURS_PER_DAY, TARGET
+from edge_rnn_harness.models.features import COVARIATES, HOURS_PER_DAY, TARGET
 
 __all__ = ["COVARIATES", "HOURS_PER_DAY", "TARGET", "Dataset", "Split", "Splits",
            "elecdemand", "from_csv", "load_dataset", "make_splits"]

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.features import COVARIATES, TARGET
-from models.spec import ModelSpec
+from edge_rnn_harness.models.features import COVARIATES, TARGET
+from edge_rnn_harness.models.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from models.forecaster import Forecaster
+    from edge_rnn_harness.models.forecaster import Forecaster
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 #: target plus every covariate of the default dataset
@@ -117,7 +117,7 @@ class ModelEntry:
         """The PyTorch module with its weights, in eval mode (imports torch)."""
         import torch
 
-        from models.forecaster import build
+        from edge_rnn_harness.models.forecaster import build
 
         model = build(self.spec, seed=self.seed)
         path = self.weights_path()

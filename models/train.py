@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from models.baselines import baseline_scores
-from models.data import Dataset, Split, make_splits
-from models.metrics import mae, rmse
-from models.registry import MODELS, ModelEntry
+from edge_rnn_harness.models.baselines import baseline_scores
+from edge_rnn_harness.models.data import Dataset, Split, make_splits
+from edge_rnn_harness.models.metrics import mae, rmse
+from edge_rnn_harness.models.registry import MODELS, ModelEntry
 
 #: called after each epoch with (epoch (1-based), epochs, validation RMSE in data units)
 EpochCallback = Callable[[int, int, float], None]
@@ -108,7 +108,7 @@ def train_model(entry: ModelEntry, dataset: Dataset, out_dir: Path,
     """
     import torch
 
-    from models.forecaster import build
+    from edge_rnn_harness.models.forecaster import build
 
     if entry.train is None or entry.weights is None:
         raise ValueError(f"model {entry.name} is a seeded initialisation; it has no training")

@@ -10,12 +10,12 @@ import numpy as np
 import pyperf
 import pytest
 
-from backends.registry import BACKENDS
-from harness import bundle
-from harness.results import ResultsWriter, new_row
-from harness.sources import RegisteredSource
-from models.registry import ModelEntry, get_entry
-from models.spec import ModelSpec
+from edge_rnn_harness import bundle
+from edge_rnn_harness.backends.registry import BACKENDS
+from edge_rnn_harness.models.registry import ModelEntry, get_entry
+from edge_rnn_harness.models.spec import ModelSpec
+from edge_rnn_harness.results import ResultsWriter, new_row
+from edge_rnn_harness.sources import RegisteredSource
 
 ROOT = Path(__file__).resolve().parents[1]
 #: one small model per recurrent cell: the registered "tiny" LSTM, and GRU/RNN twins
@@ -41,8 +41,8 @@ def session_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600
             ) -> subprocess.CompletedProcess:
-    """Run `python -m harness ARGS` in a subprocess, as a user would."""
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
+    """Run `python -m edge_rnn_harness ARGS` in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-m", "edge_rnn_harness", *args], capture_output=True,
                           text=True, cwd=cwd or ROOT, timeout=timeout, check=False)
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from backends.registry import get_backend
-from harness import bundle
-from harness.sources import PARITY_WINDOWS, RegisteredSource, load_reference
-from models.registry import get_entry
+from edge_rnn_harness import bundle
+from edge_rnn_harness.backends.registry import get_backend
+from edge_rnn_harness.models.registry import get_entry
+from edge_rnn_harness.sources import PARITY_WINDOWS, RegisteredSource, load_reference
 
 TINY = RegisteredSource(get_entry("tiny"))
 

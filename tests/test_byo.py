@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper
 
-from harness.results import read_results
+from edge_rnn_harness.results import read_results
 from tests.conftest import run_cli
 from tests.onnx_recurrent import CASES, build
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from backends.registry import get_backend
-from harness import bundle
-from harness.results import read_results
-from harness.sources import RegisteredSource
-from models.registry import get_entry
+from edge_rnn_harness import bundle
+from edge_rnn_harness.backends.registry import get_backend
+from edge_rnn_harness.models.registry import get_entry
+from edge_rnn_harness.results import read_results
+from edge_rnn_harness.sources import RegisteredSource
 from tests.conftest import run_cli
 
 QUICK = ("--model", "tiny", "--profile", "quick")
@@ -193,7 +193,7 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path) -> None:
     import psutil
 
     out = tmp_path / "i.csv"
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--backends",
+    proc = subprocess.Popen([sys.executable, "-m", "edge_rnn_harness", "run", "--backends",
                              "onnxruntime,torch", *QUICK, "--out", str(out), "--bundle-dir",
                              str(tmp_path / "bundle")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -219,7 +219,7 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path) -> None:
     assert "interrupted" in stderr and "Traceback" not in stderr
     frame = read_results(out)
     assert list(frame["backend"]) == ["onnxruntime"] and frame.loc[0, "status"] == "ok"
-    gone, alive = psutil.wait_procs(measuring, timeout=10)
+    _, alive = psutil.wait_procs(measuring, timeout=10)
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.results import read_results
-from models.data import elecdemand
+from edge_rnn_harness.models.data import elecdemand
+from edge_rnn_harness.results import read_results
 from tests.conftest import run_cli
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pyperf
 import pytest
 
-from harness.compare import bootstrap_ratio_ci, compare_runs
-from harness.gate import Thresholds, judge
+from edge_rnn_harness.compare import bootstrap_ratio_ci, compare_runs
+from edge_rnn_harness.gate import Thresholds, judge
 from tests.conftest import run_cli, write_run
 
 

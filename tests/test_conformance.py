@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends.base import ArtifactError, RunOptions
-from backends.registry import BACKENDS
-from harness import bundle
-from harness.parity import TOLERANCES, compare_outputs
-from harness.sources import load_reference
-from models.spec import OUTPUT_NAME
+from edge_rnn_harness import bundle
+from edge_rnn_harness.backends.base import ArtifactError, RunOptions
+from edge_rnn_harness.backends.registry import BACKENDS
+from edge_rnn_harness.models.spec import OUTPUT_NAME
+from edge_rnn_harness.parity import TOLERANCES, compare_outputs
+from edge_rnn_harness.sources import load_reference
 from tests.conftest import TINY_MODELS
 
 TINY = TINY_MODELS["lstm"]

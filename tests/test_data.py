@@ -8,8 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.baselines import baseline_scores
-from models.data import COVARIATES, TARGET, elecdemand, from_csv, load_dataset, make_splits
+from edge_rnn_harness.models.baselines import baseline_scores
+from edge_rnn_harness.models.data import (
+    COVARIATES,
+    TARGET,
+    elecdemand,
+    from_csv,
+    load_dataset,
+    make_splits,
+)
 
 FEATURES = (TARGET, *COVARIATES)
 

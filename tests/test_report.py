@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.report import pareto_front
+from edge_rnn_harness.report import pareto_front
 from tests.conftest import run_cli, write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.results import COLUMNS, SCHEMA_VERSION, ResultsWriter, new_row, read_results
+from edge_rnn_harness.results import COLUMNS, SCHEMA_VERSION, ResultsWriter, new_row, read_results
 
 
 def _row(**fields: object) -> dict:

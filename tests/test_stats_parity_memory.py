@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.environment import cpu_name, device_name, governor
-from harness.memory import peak_rss_mb, read_status_kb, rss_mb
-from harness.parity import Tolerance, compare_outputs
-from harness.stats import latency_summary_ms
+from edge_rnn_harness.environment import cpu_name, device_name, governor
+from edge_rnn_harness.memory import peak_rss_mb, read_status_kb, rss_mb
+from edge_rnn_harness.parity import Tolerance, compare_outputs
+from edge_rnn_harness.stats import latency_summary_ms
 
 
 def test_latency_summary_in_ms() -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.data import elecdemand
-from models.registry import MODELS, ModelEntry, TrainConfig
-from models.spec import ModelSpec
-from models.train import recurrent_sparsity, train_model
+from edge_rnn_harness.models.data import elecdemand
+from edge_rnn_harness.models.registry import MODELS, ModelEntry, TrainConfig
+from edge_rnn_harness.models.spec import ModelSpec
+from edge_rnn_harness.models.train import recurrent_sparsity, train_model
 
 SMALL = ModelSpec(cell="lstm", hidden_size=8, input_features=5)
 FEATURES = MODELS["lstm"].features

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import Backend, Signature
-from harness.sources import INPUT_SEED, ModelSource, Window
+from edge_rnn_harness.backends.base import Backend, Signature
+from edge_rnn_harness.sources.base import INPUT_SEED, ModelSource, Window
 
 TEST_DATA_PREFIX = "test_data_set_"
 

@@ -1,0 +1,71 @@
+"""What every model source offers: the harness sees models only through this interface.
+
+Reference windows are what parity is judged on: (inputs, expected outputs) pairs, every
+output of the model included.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from edge_rnn_harness.backends.base import Backend, Signature
+from edge_rnn_harness.bundle import Window
+from edge_rnn_harness.models.registry import ModelEntry
+
+PARITY_WINDOWS = 8
+INPUT_SEED = 1234
+
+__all__ = ["INPUT_SEED", "PARITY_WINDOWS", "ModelSource", "Window"]
+
+
+class ModelSource(ABC):
+    """A model the harness can export, run and check."""
+
+    name: str
+
+    def identity(self) -> str:
+        """Hash of everything that defines the model's numbers (part of the cache key);
+        computed once per source."""
+        cached = self.__dict__.get("_identity")
+        if cached is None:
+            cached = self.__dict__["_identity"] = self.compute_identity()
+        return cached
+
+    @abstractmethod
+    def compute_identity(self) -> str:
+        """Compute `identity()` (validating the model where that is possible)."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description; `source_from_description` rebuilds the source from it."""
+
+    @abstractmethod
+    def reference(self) -> tuple[Signature, list[Window]]:
+        """The signature and the reference windows (may import torch or onnx)."""
+
+    @abstractmethod
+    def export(self, backend: type[Backend], signature: Signature, variant: str,
+               out_dir: Path) -> Path:
+        """Write `backend`'s artifact under `out_dir` (may raise UnsupportedModel)."""
+
+    def seq_len(self) -> int:
+        """Window length of a registered forecaster; 0 for a model brought as-is."""
+        return 0
+
+    def params(self) -> int | None:
+        """Number of parameters, where known."""
+        return None
+
+    def entry(self) -> ModelEntry | None:
+        """The registry entry (for accuracy on a dataset), for registered models only."""
+        return None
+
+    def folder_name(self) -> str:
+        """A file-system-safe folder name, unique per identity."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name).strip("_") or "model"
+        return f"{safe[:60]}-{self.identity()[:12]}"
+
+

@@ -1,0 +1,69 @@
+"""A registered model (models/registry.py) with its committed or given weights; the eager
+PyTorch definition is its reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_rnn_harness.backends.base import Backend, Signature
+from edge_rnn_harness.models.registry import ModelEntry
+from edge_rnn_harness.models.spec import INPUT_NAME, OUTPUT_NAME
+from edge_rnn_harness.sources.base import INPUT_SEED, PARITY_WINDOWS, ModelSource, Window
+
+
+@dataclass
+class RegisteredSource(ModelSource):
+    """A model from models/registry.py, with its committed (or given) weights."""
+
+    model_entry: ModelEntry
+    name: str = ""
+    _module: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.name = self.model_entry.name
+
+    def compute_identity(self) -> str:
+        return self.model_entry.identity()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "registered", "name": self.name,
+                "weights_dir": str(self.model_entry.weights_dir)}
+
+    def _loaded(self) -> Any:
+        if self._module is None:
+            self._module = self.model_entry.load()
+        return self._module
+
+    def reference(self) -> tuple[Signature, list[Window]]:
+        """Random windows in the range of the training data (the model's own
+        standardisation), run through the eager PyTorch definition."""
+        import torch
+
+        model = self._loaded()
+        rng = np.random.default_rng(INPUT_SEED)
+        shape = (PARITY_WINDOWS, *self.model_entry.spec.input_shape(1))
+        mean, std = model.input_mean.numpy(), model.input_std.numpy()
+        xs = (rng.standard_normal(shape) * std + mean).astype(np.float32)
+        with torch.inference_mode():
+            windows = [({INPUT_NAME: x}, {OUTPUT_NAME: model(torch.from_numpy(x)).numpy()})
+                       for x in xs]
+        return Signature({INPUT_NAME: np.zeros_like(xs[0])}, (OUTPUT_NAME,)), windows
+
+    def export(self, backend: type[Backend], signature: Signature, variant: str,
+               out_dir: Path) -> Path:
+        return backend.export(self._loaded(), signature, variant, out_dir)
+
+    def seq_len(self) -> int:
+        return self.model_entry.spec.seq_len
+
+    def params(self) -> int | None:
+        return self.model_entry.spec.parameter_count()
+
+    def entry(self) -> ModelEntry | None:
+        return self.model_entry
+
+
