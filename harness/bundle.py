@@ -114,8 +114,8 @@ def checked_relpath(root: Path, text: object) -> str:
     if not isinstance(text, str) or not text or len(text) > 1024 or "\\" in text \
             or "\x00" in text:
         raise BundleError(f"bundle manifest: bad file path {text!r}")
-    parts = PurePosixPath(text).parts
-    if PurePosixPath(text).is_absolute() or any(part in ("", ".", "..") for part in parts):
+    if PurePosixPath(text).is_absolute() or any(part in ("", ".", "..")
+                                                for part in text.split("/")):
         raise BundleError(f"bundle manifest: file path {text!r} is not a plain relative "
                           f"path inside the bundle; refusing the bundle")
     real_root = os.path.realpath(root)

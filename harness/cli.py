@@ -364,7 +364,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]
     dataset = None if args.no_accuracy or not entries else \
         _accuracy_dataset(args, entries, "export")
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     failures: list[str] = []
 
     def log(label: str, output: str) -> None:
@@ -466,7 +466,7 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None) -> i
     from edge_rnn_harness.runner import run_plan
     from edge_rnn_harness.table import results_table, table_console
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     console.print(f"harness {__version__}: {len(cases)} case(s), profile "
                   f"{config.profile.name}, bundle {config.bundle_root} -> {config.out}")
     try:
@@ -539,7 +539,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     dataset = _load_dataset(args, "train")
     _check_data_fits(dataset, [MODELS[name] for name in names], "train")
     out_dir = args.out or WEIGHTS_DIR
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     records = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as progress:

@@ -30,3 +30,26 @@ def make_model() -> tuple[nn.Module, torch.Tensor]:
 def not_a_model() -> str:
     """A callable that returns the wrong thing (for the error test)."""
     return "nope"
+
+
+class CrashesInWorker(nn.Module):
+    """A linear map that dereferences a null pointer (a real SIGSEGV) when it runs inside a
+    pyperf worker process, and computes normally anywhere else (tracing, the reference)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import ctypes
+        import sys
+
+        if "--worker" in sys.argv:
+            ctypes.string_at(0)
+        return self.linear(x)
+
+
+def make_worker_crash() -> tuple[nn.Module, torch.Tensor]:
+    """A module that segfaults the measuring worker (for the crash test)."""
+    torch.manual_seed(0)
+    return CrashesInWorker().eval(), torch.randn(1, 4)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyperf
 import pytest
 
-from edge_rnn_harness import bundle
+from edge_rnn_harness.backends.base import Backend
 from edge_rnn_harness.backends.registry import BACKENDS
+from edge_rnn_harness.export import export_artifact
 from edge_rnn_harness.models.registry import ModelEntry, get_entry
 from edge_rnn_harness.models.spec import ModelSpec
 from edge_rnn_harness.results import ResultsWriter, new_row
-from edge_rnn_harness.sources import RegisteredSource
+from edge_rnn_harness.sources import ModelSource, RegisteredSource
 
 ROOT = Path(__file__).resolve().parents[1]
 #: one small model per recurrent cell: the registered "tiny" LSTM, and GRU/RNN twins
@@ -28,15 +30,39 @@ TINY_MODELS = {
 }
 
 
+@dataclass
+class Exported:
+    """Artifacts exported in-process (no manifest): (model, backend) -> (artifact, reference)."""
+
+    root: Path
+    paths: dict[tuple[str, str], tuple[Path, Path]] = field(default_factory=dict)
+
+    def add(self, source: ModelSource, backend: type[Backend]) -> Path:
+        """Export `source` for `backend` (fp32) under root; the artifact's path."""
+        result = export_artifact(self.root, source, backend, "fp32")
+        self.paths[(source.name, backend.name)] = (
+            self.root / result["artifact"]["artifact"],
+            self.root / result["model"]["reference"]["path"])
+        return self.paths[(source.name, backend.name)][0]
+
+    def artifact(self, source: ModelSource, backend: type[Backend]) -> Path:
+        """The exported file the runtime opens."""
+        return self.paths[(source.name, backend.name)][0]
+
+    def reference(self, source: ModelSource) -> Path:
+        """The model's reference windows file."""
+        return next(ref for (name, _), (_, ref) in self.paths.items() if name == source.name)
+
+
 @pytest.fixture(scope="session")
-def session_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A bundle root with every tiny model exported for every available backend."""
-    root = tmp_path_factory.mktemp("bundle")
+def session_bundle(tmp_path_factory: pytest.TempPathFactory) -> Exported:
+    """Every tiny model exported for every available backend."""
+    exported = Exported(tmp_path_factory.mktemp("bundle"))
     for backend in BACKENDS.values():
         if backend.available() is None:
             for source in TINY_MODELS.values():
-                bundle.export(root, source, backend, "fp32")
-    return root
+                exported.add(source, backend)
+    return exported
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600

@@ -1,68 +1,237 @@
-"""The export cache: reuse, damage detection, invalidation by model identity."""
+"""Bundles: the manifest is validated before anything runs, files are checked by sha256,
+nothing in a bundle is unpickled, and the host's export cache reuses what is current."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from edge_rnn_harness import bundle
 from edge_rnn_harness.backends.registry import get_backend
+from edge_rnn_harness.bundle import (
+    BUNDLE_SCHEMA,
+    MANIFEST,
+    Bundle,
+    BundleError,
+    file_sha256,
+    load_npz,
+    load_reference,
+)
+from edge_rnn_harness.export import Exporter, cache_key
 from edge_rnn_harness.models.registry import get_entry
-from edge_rnn_harness.sources import PARITY_WINDOWS, RegisteredSource, load_reference
+from edge_rnn_harness.plan import Case
+from edge_rnn_harness.sources import PARITY_WINDOWS, RegisteredSource
 
 TINY = RegisteredSource(get_entry("tiny"))
+ORT_CASE = Case(model="tiny", variant="fp32", backend="onnxruntime", threads=1, seq_len=24)
 
 
-@pytest.fixture()
-def ort_bundle(tmp_path: Path) -> Path:
-    backend = get_backend("onnxruntime")
-    if backend.available():
-        pytest.skip(backend.available())
-    bundle.export(tmp_path, TINY, backend, "fp32")
-    return tmp_path
+class _Notices(list):
+    def __call__(self, text: str) -> None:
+        self.append(text)
 
 
-def test_lookup_returns_the_verified_artifact(ort_bundle: Path) -> None:
-    artifact, why = bundle.lookup(ort_bundle, TINY, get_backend("onnxruntime"), "fp32")
-    assert why is None and artifact is not None
-    assert artifact.path.suffix == ".onnx"
-    assert artifact.size_bytes == artifact.path.stat().st_size > 0
-    assert artifact.files == {artifact.path.name: bundle.file_sha256(artifact.path)}
+@pytest.fixture(scope="module")
+def ort_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle with the tiny model exported for onnxruntime, through the export child."""
+    root = tmp_path_factory.mktemp("b") / "bundle"
+    outcome = Exporter(root, {"tiny": TINY}, 300).ensure(ORT_CASE, root.parent)
+    assert outcome == {}
+    return root
 
 
-def test_truncated_artifact_is_detected_by_hash(ort_bundle: Path) -> None:
-    backend = get_backend("onnxruntime")
-    artifact, _ = bundle.lookup(ort_bundle, TINY, backend, "fp32")
-    data = artifact.path.read_bytes()
-    artifact.path.write_bytes(data[: len(data) // 2])
-    again, why = bundle.lookup(ort_bundle, TINY, backend, "fp32")
-    assert again is None
-    assert "sha256 differs" in why and "re-exporting" in why and "\n" not in why
+def _manifest(root: Path) -> dict:
+    return json.loads((root / MANIFEST).read_text())
 
 
-def test_other_weights_or_converter_invalidate_the_cache(ort_bundle: Path) -> None:
-    backend = get_backend("onnxruntime")
-    manifest_path = bundle.artifact_dir(ort_bundle, TINY, backend, "fp32") / bundle.MANIFEST
-    manifest = json.loads(manifest_path.read_text())
-    manifest["key"] = "0" * 64  # what a changed converter version or weights file gives
-    manifest_path.write_text(json.dumps(manifest))
-    assert bundle.lookup(ort_bundle, TINY, backend, "fp32") == (None, None)
+def _copy(src: Path, dst: Path) -> Path:
+    """A copy of a bundle folder (files only, as a device receives it)."""
+    for path in src.rglob("*"):
+        if path.is_file():
+            (dst / path.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            (dst / path.relative_to(src)).write_bytes(path.read_bytes())
+    return dst
+
+
+def test_manifest_describes_model_and_artifact(ort_bundle: Path) -> None:
+    bundle = Bundle.load(ort_bundle)
+    model = bundle.models["tiny"]
+    assert model.identity == TINY.identity() and model.kind == "registered"
+    assert model.seq_len == 24 and model.params == 361
+    assert model.signature == {"inputs": [{"name": "x", "shape": [1, 24, 1], "dtype": "float32"}],
+                               "outputs": [{"name": "y", "shape": [1, 1], "dtype": "float32"}]}
+    info = bundle.artifact("tiny", "fp32", "onnxruntime")
+    assert info is not None and info.artifact.endswith("/fp32/onnxruntime/model.onnx")
+    assert info.converters["torch"] and info.converters["onnx"]
+    assert info.key == cache_key(TINY, get_backend("onnxruntime"), "fp32")
+    for item in info.files:
+        assert file_sha256(bundle.path(item)) == item.sha256
+        assert bundle.path(item).stat().st_size == item.size_bytes
+    assert bundle.damaged(list(info.files)) is None
+    assert bundle.artifact("tiny", "fp32", "tflite") is None
+
+
+def test_reference_windows_are_the_eager_model_on_fixed_inputs(ort_bundle: Path) -> None:
+    bundle = Bundle.load(ort_bundle)
+    windows = load_reference(bundle.path(bundle.models["tiny"].files["reference"]))
+    _, again = TINY.reference()
+    assert len(windows) == PARITY_WINDOWS
+    for (x1, y1), (x2, y2) in zip(windows, again):
+        assert np.array_equal(x1["x"], x2["x"]) and np.array_equal(y1["y"], y2["y"])
+
+
+def test_test_and_calibration_windows_come_from_their_splits(tmp_path: Path) -> None:
+    from edge_rnn_harness.models.data import load_dataset, make_splits
+
+    dataset = load_dataset(None, None, None)
+    root = tmp_path / "bundle"
+    assert Exporter(root, {"tiny": TINY}, 300, dataset).ensure(ORT_CASE, tmp_path) == {}
+    model = Bundle.load(root).models["tiny"]
+    splits = make_splits(dataset, ("target",), 24, 1)
+    test = load_npz(root / model.files["testset"].path)
+    calibration = load_npz(root / model.files["calibration"].path)["x"]
+    assert np.array_equal(test["x"], splits.test.x) and np.array_equal(test["y"], splits.test.y)
+    assert len(calibration) == 128
+    train_rows = {row.tobytes() for row in splits.train.x}
+    assert all(row.tobytes() in train_rows for row in calibration)
+    assert model.units == "GW" and model.dataset == dataset.name
+
+
+def test_second_ensure_reuses_the_artifact(ort_bundle: Path, tmp_path: Path) -> None:
+    root = _copy(ort_bundle, tmp_path / "copy")
+    info = Bundle.load(root).artifact("tiny", "fp32", "onnxruntime")
+    before = (root / info.artifact).stat().st_mtime_ns
+    notices = _Notices()
+    assert Exporter(root, {"tiny": TINY}, 300, notice=notices).ensure(ORT_CASE, tmp_path) == {}
+    assert (root / info.artifact).stat().st_mtime_ns == before and not notices
+
+
+def test_damaged_cached_artifact_is_reexported(ort_bundle: Path, tmp_path: Path) -> None:
+    root = _copy(ort_bundle, tmp_path / "copy")
+    path = root / Bundle.load(root).artifact("tiny", "fp32", "onnxruntime").artifact
+    path.write_bytes(path.read_bytes()[:100])
+    notices = _Notices()
+    assert Exporter(root, {"tiny": TINY}, 300, notice=notices).ensure(ORT_CASE, tmp_path) == {}
+    assert len(notices) == 1 and "sha256 differs" in notices[0] and "re-exporting" in notices[0]
+    bundle = Bundle.load(root)
+    assert bundle.damaged(list(bundle.artifact("tiny", "fp32", "onnxruntime").files)) is None
+
+
+def test_one_changed_byte_is_named(ort_bundle: Path, tmp_path: Path) -> None:
+    root = _copy(ort_bundle, tmp_path / "copy")
+    bundle = Bundle.load(root)
+    info = bundle.artifact("tiny", "fp32", "onnxruntime")
+    data = bytearray((root / info.artifact).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (root / info.artifact).write_bytes(bytes(data))
+    why = bundle.damaged(list(info.files))
+    assert why == (f"bundle file {info.artifact}: size or sha256 differs from the manifest "
+                   f"(altered or damaged)")
+    (root / info.artifact).unlink()
+    assert bundle.damaged(list(info.files)) == f"bundle file {info.artifact} is missing"
 
 
 def test_cache_key_depends_on_model_backend_and_variant() -> None:
     ort, torch_ref = get_backend("onnxruntime"), get_backend("torch")
     lstm = RegisteredSource(get_entry("lstm"))
-    keys = {bundle.cache_key(TINY, ort, "fp32"), bundle.cache_key(lstm, ort, "fp32"),
-            bundle.cache_key(TINY, torch_ref, "fp32"), bundle.cache_key(TINY, ort, "fp16")}
+    keys = {cache_key(TINY, ort, "fp32"), cache_key(lstm, ort, "fp32"),
+            cache_key(TINY, torch_ref, "fp32"), cache_key(TINY, ort, "fp16")}
     assert len(keys) == 4
 
 
-def test_reference_windows_are_fixed(ort_bundle: Path) -> None:
-    windows = load_reference(bundle.reference_path(ort_bundle, TINY))
-    _, again = RegisteredSource(get_entry("tiny")).reference()
-    assert len(windows) == PARITY_WINDOWS
-    assert windows[0][0]["x"].shape == (1, 24, 1) and windows[0][1]["y"].shape == (1, 1)
-    for (x1, y1), (x2, y2) in zip(windows, again):
-        assert (x1["x"] == x2["x"]).all() and (y1["y"] == y2["y"]).all()
+def _edited(root: Path, tmp_path: Path, edit: object) -> Path:
+    copy = _copy(root, tmp_path / "edited")
+    manifest = _manifest(copy)
+    edit(manifest)  # type: ignore[operator]
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    return copy
+
+
+@pytest.mark.parametrize("bad_path, message", [
+    ("../../etc/passwd", "is not a plain relative path"),
+    ("/etc/passwd", "is not a plain relative path"),
+    ("tiny/./x", "is not a plain relative path"),
+    ("a\\..\\b", "bad file path"),
+    ("", "bad file path"),
+])
+def test_paths_must_stay_inside_the_bundle(ort_bundle: Path, tmp_path: Path, bad_path: str,
+                                           message: str) -> None:
+    def edit(manifest: dict) -> None:
+        manifest["artifacts"][0]["files"][0]["path"] = bad_path
+        manifest["artifacts"][0]["artifact"] = bad_path
+    with pytest.raises(BundleError, match=message):
+        Bundle.load(_edited(ort_bundle, tmp_path, edit))
+
+
+def test_a_symlink_that_leaves_the_bundle_is_refused(ort_bundle: Path, tmp_path: Path) -> None:
+    root = _copy(ort_bundle, tmp_path / "copy")
+    info = Bundle.load(root).artifact("tiny", "fp32", "onnxruntime")
+    (root / info.artifact).unlink()
+    os.symlink("/etc/passwd", root / info.artifact)
+    with pytest.raises(BundleError, match="leads outside the bundle"):
+        Bundle.load(root)
+
+
+@pytest.mark.parametrize("schema, message", [
+    (BUNDLE_SCHEMA + 1, f"schema {BUNDLE_SCHEMA + 1} is newer than this harness reads"),
+    (0, "schema 0 is not one this harness reads"),
+    ("1", "schema '1' is not one this harness reads"),
+    (None, "schema None is not one this harness reads"),
+])
+def test_other_schemas_are_refused_naming_the_version(ort_bundle: Path, tmp_path: Path,
+                                                      schema: object, message: str) -> None:
+    with pytest.raises(BundleError, match=message):
+        Bundle.load(_edited(ort_bundle, tmp_path, lambda m: m.update(bundle_schema=schema)))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["artifacts"][0]["files"][0].update(sha256="abc"), "no valid sha256"),
+    (lambda m: m["artifacts"][0]["files"][0].update(bytes=-1), "no valid byte count"),
+    (lambda m: m["artifacts"][0].update(artifact=m["models"]["tiny"]["files"]["reference"]
+                                        ["path"]), "is not one of its files"),
+    (lambda m: m["artifacts"][0].update(model="other"), "names unknown model 'other'"),
+    (lambda m: m["models"]["tiny"]["files"].pop("reference"), "has no reference file"),
+    (lambda m: m.pop("models"), "has no models or artifacts"),
+])
+def test_malformed_manifests_are_refused(ort_bundle: Path, tmp_path: Path, edit: object,
+                                         message: str) -> None:
+    with pytest.raises(BundleError, match=message):
+        Bundle.load(_edited(ort_bundle, tmp_path, edit))
+
+
+def test_folder_without_manifest_or_with_garbage(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="no manifest.json"):
+        Bundle.load(tmp_path)
+    (tmp_path / MANIFEST).write_text("[1, 2")
+    with pytest.raises(BundleError, match="not readable JSON"):
+        Bundle.load(tmp_path)
+    with pytest.raises(BundleError, match="no such folder"):
+        Bundle.load(tmp_path / "nothing")
+
+
+class _Marker:
+    """Unpickling this writes a marker file: it must never happen."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (Path.write_text, (self.path, "unpickled"))
+
+
+def test_npz_files_are_never_unpickled(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    planted = tmp_path / "planted.npz"
+    np.savez(planted, x=np.array([_Marker(marker)], dtype=object))
+    with pytest.raises(ValueError, match="not a readable numpy .npz"):
+        load_npz(planted)
+    raw = tmp_path / "raw.npz"
+    import pickle
+
+    raw.write_bytes(pickle.dumps(_Marker(marker)))
+    with pytest.raises(ValueError, match="not a readable numpy .npz"):
+        load_npz(raw)
+    assert not marker.exists()

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from edge_rnn_harness import bundle
 from edge_rnn_harness.backends.registry import get_backend
+from edge_rnn_harness.bundle import MANIFEST, Bundle, file_sha256
+from edge_rnn_harness.export import Exporter
 from edge_rnn_harness.models.registry import get_entry
+from edge_rnn_harness.plan import Case
 from edge_rnn_harness.results import read_results
 from edge_rnn_harness.sources import RegisteredSource
 from tests.conftest import run_cli
@@ -48,7 +50,7 @@ def test_run_writes_csv_and_pyperf_json(quick_run: tuple) -> None:
     stats = subprocess.run([sys.executable, "-m", "pyperf", "stats", str(out.with_suffix(
         ".json"))], capture_output=True, text=True, check=False)
     assert stats.returncode == 0, stats.stderr
-    assert "tiny/fp32/onnxruntime/t1/b1" in stats.stdout
+    assert "tiny/fp32/onnxruntime/single_stream/s24/t1/b1" in stats.stdout
     assert "Total number of values: 200" in stats.stdout
 
 
@@ -60,22 +62,24 @@ def test_run_prints_table_and_show_renders_it(quick_run: tuple) -> None:
     assert "onnxruntime" in shown.stdout and "torch" in shown.stdout
 
 
+def _tiny_artifact(root: Path, backend: str) -> Path:
+    return root / Bundle.load(root).artifact("tiny", "fp32", backend).artifact
+
+
 def test_second_run_reuses_exports(quick_run: tuple, tmp_path: Path) -> None:
     _, _, bundle_dir = quick_run
-    manifest = bundle.artifact_dir(bundle_dir, RegisteredSource(get_entry("tiny")),
-                                   get_backend("onnxruntime"), "fp32") / bundle.MANIFEST
-    before = manifest.stat().st_mtime_ns
+    artifact = _tiny_artifact(bundle_dir, "onnxruntime")
+    before = artifact.stat().st_mtime_ns
     result = run_cli("run", "--backends", "onnxruntime", *QUICK, "--out",
                      str(tmp_path / "b.csv"), "--bundle-dir", str(bundle_dir))
     assert result.returncode == 0, result.stderr
-    assert manifest.stat().st_mtime_ns == before
+    assert artifact.stat().st_mtime_ns == before
 
 
 def test_truncated_cached_artifact_is_reexported(quick_run: tuple, tmp_path: Path) -> None:
     _, _, bundle_dir = quick_run
-    artifact, _ = bundle.lookup(bundle_dir, RegisteredSource(get_entry("tiny")), get_backend("onnxruntime"),
-                                "fp32")
-    artifact.path.write_bytes(artifact.path.read_bytes()[:100])
+    artifact = _tiny_artifact(bundle_dir, "onnxruntime")
+    artifact.write_bytes(artifact.read_bytes()[:100])
     result = run_cli("run", "--backends", "onnxruntime", *QUICK, "--out",
                      str(tmp_path / "c.csv"), "--bundle-dir", str(bundle_dir))
     assert result.returncode == 0, result.stderr
@@ -86,13 +90,16 @@ def test_truncated_cached_artifact_is_reexported(quick_run: tuple, tmp_path: Pat
 def _cached_artifact_replaced(root: Path, backend_name: str, write: object) -> None:
     """Export the tiny model for a backend, then replace its artifact with `write(path)`
     and record the new file's hash, so the cache serves it as intact."""
-    source, backend = RegisteredSource(get_entry("tiny")), get_backend(backend_name)
-    bundle.export(root, source, backend, "fp32")
-    folder = bundle.artifact_dir(root, source, backend, "fp32")
-    manifest = json.loads((folder / bundle.MANIFEST).read_text())
-    write(folder / manifest["artifact"])  # type: ignore[operator]
-    manifest["files"][manifest["artifact"]] = bundle.file_sha256(folder / manifest["artifact"])
-    (folder / bundle.MANIFEST).write_text(json.dumps(manifest))
+    case = Case(model="tiny", variant="fp32", backend=backend_name, threads=1, seq_len=24)
+    assert Exporter(root, {"tiny": RegisteredSource(get_entry("tiny"))}, 300).ensure(
+        case, root.parent) == {}
+    manifest = json.loads((root / MANIFEST).read_text())
+    entry = next(a for a in manifest["artifacts"] if a["backend"] == backend_name)
+    write(root / entry["artifact"])  # type: ignore[operator]
+    for item in entry["files"]:
+        item["sha256"] = file_sha256(root / item["path"])
+        item["bytes"] = (root / item["path"]).stat().st_size
+    (root / MANIFEST).write_text(json.dumps(manifest))
 
 
 def test_runtime_that_rejects_its_artifact_is_a_failed_row(tmp_path: Path) -> None:
@@ -223,25 +230,13 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path) -> None:
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
 
 
-class _Segfault:
-    """Unpickling this calls ctypes.string_at(0): a real segmentation fault."""
-
-    def __reduce__(self) -> tuple:
-        import ctypes
-
-        return ctypes.string_at, (0,)
-
-
 def test_worker_segfault_is_a_failed_row_and_the_run_goes_on(tmp_path: Path) -> None:
-    """A torch artifact whose loading segfaults the worker process: that case is `failed`
-    naming the signal, the next backend still measures, exit code 1."""
-    import torch
-
-    root = tmp_path / "bundle"
-    _cached_artifact_replaced(root, "torch", lambda path: torch.save(_Segfault(), path))
+    """A model whose forward pass segfaults inside the measuring worker: that case is
+    `failed` naming the signal, the next backend still measures, exit code 1."""
     out = tmp_path / "s.csv"
-    result = run_cli("run", "--backends", "torch,onnxruntime", *QUICK, "--out", str(out),
-                     "--bundle-dir", str(root))
+    result = run_cli("run", "--backends", "torch,onnxruntime", "--model",
+                     "tests.byo_models:make_worker_crash", "--profile", "quick", "--out",
+                     str(out), "--bundle-dir", str(tmp_path / "bundle"))
     assert result.returncode == 1
     frame = read_results(out)
     assert list(frame["status"]) == ["failed", "ok"]

@@ -40,7 +40,7 @@ def test_slowdown_of_half_is_a_named_regression(tmp_path: Path) -> None:
     slow = write_run(tmp_path / "b.csv", seed=2, factor=1.5)
     result = run_cli("gate", str(base), str(slow))
     assert result.returncode == 1
-    assert "regression: lstm/fp32/onnxruntime single_stream t1 b1 s24: median latency +5" \
+    assert "regression: lstm/fp32/onnxruntime single_stream s24 t1 b1: median latency +5" \
         in result.stdout
     assert "openvino" in result.stdout
 
@@ -68,7 +68,7 @@ def test_missing_candidate_case_cannot_be_judged(tmp_path: Path) -> None:
     cand.write_text("\n".join(lines[:2]) + "\n")  # header + onnxruntime only
     result = run_cli("gate", str(base), str(cand))
     assert result.returncode == 2
-    assert "openvino single_stream t1 b1 s24: missing from the candidate" in result.stdout
+    assert "openvino single_stream s24 t1 b1: missing from the candidate" in result.stdout
 
 
 @pytest.mark.parametrize("override, message", [

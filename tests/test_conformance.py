@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_rnn_harness import bundle
 from edge_rnn_harness.backends.base import ArtifactError, RunOptions
 from edge_rnn_harness.backends.registry import BACKENDS
+from edge_rnn_harness.bundle import load_reference
 from edge_rnn_harness.models.spec import OUTPUT_NAME
 from edge_rnn_harness.parity import TOLERANCES, compare_outputs
-from edge_rnn_harness.sources import load_reference
-from tests.conftest import TINY_MODELS
+from tests.conftest import TINY_MODELS, Exported
 
 TINY = TINY_MODELS["lstm"]
 
@@ -29,10 +28,8 @@ def _available(name: str) -> type:
     return backend
 
 
-def _artifact(root: Path, backend: type, entry: object = TINY) -> Path:
-    artifact, why = bundle.lookup(root, entry, backend, "fp32")
-    assert artifact is not None, why
-    return artifact.path
+def _artifact(exported: Exported, backend: type, entry: object = TINY) -> Path:
+    return exported.artifact(entry, backend)
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -41,10 +38,10 @@ def backend(request: pytest.FixtureRequest) -> type:
 
 
 @pytest.mark.parametrize("cell", sorted(TINY_MODELS))
-def test_exported_model_matches_reference(backend: type, session_bundle: Path,
+def test_exported_model_matches_reference(backend: type, session_bundle: Exported,
                                           cell: str) -> None:
     entry = TINY_MODELS[cell]
-    windows = load_reference(bundle.reference_path(session_bundle, entry))
+    windows = load_reference(session_bundle.reference(entry))
     with backend.prepare(_artifact(session_bundle, backend, entry),
                          RunOptions(threads=1)) as model:
         outputs = [model.run(model.feed(inputs)) for inputs, _ in windows]
@@ -56,8 +53,8 @@ def test_exported_model_matches_reference(backend: type, session_bundle: Path,
     assert parity.max_abs_err <= 1e-5
 
 
-def test_outputs_depend_on_inputs(backend: type, session_bundle: Path) -> None:
-    windows = load_reference(bundle.reference_path(session_bundle, TINY))
+def test_outputs_depend_on_inputs(backend: type, session_bundle: Exported) -> None:
+    windows = load_reference(session_bundle.reference(TINY))
     with backend.prepare(_artifact(session_bundle, backend), RunOptions(threads=1)) as model:
         first = model.run(model.feed(windows[0][0]))[OUTPUT_NAME]
         second = model.run(model.feed(windows[1][0]))[OUTPUT_NAME]
@@ -67,7 +64,7 @@ def test_outputs_depend_on_inputs(backend: type, session_bundle: Path) -> None:
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_threads_are_honoured_and_recorded(backend: type, session_bundle: Path,
+def test_threads_are_honoured_and_recorded(backend: type, session_bundle: Exported,
                                            threads: int) -> None:
     with backend.prepare(_artifact(session_bundle, backend),
                          RunOptions(threads=threads)) as model:
@@ -77,7 +74,7 @@ def test_threads_are_honoured_and_recorded(backend: type, session_bundle: Path,
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "missing"])
-def test_corrupt_artifact_is_a_clear_error(backend: type, session_bundle: Path,
+def test_corrupt_artifact_is_a_clear_error(backend: type, session_bundle: Exported,
                                            tmp_path: Path, damage: str) -> None:
     source = _artifact(session_bundle, backend)
     broken = tmp_path / source.name
@@ -92,13 +89,13 @@ def test_corrupt_artifact_is_a_clear_error(backend: type, session_bundle: Path,
         backend.prepare(broken, RunOptions(threads=1))
 
 
-def test_close_releases_and_is_idempotent(backend: type, session_bundle: Path) -> None:
+def test_close_releases_and_is_idempotent(backend: type, session_bundle: Exported) -> None:
     model = backend.prepare(_artifact(session_bundle, backend), RunOptions(threads=1))
     model.close()
     model.close()
     with pytest.raises((AttributeError, TypeError)):  # the runtime handle is gone
         model.run(model.feed(load_reference(
-            bundle.reference_path(session_bundle, TINY))[0][0]))
+            session_bundle.reference(TINY))[0][0]))
 
 
 def test_version_and_format_are_reported(backend: type) -> None:

@@ -3,18 +3,15 @@ anything not offered is refused with the allowed values."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from edge_rnn_harness import bundle
 from edge_rnn_harness.backends.base import RunOptions
 from edge_rnn_harness.backends.registry import BACKENDS
+from edge_rnn_harness.bundle import load_reference
 from edge_rnn_harness.models.spec import OUTPUT_NAME
 from edge_rnn_harness.parity import TOLERANCES, compare_outputs
-from edge_rnn_harness.sources import load_reference
-from tests.conftest import TINY_MODELS, run_cli
+from tests.conftest import TINY_MODELS, Exported, run_cli
 
 TINY = TINY_MODELS["lstm"]
 NON_DEFAULT = [(name, key, values[-1]) for name, backend in sorted(BACKENDS.items())
@@ -23,13 +20,13 @@ NON_DEFAULT = [(name, key, values[-1]) for name, backend in sorted(BACKENDS.item
 
 @pytest.mark.parametrize("name, key, value", NON_DEFAULT)
 def test_non_default_option_is_applied_and_keeps_parity(name: str, key: str, value: str,
-                                                        session_bundle: Path) -> None:
+                                                        session_bundle: Exported) -> None:
     backend = BACKENDS[name]
     if backend.available():
         pytest.skip(backend.available())
-    artifact, _ = bundle.lookup(session_bundle, TINY, backend, "fp32")
-    windows = load_reference(bundle.reference_path(session_bundle, TINY))
-    with backend.prepare(artifact.path, RunOptions(threads=1, tuning={key: value})) as model:
+    artifact = session_bundle.artifact(TINY, backend)
+    windows = load_reference(session_bundle.reference(TINY))
+    with backend.prepare(artifact, RunOptions(threads=1, tuning={key: value})) as model:
         assert model.settings[key] == value
         outputs = [model.run(model.feed(x)) for x, _ in windows]
     parity = compare_outputs({OUTPUT_NAME: np.stack([o[OUTPUT_NAME] for o in outputs])},
