@@ -246,15 +246,19 @@ def _resolve_names(requested: list[str], valid: list[str], what: str,
 
 
 def _check_writable(out: Path) -> None:
+    """UsageError unless `out` can be written; creates its folder, not the file (nothing
+    is written before the run has been validated)."""
+    import os
+
     if out.is_dir():
         raise UsageError(f"harness run: --out {out} is a directory; give a .csv file path")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("a"):
-            pass
     except OSError as error:
         raise UsageError(f"harness run: cannot write --out {out} ({error.strerror or error})"
                          ) from None
+    if not os.access(out if out.exists() else out.parent, os.W_OK):
+        raise UsageError(f"harness run: cannot write --out {out} (permission denied)")
 
 
 #: options that describe where models and data come from: the host's business, not a bundle's

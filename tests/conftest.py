@@ -65,6 +65,16 @@ def session_bundle(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     return exported
 
 
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`harness export` of the tiny model for every backend, with its test split: the
+    folder a device receives."""
+    root = tmp_path_factory.mktemp("device") / "bundle"
+    result = run_cli("export", "--model", "tiny", "--backends", "all", "--out", str(root))
+    assert result.returncode == 0, result.stderr
+    return root
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600
             ) -> subprocess.CompletedProcess:
     """Run `python -m edge_rnn_harness ARGS` in a subprocess, as a user would."""
