@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -139,12 +140,20 @@ class Backend(ABC):
 
     @classmethod
     def available(cls) -> str | None:
-        """None if the runtime imports here, else the ImportError text (a skip reason)."""
+        """None if the runtime imports here, else the ImportError text (a skip reason).
+        Imports the runtime: the harness calls it in the case's own child process."""
         try:
             importlib.import_module(cls.runtime_module)
         except ImportError as error:
             return f"{cls.runtime_module} is not installed ({error})"
         return None
+
+    @classmethod
+    def installed(cls) -> str | None:
+        """None if the runtime's package is present, else why not; imports nothing, so
+        the harness process stays light (a present but broken runtime is caught by
+        `available()` in the case's child)."""
+        return missing_module(cls.runtime_module)
 
     @classmethod
     def version(cls) -> str:
@@ -175,6 +184,14 @@ class Backend(ABC):
     def prepare(cls, artifact: Path, options: RunOptions) -> PreparedModel:
         """Load `artifact` into the runtime, ready to run. Untimed by the runner's clock
         but reported as `load_ms`. Raises ArtifactError for a file it cannot load."""
+
+
+def missing_module(name: str) -> str | None:
+    """None if the top-level package of module `name` can be found (not imported), else
+    "<name> is not installed"."""
+    if importlib.util.find_spec(name.split(".")[0]) is None:
+        return f"{name} is not installed (No module named {name.split('.')[0]!r})"
+    return None
 
 
 def dist_version(dist: str) -> str:

@@ -21,6 +21,7 @@ from edge_rnn_harness.backends.base import (
     Signature,
     UnsupportedModel,
     dist_version,
+    missing_module,
 )
 
 #: (module with Interpreter, distribution), in order of preference
@@ -101,6 +102,11 @@ class LitertBackend(Backend):
         except ImportError as error:
             return f"no TFLite interpreter is installed ({error})"
         return None
+
+    @classmethod
+    def installed(cls) -> str | None:
+        reasons = [missing_module(name) for name, _ in _INTERPRETERS]
+        return None if None in reasons else "; ".join(r for r in reasons if r)
 
     @classmethod
     def version(cls) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_rnn_harness.errors import UsageError
+from edge_rnn_harness.metrics import METRICS
 
 
 def _percent(text: str) -> float:
@@ -67,17 +68,13 @@ def add_parsers(commands: Any) -> None:
         "(each named), 2 cannot judge (bad input, a case missing from the candidate, a "
         "throttled or invalid row, mismatched settings).")
     _add_pair_args(gate)
-    for option, default, what in (
-            ("--max-slowdown", 10.0, "median latency"),
-            ("--max-slowdown-p90", None, "p90 latency (off unless given)"),
-            ("--max-memory-growth", 10.0, "peak RSS"),
-            ("--max-size-growth", 5.0, "artifact size"),
-            ("--max-rmse-growth", 2.0, "test RMSE"),
-            ("--max-energy-growth", 10.0, "energy per inference")):
-        gate.add_argument(option, type=_percent, default=None if default is None
-                          else default / 100, metavar="PERCENT",
-                          help=f"largest tolerated growth of {what}" +
-                               (f" (default {default:g})" if default is not None else ""))
+    for metric in METRICS:
+        default = metric.default_threshold
+        gate.add_argument(metric.gate_option, type=_percent, default=default,
+                          metavar="PERCENT",
+                          help=f"largest tolerated growth of {metric.label} ({metric.unit}) "
+                               + (f"(default {default * 100:g})" if default is not None
+                                  else "(off unless given)"))
     gate.add_argument("--summary", type=Path, default=None, metavar="FILE",
                       help="also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
 
@@ -132,8 +129,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from edge_rnn_harness.gate import Thresholds, judge
 
     comparison = _comparison(args, "gate")
-    thresholds = Thresholds(args.max_slowdown, args.max_slowdown_p90, args.max_memory_growth,
-                            args.max_size_growth, args.max_rmse_growth, args.max_energy_growth)
+    thresholds = Thresholds({metric.column: getattr(args, metric.threshold_dest)
+                             for metric in METRICS})
     verdict = judge(comparison, thresholds, args.allow_mismatch)
     text = _verdict_lines(verdict)
     print("\n".join(text))

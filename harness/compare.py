@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from edge_rnn_harness.metrics import METRICS, Metric
 from edge_rnn_harness.plan import bench_name, case_label, legacy_bench_name
 from edge_rnn_harness.results import KEY_COLUMNS, read_results
 
@@ -24,25 +25,6 @@ from edge_rnn_harness.results import KEY_COLUMNS, read_results
 SETTINGS_COLUMNS = ("device", "cpu", "cores", "backend_version", "settings")
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A compared column; `percentile` set means it is judged on raw latency values."""
-
-    column: str
-    label: str
-    percentile: float | None = None
-
-
-METRICS = (
-    Metric("latency_median_ms", "median latency", percentile=50),
-    Metric("latency_p90_ms", "p90 latency", percentile=90),
-    Metric("peak_rss_mb", "peak memory"),
-    Metric("artifact_bytes", "artifact size"),
-    Metric("rmse", "RMSE"),
-    Metric("energy_per_inf_mj", "energy per inference"),
-)
 
 
 @dataclass(frozen=True)

@@ -8,42 +8,40 @@ metric's threshold.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from edge_rnn_harness.compare import CaseComparison, Comparison, key_text
+from edge_rnn_harness.metrics import METRIC_BY_COLUMN, default_thresholds
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_CANNOT_JUDGE = 0, 1, 2
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Largest tolerated growth per metric, as fractions (0.10 = 10%); None: not gated.
+    """Largest tolerated growth per metric column, as fractions (0.10 = 10%); None: that
+    metric is not gated. Defaults come from harness.metrics."""
 
-    max_slowdown applies to median latency, max_slowdown_p90 (optional) to p90 latency.
-    """
-
-    max_slowdown: float | None = 0.10
-    max_slowdown_p90: float | None = None
-    max_memory_growth: float | None = 0.10
-    max_size_growth: float | None = 0.05
-    max_rmse_growth: float | None = 0.02
-    max_energy_growth: float | None = 0.10
+    limits: Mapping[str, float | None] = field(default_factory=default_thresholds)
 
     def __post_init__(self) -> None:
-        for name, value in self.__dict__.items():
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
+        for column, value in self.limits.items():
+            if column not in METRIC_BY_COLUMN:
+                raise ValueError(f"{column!r} is not a gated metric")
+            if value is not None and not value >= 0:
+                raise ValueError(f"{METRIC_BY_COLUMN[column].gate_option} must be >= 0, "
+                                 f"got {value}")
+
+    @classmethod
+    def with_limits(cls, **limits: float | None) -> Thresholds:
+        """The defaults with some limits replaced, by column name."""
+        return cls({**default_thresholds(), **limits})
 
     def for_column(self, column: str) -> float | None:
         """The threshold for a results column, or None when that metric is not gated."""
-        return {"latency_median_ms": self.max_slowdown,
-                "latency_p90_ms": self.max_slowdown_p90,
-                "peak_rss_mb": self.max_memory_growth,
-                "artifact_bytes": self.max_size_growth,
-                "rmse": self.max_rmse_growth,
-                "energy_per_inf_mj": self.max_energy_growth}[column]
+        return self.limits.get(column)
 
 
 @dataclass

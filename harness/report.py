@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from edge_rnn_harness.compare_view import markdown_table
+from edge_rnn_harness.plan import case_label
 
 
 def _pyplot():
@@ -20,8 +21,8 @@ def _pyplot():
 
 
 def _labels(rows: pd.DataFrame) -> list[str]:
-    """One line per case: model / backend / variant / threads."""
-    return [f"{r.model} / {r.backend} / {r.variant} / t{r.threads}" for r in rows.itertuples()]
+    """One line per case: the case's label."""
+    return [case_label(row) for row in rows.to_dict("records")]
 
 
 def _case_axes(plt: object, count: int, columns: int = 1, width: float = 9.0) -> tuple:

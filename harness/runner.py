@@ -30,7 +30,7 @@ from edge_rnn_harness.plan import Case
 from edge_rnn_harness.profiles import Profile
 from edge_rnn_harness.results import ResultsWriter, new_row
 from edge_rnn_harness.stats import latency_summary_ms
-from edge_rnn_harness.worker import MEMORY_HOOK, WorkerJob
+from edge_rnn_harness.worker import EXIT_UNAVAILABLE, MEMORY_HOOK, WorkerJob
 
 if TYPE_CHECKING:
     from edge_rnn_harness.export import Exporter
@@ -124,7 +124,7 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
     backend = get_backend(case.backend)
     fields: dict[str, Any] = {**case.to_dict(), "backend_version": backend.version(),
                               "power_meter": "none"}
-    why_not = backend.available()
+    why_not = backend.installed()
     if why_not is None and case.variant not in backend.variants:
         why_not = f"{backend.name} has no {case.variant} variant"
     if why_not is not None:
@@ -176,6 +176,8 @@ def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
     child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.worker", str(job_path),
                        "-o", str(out_path), "--quiet", "--hook", MEMORY_HOOK,
                        *config.profile.pyperf_args()], config.case_timeout_s)
+    if child.returncode == EXIT_UNAVAILABLE:
+        return None, {"status": "skipped", "reason": child.reason}
     if not child.ok:
         config.log_failure(f"{case.label} (measure)", child.output)
         return None, {"status": "failed", "reason": child.reason}

@@ -9,6 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from edge_rnn_harness.plan import case_label
 from edge_rnn_harness.results import is_finite_number
 
 _STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow",
@@ -63,8 +64,7 @@ def results_table(frame: pd.DataFrame, title: str = "") -> Table:
         cells[5] = f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
         table.add_row(*cells)
         if status != "ok" and not pd.isna(record["reason"]):
-            reasons.append(f"{record['backend']} {record['model']}/{record['variant']} "
-                           f"t{record['threads']}: {record['reason']}")
+            reasons.append(f"{case_label(record)}: {record['reason']}")
     if reasons:
         table.caption = "\n".join(reasons)
         table.caption_justify = "left"

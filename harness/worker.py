@@ -19,10 +19,12 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from edge_rnn_harness.errors import error_line
+from edge_rnn_harness.errors import ERROR_PREFIX, error_line
 from edge_rnn_harness.memory import peak_rss_mb, rss_mb
 
 MEMORY_HOOK = "harness_memory"
+#: exit code of the case's manager when its runtime cannot be imported here (a skip)
+EXIT_UNAVAILABLE = 4
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,12 @@ def main() -> int:
     args = runner.parse_args()
     job = WorkerJob.load(Path(args.job))
     if not args.worker:
+        from edge_rnn_harness.backends.registry import get_backend
+
+        why_not = get_backend(job.case["backend"]).available()
+        if why_not is not None:
+            print(ERROR_PREFIX + why_not, file=sys.stderr)
+            return EXIT_UNAVAILABLE
         runner.bench_time_func(job.bench_name, time_calls)
         return 0
     try:

@@ -51,7 +51,7 @@ def test_small_significant_change_below_threshold_passes(tmp_path: Path) -> None
     change = comparison.cases[0].changes[0]
     assert change.significant and 1.04 < change.ratio < 1.10
     assert judge(comparison, Thresholds()).exit_code == 0  # 7% < 10% max slowdown
-    assert judge(comparison, Thresholds(max_slowdown=0.05)).exit_code == 1
+    assert judge(comparison, Thresholds.with_limits(latency_median_ms=0.05)).exit_code == 1
 
 
 def test_change_below_min_effect_is_never_significant(tmp_path: Path) -> None:
