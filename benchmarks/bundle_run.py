@@ -12,6 +12,7 @@ and the time from the command's start to its first case's pyperf manager process
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def watched_run(args: list[str]) -> tuple[float, float, float]:
     peak_mb, first_case_s = 0.0, float("nan")
     while proc.poll() is None:
         peak_mb = max(peak_mb, _vmhwm_mb(proc.pid) or 0.0)
-        if first_case_s != first_case_s:  # still NaN
+        if math.isnan(first_case_s):
             try:
                 if any("edge_rnn_harness.worker" in " ".join(c.cmdline())
                        for c in parent.children(recursive=True)):

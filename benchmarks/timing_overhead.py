@@ -23,11 +23,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edge_rnn_harness import bundle
-from edge_rnn_harness.backends.registry import get_backend
-from edge_rnn_harness.models.registry import get_entry
+from edge_rnn_harness.bundle import Bundle, load_reference
 from edge_rnn_harness.results import read_results
-from edge_rnn_harness.sources import RegisteredSource, load_reference
 
 
 def bare_loop_ms(model_path: Path, x: np.ndarray, calls: int) -> tuple[float, float]:
@@ -56,7 +53,7 @@ def bare_loop_ms(model_path: Path, x: np.ndarray, calls: int) -> tuple[float, fl
 def harness_median_ms(out: Path, bundle_dir: Path) -> float:
     """Median latency of one default-profile harness run of onnxruntime."""
     subprocess.run([sys.executable, "-m", "edge_rnn_harness", "run", "--backends", "onnxruntime",
-                    "--out", str(out), "--bundle-dir", str(bundle_dir)],
+                    "--out", str(out), "--bundle", str(bundle_dir)],
                    check=True, capture_output=True)
     return float(read_results(out).loc[0, "latency_median_ms"])
 
@@ -66,15 +63,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=3000)
     args = parser.parse_args()
-    source, backend = RegisteredSource(get_entry("lstm")), get_backend("onnxruntime")
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        artifact = bundle.export(root, source, backend, "fp32")
-        x = load_reference(bundle.reference_path(root, source))[0][0]["x"]
+        root = Path(tmp) / "bundle"
+        subprocess.run([sys.executable, "-m", "edge_rnn_harness", "export", "--model", "lstm",
+                        "--backends", "onnxruntime", "--out", str(root)],
+                       check=True, capture_output=True)
+        bundle = Bundle.load(root)
+        artifact = bundle.path(bundle.artifact("lstm", "fp32", "onnxruntime").artifact)
+        x = load_reference(bundle.path(bundle.models["lstm"].files["reference"]))[0][0]["x"]
         harness_ms, bare_median_ms, bare_block_ms = [], [], []
         for index in range(args.rounds):
-            harness_ms.append(harness_median_ms(root / f"r{index}.csv", root))
-            median, block = bare_loop_ms(artifact.path, x, args.calls)
+            harness_ms.append(harness_median_ms(Path(tmp) / f"r{index}.csv", root))
+            median, block = bare_loop_ms(artifact, x, args.calls)
             bare_median_ms.append(median)
             bare_block_ms.append(block)
             print(f"round {index + 1}: harness median {harness_ms[-1] * 1e3:.2f} us, "

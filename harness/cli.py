@@ -117,7 +117,7 @@ def _add_timeout_arg(parser: argparse.ArgumentParser, default_s: float) -> None:
                         f"this long and record it as failed (default {default_s:g})")
 
 
-def _add_source_args(parser: argparse.ArgumentParser) -> None:
+def _add_source_args(parser: argparse.ArgumentParser, no_accuracy_help: str) -> None:
     """Options of the host side: where models and data come from."""
     parser.add_argument("--inputs", type=Path, default=None, metavar="NPZ",
                         help="for an .onnx model: input arrays by input name (default: the "
@@ -130,8 +130,7 @@ def _add_source_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights-dir", type=Path, default=None, metavar="DIR",
                         help="read model weights from DIR (written by harness train --out "
                              "DIR) instead of the committed models/weights")
-    parser.add_argument("--no-accuracy", action="store_true",
-                        help="skip rmse/mae on the test split (parity is always checked)")
+    parser.add_argument("--no-accuracy", action="store_true", help=no_accuracy_help)
 
 
 def build_parser() -> _Parser:
@@ -185,7 +184,7 @@ def build_parser() -> _Parser:
     run.add_argument("--tune", action="append", default=[], metavar="BACKEND.KEY=VALUE",
                      help="a backend-specific option, repeatable "
                           "(e.g. onnxruntime.graph_level=basic)")
-    _add_source_args(run)
+    _add_source_args(run, "skip rmse/mae on the test split (parity is always checked)")
 
     export = commands.add_parser(
         "export", help="write a bundle: every model x backend x variant, for a device",
@@ -202,7 +201,8 @@ def build_parser() -> _Parser:
     export.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="the bundle folder (created; an existing bundle is updated)")
     _add_timeout_arg(export, DEFAULT_CASE_TIMEOUT_S)
-    _add_source_args(export)
+    _add_source_args(export, "write no test-split or calibration windows into the bundle "
+                             "(a device then measures no rmse/mae)")
 
     train = commands.add_parser("train", help="train models and write weights + records",
                                 description="Train registered models on the dataset (CPU, "
