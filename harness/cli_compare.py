@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,29 @@ def _percent(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of percent") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0 percent")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0 percent")
     return value / 100
+
+
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 2")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1 (exclusive)")
+    return value
 
 
 def _rename(values: list[str]) -> dict[str, str]:
@@ -30,14 +51,19 @@ def _rename(values: list[str]) -> dict[str, str]:
     return mapping
 
 
-def _add_pair_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("base", type=Path, metavar="BASE",
-                        help="baseline results CSV (or the pyperf JSON beside it)")
-    parser.add_argument("cand", type=Path, metavar="CAND",
-                        help="candidate results CSV (or the pyperf JSON beside it)")
+def _add_pair_args(parser: argparse.ArgumentParser, history: bool = False) -> None:
+    if history:
+        parser.add_argument("paths", type=Path, nargs="+", metavar="RESULTS",
+                            help="baseline and candidate results CSVs (or the pyperf JSON "
+                                 "beside each); with --history, the candidate alone")
+    else:
+        parser.add_argument("base", type=Path, metavar="BASE",
+                            help="baseline results CSV (or the pyperf JSON beside it)")
+        parser.add_argument("cand", type=Path, metavar="CAND",
+                            help="candidate results CSV (or the pyperf JSON beside it)")
     parser.add_argument("--min-effect", type=_percent, default=0.05, metavar="PERCENT",
                         help="a change smaller than this is never significant (default 5)")
-    parser.add_argument("--alpha", type=float, default=0.01,
+    parser.add_argument("--alpha", type=_probability, default=0.01,
                         help="significance level of the rank test (default 0.01)")
     parser.add_argument("--allow-mismatch", action="store_true",
                         help="compare rows measured on another device, runtime version or "
@@ -63,11 +89,24 @@ def add_parsers(commands: Any) -> None:
 
     gate = commands.add_parser(
         "gate", help="exit 1 on a real regression, 0 otherwise, 2 if it cannot judge",
-        description="A CI regression gate. A regression is a significant change beyond a "
-        "threshold; every threshold is a growth in percent. Exit 0 pass, 1 regression "
-        "(each named), 2 cannot judge (bad input, a case missing from the candidate, a "
-        "throttled or invalid row, mismatched settings).")
-    _add_pair_args(gate)
+        description="A CI regression gate: harness gate BASE CAND, or harness gate --history "
+        "DIR_OR_GLOB CAND. Every gated metric gets a verdict: regression (a significant "
+        "change beyond its threshold), pass (the data rule out a growth beyond the "
+        "threshold) or inconclusive (neither: the gate says how large a change the data "
+        "could resolve and what to measure). Every threshold is a growth in percent. Exit 0 "
+        "pass, 1 regression (each named), 2 inconclusive or cannot judge (bad input, a case "
+        "missing from the candidate, a throttled or invalid row, mismatched settings, "
+        "latencies that are missing, not positive or disagree with the pyperf JSON).")
+    _add_pair_args(gate, history=True)
+    gate.add_argument("--history", default=None, metavar="DIR_OR_GLOB",
+                      help="judge CAND against the last runs of each case (same device, "
+                           "runtime version and settings) among these results CSVs instead "
+                           "of one baseline: their spread sets what is noise")
+    gate.add_argument("--history-runs", type=_whole, default=10, metavar="N",
+                      help="with --history: how many of the latest matching runs (default 10)")
+    gate.add_argument("--min-history", type=_whole, default=5, metavar="N",
+                      help="with --history: refuse (exit 2) with fewer matching runs than "
+                           "this (default 5; at least 2)")
     for metric in METRICS:
         default = metric.default_threshold
         gate.add_argument(metric.gate_option, type=_percent, default=default,
@@ -102,6 +141,25 @@ def _comparison(args: argparse.Namespace, command: str) -> Any:
     return comparison
 
 
+def _history_comparison(args: argparse.Namespace) -> Any:
+    from edge_rnn_harness.compare import resolve_pair
+    from edge_rnn_harness.history import compare_history, history_files
+
+    if len(args.paths) != 1:
+        raise UsageError("harness gate: with --history give only the candidate results")
+    if args.min_history > args.history_runs:
+        raise UsageError("harness gate: --min-history cannot exceed --history-runs")
+    try:
+        cand_csv, _ = resolve_pair(args.paths[0])
+        return compare_history(history_files(args.history, cand_csv), cand_csv,
+                               args.history_runs, args.min_history, args.min_effect)
+    except ValueError as error:
+        raise UsageError(f"harness gate: {error}") from None
+    except ImportError as error:
+        raise UsageError(f"harness gate: needs scipy ({error}); install the [stats] "
+                         f"extra") from None
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """`harness compare BASE CAND`."""
     from edge_rnn_harness.compare_view import render
@@ -128,25 +186,48 @@ def cmd_gate(args: argparse.Namespace) -> int:
     """`harness gate BASE CAND`: print the verdict, return its exit code."""
     from edge_rnn_harness.gate import Thresholds, judge
 
-    comparison = _comparison(args, "gate")
+    if args.history is not None:
+        comparison = _history_comparison(args)
+    else:
+        if len(args.paths) != 2:
+            raise UsageError("harness gate: give BASE and CAND results (or --history "
+                             "DIR_OR_GLOB and CAND)")
+        args.base, args.cand = args.paths
+        comparison = _comparison(args, "gate")
     thresholds = Thresholds({metric.column: getattr(args, metric.threshold_dest)
                              for metric in METRICS})
     verdict = judge(comparison, thresholds, args.allow_mismatch)
     text = _verdict_lines(verdict)
     print("\n".join(text))
+    if verdict.metrics:
+        print("\n" + verdict_table(verdict, "simple"))
     if args.summary is not None:
         _write_summary(args.summary, verdict, comparison, text)
     return verdict.exit_code
 
 
 def _verdict_lines(verdict: Any) -> list[str]:
-    heading = {0: "PASS", 1: "REGRESSION", 2: "CANNOT JUDGE"}[verdict.exit_code]
+    heading = {0: "PASS", 1: "REGRESSION", 2: "CANNOT JUDGE" if verdict.problems
+               else "INCONCLUSIVE"}[verdict.exit_code]
     summary = (f"harness gate: {heading} ({len(verdict.passed)} case(s) pass, "
-               f"{len(verdict.regressions)} regression(s), {len(verdict.problems)} problem(s))")
+               f"{len(verdict.regressions)} regression(s), {len(verdict.inconclusive)} "
+               f"inconclusive, {len(verdict.problems)} problem(s))")
     lines = [summary]
     lines += [f"  regression: {item}" for item in verdict.regressions]
+    lines += [f"  inconclusive: {item}" for item in verdict.inconclusive]
     lines += [f"  cannot judge: {item}" for item in verdict.problems]
     return lines
+
+
+def verdict_table(verdict: Any, tablefmt: str) -> str:
+    """Every gated metric's verdict: case, metric, change, 95% interval, verdict."""
+    from tabulate import tabulate
+
+    rows = [[m.case, m.metric.label, f"{(m.ratio - 1) * 100:+.1f}%" if m.ratio == m.ratio
+             else "-", f"{m.ci_low:.3f}-{m.ci_high:.3f}" if m.ci_low is not None else "-",
+             m.verdict] for m in verdict.metrics]
+    return tabulate(rows, headers=["case", "metric", "change", "95% CI of ratio", "verdict"],
+                    tablefmt=tablefmt) if rows else ""
 
 
 def _write_summary(path: Path, verdict: Any, comparison: Any, lines: list[str]) -> None:
@@ -154,7 +235,7 @@ def _write_summary(path: Path, verdict: Any, comparison: Any, lines: list[str]) 
 
     body = [f"## {lines[0].removeprefix('harness gate: ')}", ""]
     body += [f"- {line.strip()}" for line in lines[1:]]
-    body += ["", render(comparison, "markdown"), ""]
+    body += ["", verdict_table(verdict, "github"), "", render(comparison, "markdown"), ""]
     try:
         with path.open("a") as handle:
             handle.write("\n".join(body))

@@ -54,6 +54,9 @@ class CaseComparison:
     cand_row: Mapping[str, object]
     changes: list[Change]
     mismatches: list[str]
+    #: what makes the rows unfit to judge (e.g. an ok row without latency, a CSV that
+    #: disagrees with its pyperf JSON)
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,11 @@ def _latency_change(metric: Metric, base: float, cand: float, base_runs: list[np
     from scipy.stats import mannwhitneyu
 
     ratio = cand / base
+    if len(base_runs) == len(cand_runs) and all(
+            np.array_equal(b, c) for b, c in zip(base_runs, cand_runs)):
+        # one measurement on both sides (a file against itself): nothing was sampled twice
+        return Change(metric, base, cand, ratio, False, 1.0, 1.0, 1.0,
+                      note="identical measurements")
     p_value = float(mannwhitneyu(np.concatenate(cand_runs), np.concatenate(base_runs),
                                  alternative="two-sided").pvalue)
     low, high = bootstrap_ratio_ci(base_runs, cand_runs, metric.percentile or 50)
@@ -159,6 +167,32 @@ def _bench_name_in(raw: Mapping[str, list[np.ndarray]], row: Mapping) -> str:
     return name if name in raw or legacy_bench_name(row) not in raw else legacy_bench_name(row)
 
 
+#: largest relative difference between a CSV's median latency and its JSON's (the CSV keeps
+#: 9 significant digits)
+CSV_JSON_TOLERANCE = 1e-6
+
+
+def row_problems(row: Mapping, runs: list[np.ndarray], side: str) -> list[str]:
+    """Why an `ok` row's latency cannot be judged: missing, not a positive finite number,
+    or not what the raw values beside it give."""
+    if row["status"] != "ok":
+        return []
+    median = row["latency_median_ms"]
+    if pd.isna(median):
+        return [f"{side} row is ok but its latency_median_ms is empty"]
+    if not np.isfinite(float(median)) or float(median) <= 0:
+        return [f"{side} row is ok but its latency_median_ms is {median!s}: not a positive number"]
+    if runs:
+        values = np.concatenate(runs)
+        if not np.all(np.isfinite(values)) or np.any(values <= 0):
+            return [f"{side} pyperf JSON holds latencies that are not positive numbers"]
+        raw_ms = float(np.median(values)) * 1e3
+        if abs(raw_ms / float(median) - 1) > CSV_JSON_TOLERANCE:
+            return [(f"{side} CSV says median {float(median):.6g} ms but its pyperf JSON's "
+                     f"values give {raw_ms:.6g} ms; the two files do not belong together")]
+    return []
+
+
 def _keyed(frame: pd.DataFrame, path: Path) -> dict[tuple, dict]:
     rows: dict[tuple, dict] = {}
     for record in frame.to_dict("records"):
@@ -191,10 +225,12 @@ def compare_runs(base_path: Path, cand_path: Path, min_effect: float = 0.05,
         cand_row = cand_rows[key]
         runs = (base_raw.get(_bench_name_in(base_raw, base_row), []),
                 cand_raw.get(cand_row["bench_name"], []))
-        changes = [_change(metric, base_row, cand_row, runs, min_effect, alpha)
-                   for metric in METRICS]
+        problems = row_problems(base_row, runs[0], "baseline") + \
+            row_problems(cand_row, runs[1], "candidate")
+        changes = [] if problems else [_change(metric, base_row, cand_row, runs, min_effect,
+                                               alpha) for metric in METRICS]
         cases.append(CaseComparison(key, base_row, cand_row, changes,
-                                    _mismatches(base_row, cand_row)))
+                                    _mismatches(base_row, cand_row), problems))
     return Comparison(cases,
                       only_base=[k for k in base_rows if k not in cand_rows],
                       only_cand=[k for k in cand_rows if k not in base_rows])

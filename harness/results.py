@@ -102,6 +102,9 @@ def read_results(path: Path) -> pd.DataFrame:
     if bad:
         raise ValueError(f"{path}: schema_version {', '.join(sorted(bad))} is not readable "
                          f"by this harness (reads 1..{SCHEMA_VERSION}); upgrade the harness")
+    unknown = sorted(set(frame["status"]) - set(STATUSES))
+    if unknown:
+        raise ValueError(f"{path}: status {unknown[0]!r} is not one of {', '.join(STATUSES)}")
     return _typed(frame.reindex(columns=list(COLUMNS), fill_value=""), path)
 
 

@@ -93,13 +93,15 @@ def _runs(seed: int, factor: float, processes: int = 6, values: int = 300) -> li
             for _ in range(processes)]
 
 
-def write_run(path: Path, seed: int, factor: float = 1.0, **overrides: object) -> Path:
+def write_run(path: Path, seed: int, factor: float = 1.0,
+              raw: dict[str, list[list[float]]] | None = None, **overrides: object) -> Path:
     """A synthetic results CSV + pyperf JSON: two lstm cases (onnxruntime, openvino) whose
-    raw latencies are about 25 us x factor; `overrides[backend]` replaces row fields."""
+    raw latencies are about 25 us x factor (or `raw[backend]`: per process, seconds);
+    `overrides[backend]` replaces row fields."""
     writer = ResultsWriter(path)
     benchmarks = []
     for index, backend in enumerate(SYNTHETIC_BACKENDS):
-        runs = _runs(seed * 10 + index, factor)
+        runs = (raw or {}).get(backend) or _runs(seed * 10 + index, factor)
         values_ms = np.concatenate(runs) * 1e3
         fields = dict(run_id=f"r{seed}", model="lstm", variant="fp32", backend=backend,
                       backend_version="1.0", scenario="single_stream", threads=1, batch=1,
