@@ -636,11 +636,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _commands() -> Mapping[str, Any]:
+    from edge_rnn_harness.cli_ab import cmd_ab
     from edge_rnn_harness.cli_compare import cmd_compare, cmd_gate, cmd_report
 
     return {"run": cmd_run, "export": cmd_export, "train": cmd_train, "backends": cmd_backends,
             "models": cmd_models, "show": cmd_show, "compare": cmd_compare,
-            "gate": cmd_gate, "report": cmd_report}
+            "gate": cmd_gate, "ab": cmd_ab, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,11 @@ from edge_rnn_harness.errors import UsageError
 from edge_rnn_harness.metrics import METRICS
 
 
+def _limit(text: str) -> float | None:
+    """A threshold in percent (as a fraction), or None for 'off'."""
+    return None if text == "off" else _percent(text)
+
+
 def _percent(text: str) -> float:
     try:
         value = float(text)
@@ -61,10 +66,7 @@ def _add_pair_args(parser: argparse.ArgumentParser, history: bool = False) -> No
                             help="baseline results CSV (or the pyperf JSON beside it)")
         parser.add_argument("cand", type=Path, metavar="CAND",
                             help="candidate results CSV (or the pyperf JSON beside it)")
-    parser.add_argument("--min-effect", type=_percent, default=0.05, metavar="PERCENT",
-                        help="a change smaller than this is never significant (default 5)")
-    parser.add_argument("--alpha", type=_probability, default=0.01,
-                        help="significance level of the rank test (default 0.01)")
+    add_judging_args(parser)
     parser.add_argument("--allow-mismatch", action="store_true",
                         help="compare rows measured on another device, runtime version or "
                              "settings (refused by default)")
@@ -72,6 +74,39 @@ def _add_pair_args(parser: argparse.ArgumentParser, history: bool = False) -> No
                         metavar="CAND_MODEL=BASE_MODEL",
                         help="treat a candidate model as a baseline model (repeatable), "
                              "e.g. to compare two models as one case")
+
+
+def add_gate_args(parser: argparse.ArgumentParser) -> None:
+    """The thresholds of every gated metric, and --summary."""
+    for metric in METRICS:
+        default = metric.default_threshold
+        parser.add_argument(metric.gate_option, type=_limit, default=default,
+                            metavar="PERCENT",
+                            help=f"largest tolerated growth of {metric.label} ({metric.unit}), "
+                                 f"or 'off' " + (f"(default {default * 100:g})"
+                                                 if default is not None
+                                                 else "(default off)"))
+    parser.add_argument("--summary", type=Path, default=None, metavar="FILE",
+                        help="also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
+
+
+def add_judging_args(parser: argparse.ArgumentParser) -> None:
+    """--min-effect and --alpha: when a change counts as significant."""
+    parser.add_argument("--min-effect", type=_percent, default=0.05, metavar="PERCENT",
+                        help="a change smaller than this is never significant (default 5)")
+    parser.add_argument("--alpha", type=_probability, default=0.01,
+                        help="significance level of the rank test (default 0.01)")
+
+
+def report_verdict(verdict: Any, comparison: Any, summary: Path | None) -> int:
+    """Print the gate's verdict lines and table (and the Markdown summary); its exit code."""
+    text = _verdict_lines(verdict)
+    print("\n".join(text))
+    if verdict.metrics:
+        print("\n" + verdict_table(verdict, "simple"))
+    if summary is not None:
+        _write_summary(summary, verdict, comparison, text)
+    return verdict.exit_code
 
 
 def add_parsers(commands: Any) -> None:
@@ -107,15 +142,11 @@ def add_parsers(commands: Any) -> None:
     gate.add_argument("--min-history", type=_whole, default=5, metavar="N",
                       help="with --history: refuse (exit 2) with fewer matching runs than "
                            "this (default 5; at least 2)")
-    for metric in METRICS:
-        default = metric.default_threshold
-        gate.add_argument(metric.gate_option, type=_percent, default=default,
-                          metavar="PERCENT",
-                          help=f"largest tolerated growth of {metric.label} ({metric.unit}) "
-                               + (f"(default {default * 100:g})" if default is not None
-                                  else "(off unless given)"))
-    gate.add_argument("--summary", type=Path, default=None, metavar="FILE",
-                      help="also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
+    add_gate_args(gate)
+
+    from edge_rnn_harness.cli_ab import add_ab_parser
+
+    add_ab_parser(commands)
 
     report = commands.add_parser(
         "report", help="Markdown report and PNG plots of a run",
@@ -184,7 +215,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     """`harness gate BASE CAND`: print the verdict, return its exit code."""
-    from edge_rnn_harness.gate import Thresholds, judge
+    from edge_rnn_harness.gate import judge
 
     if args.history is not None:
         comparison = _history_comparison(args)
@@ -194,16 +225,17 @@ def cmd_gate(args: argparse.Namespace) -> int:
                              "DIR_OR_GLOB and CAND)")
         args.base, args.cand = args.paths
         comparison = _comparison(args, "gate")
-    thresholds = Thresholds({metric.column: getattr(args, metric.threshold_dest)
-                             for metric in METRICS})
-    verdict = judge(comparison, thresholds, args.allow_mismatch)
-    text = _verdict_lines(verdict)
-    print("\n".join(text))
-    if verdict.metrics:
-        print("\n" + verdict_table(verdict, "simple"))
-    if args.summary is not None:
-        _write_summary(args.summary, verdict, comparison, text)
-    return verdict.exit_code
+    thresholds = thresholds_of(args)
+    return report_verdict(judge(comparison, thresholds, args.allow_mismatch), comparison,
+                          args.summary)
+
+
+def thresholds_of(args: argparse.Namespace) -> Any:
+    """The gate's Thresholds from the parsed threshold options."""
+    from edge_rnn_harness.gate import Thresholds
+
+    return Thresholds({metric.column: getattr(args, metric.threshold_dest)
+                       for metric in METRICS})
 
 
 def _verdict_lines(verdict: Any) -> list[str]:

@@ -108,6 +108,29 @@ def bootstrap_ratio_ci(base_runs: Sequence[np.ndarray], cand_runs: Sequence[np.n
     return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
 
 
+def paired_ratio_ci(base_runs: Sequence[np.ndarray], cand_runs: Sequence[np.ndarray],
+                    percentile: float, seed: int = 0,
+                    resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """CONFIDENCE interval of the ratio for an interleaved A/B run, where value i of the
+    base and value i of the candidate were timed next to each other in the same process:
+    the same processes, and the same rounds within them, are drawn for both sides, so the
+    machine's drift cancels instead of widening the interval."""
+    rng = np.random.default_rng(seed)
+    width = min(len(run) for run in (*base_runs, *cand_runs))
+    base = np.stack([run[:width] for run in base_runs])
+    cand = np.stack([run[:width] for run in cand_runs])
+    ratios = []
+    for _ in range(resamples // 100):
+        processes = rng.integers(0, len(base), (100, len(base), 1))
+        rounds = rng.integers(0, width, (100, len(base), width))
+        ratios.append(np.percentile(cand[processes, rounds].reshape(100, -1), percentile, axis=1)
+                      / np.percentile(base[processes, rounds].reshape(100, -1), percentile,
+                                      axis=1))
+    tail = (1 - CONFIDENCE) / 2 * 100
+    pooled = np.concatenate(ratios)
+    return float(np.percentile(pooled, tail)), float(np.percentile(pooled, 100 - tail))
+
+
 def _resampled(runs: Sequence[np.ndarray], percentile: float, resamples: int,
                rng: np.random.Generator, chunk: int = 100) -> np.ndarray:
     """`resamples` two-level bootstrap replicates of the pooled percentile."""
@@ -124,8 +147,9 @@ def _resampled(runs: Sequence[np.ndarray], percentile: float, resamples: int,
 
 
 def _latency_change(metric: Metric, base: float, cand: float, base_runs: list[np.ndarray],
-                    cand_runs: list[np.ndarray], min_effect: float, alpha: float) -> Change:
-    from scipy.stats import mannwhitneyu
+                    cand_runs: list[np.ndarray], min_effect: float, alpha: float,
+                    paired: bool = False) -> Change:
+    from scipy.stats import mannwhitneyu, wilcoxon
 
     ratio = cand / base
     if len(base_runs) == len(cand_runs) and all(
@@ -133,11 +157,17 @@ def _latency_change(metric: Metric, base: float, cand: float, base_runs: list[np
         # one measurement on both sides (a file against itself): nothing was sampled twice
         return Change(metric, base, cand, ratio, False, 1.0, 1.0, 1.0,
                       note="identical measurements")
-    p_value = float(mannwhitneyu(np.concatenate(cand_runs), np.concatenate(base_runs),
-                                 alternative="two-sided").pvalue)
-    low, high = bootstrap_ratio_ci(base_runs, cand_runs, metric.percentile or 50)
+    if paired:  # signed-rank test on the log ratio of calls timed side by side
+        p_value = float(wilcoxon(np.log(np.concatenate(cand_runs))
+                                 - np.log(np.concatenate(base_runs))).pvalue)
+        low, high = paired_ratio_ci(base_runs, cand_runs, metric.percentile or 50)
+    else:
+        p_value = float(mannwhitneyu(np.concatenate(cand_runs), np.concatenate(base_runs),
+                                     alternative="two-sided").pvalue)
+        low, high = bootstrap_ratio_ci(base_runs, cand_runs, metric.percentile or 50)
     significant = p_value < alpha and not low <= 1 <= high and abs(ratio - 1) >= min_effect
-    return Change(metric, base, cand, ratio, significant, p_value, low, high)
+    return Change(metric, base, cand, ratio, significant, p_value, low, high,
+                  note="paired: interleaved calls" if paired else "")
 
 
 def _change(metric: Metric, base_row: Mapping, cand_row: Mapping,
@@ -148,10 +178,20 @@ def _change(metric: Metric, base_row: Mapping, cand_row: Mapping,
         return Change(metric, np.nan, np.nan, np.nan, False, note="not measured")
     base, cand = float(base), float(cand)
     if metric.percentile is not None and runs[0] and runs[1]:
-        return _latency_change(metric, base, cand, runs[0], runs[1], min_effect, alpha)
+        return _latency_change(metric, base, cand, runs[0], runs[1], min_effect, alpha,
+                               interleaved_pair(base_row, cand_row, runs))
     note = "no raw values: effect size only" if metric.percentile is not None else ""
     return Change(metric, base, cand, cand / base, abs(cand / base - 1) >= min_effect,
                   note=note)
+
+
+def interleaved_pair(base_row: Mapping, cand_row: Mapping,
+                     runs: tuple[list[np.ndarray], list[np.ndarray]]) -> bool:
+    """Whether the two rows were timed call by call in the same worker processes (one
+    interleaved A/B run): then value i of each side's process p are neighbours."""
+    return (base_row["interleaving"] == cand_row["interleaving"] == "calls"
+            and base_row["run_id"] == cand_row["run_id"]
+            and [len(r) for r in runs[0]] == [len(r) for r in runs[1]])
 
 
 def _mismatches(base_row: Mapping, cand_row: Mapping) -> list[str]:

@@ -3,6 +3,7 @@ show, compare, gate and users' own scripts.
 
 Schema history (bump SCHEMA_VERSION on any change; old files must still load):
   1: first version.
+  2: `interleaving` ("calls" or "processes" for rows of an interleaved A/B run, else empty).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("ok", "failed", "skipped", "unsupported", "invalid")
 
 #: column -> dtype ("str", "int", "float", "bool"); order is the CSV's column order
@@ -31,7 +32,7 @@ COLUMNS: dict[str, str] = {
     "power_meter": "str", "power_idle_w": "float", "power_mean_w": "float",
     "energy_per_inf_mj": "float", "temp_start_c": "float", "temp_end_c": "float",
     "throttled": "bool", "device": "str", "cpu": "str", "cores": "int", "governor": "str",
-    "os": "str", "python": "str", "harness_version": "str",
+    "os": "str", "python": "str", "harness_version": "str", "interleaving": "str",
 }
 KEY_COLUMNS = ("model", "variant", "backend", "scenario", "threads", "batch", "seq_len")
 

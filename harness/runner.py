@@ -121,19 +121,40 @@ def run_plan(cases: list[Case], config: RunConfig, reporter: Reporter,
 def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Reporter,
               exporter: Exporter | None) -> tuple[dict[str, Any], Any]:
     """One case's row fields and pyperf benchmark (None when it did not measure)."""
+    if exporter is not None and get_backend(case.backend).installed() is None:
+        reporter.case_started(index, case, "export")
+        outcome = exporter.ensure(case, tmp)
+        if outcome:
+            return {**case_fields(case), **outcome}, None
+    fields, job = case_job(case, config)
+    if job is None:
+        return fields, None
+    reporter.case_started(index, case, "measure")
+    benchmark, outcome = _measure_step(index, case, config, tmp, job)
+    if benchmark is None:
+        return {**fields, **outcome}, None
+    fields.update(measurement_fields(benchmark, case.batch))
+    fields.update(parity_verdict(benchmark))
+    return fields, benchmark
+
+
+def case_fields(case: Case) -> dict[str, Any]:
+    """The row fields every case has: its key, runtime version, meter."""
+    return {**case.to_dict(), "backend_version": get_backend(case.backend).version(),
+            "power_meter": "none"}
+
+
+def case_job(case: Case, config: RunConfig) -> tuple[dict[str, Any], WorkerJob | None]:
+    """The case's row fields so far and the worker job measuring it from the bundle, or
+    (fields with status and reason, None) when it cannot be measured: runtime not
+    installed, variant not offered, artifact not in the bundle, a file altered."""
+    fields = case_fields(case)
     backend = get_backend(case.backend)
-    fields: dict[str, Any] = {**case.to_dict(), "backend_version": backend.version(),
-                              "power_meter": "none"}
     why_not = backend.installed()
     if why_not is None and case.variant not in backend.variants:
         why_not = f"{backend.name} has no {case.variant} variant"
     if why_not is not None:
         return {**fields, "status": "skipped", "reason": why_not}, None
-    if exporter is not None:
-        reporter.case_started(index, case, "export")
-        outcome = exporter.ensure(case, tmp)
-        if outcome:
-            return {**fields, **outcome}, None
     try:
         bundle = Bundle.load(config.bundle_root)
     except BundleError as error:
@@ -151,19 +172,13 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
                              *([testset] if testset else [])])
     if damage:
         return {**fields, "status": "failed", "reason": damage}, None
-    reporter.case_started(index, case, "measure")
-    job = WorkerJob(case=case.to_dict(), artifact=str(bundle.path(artifact.artifact)),
-                    reference=str(bundle.path(model.files["reference"])),
-                    tuning=dict(config.tuning.get(case.backend, {})),
-                    testset=str(bundle.path(testset)) if testset else None,
-                    tolerance=dataclasses.asdict(config.tolerance) if config.tolerance else None,
-                    module_callable=config.callables.get(case.model))
-    benchmark, outcome = _measure_step(index, case, config, tmp, job)
-    if benchmark is None:
-        return {**fields, **outcome}, None
-    fields.update(measurement_fields(benchmark, case.batch))
-    fields.update(parity_verdict(benchmark))
-    return fields, benchmark
+    return fields, WorkerJob(
+        case=case.to_dict(), artifact=str(bundle.path(artifact.artifact)),
+        reference=str(bundle.path(model.files["reference"])),
+        tuning=dict(config.tuning.get(case.backend, {})),
+        testset=str(bundle.path(testset)) if testset else None,
+        tolerance=dataclasses.asdict(config.tolerance) if config.tolerance else None,
+        module_callable=config.callables.get(case.model))
 
 
 def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,

@@ -158,6 +158,10 @@ MODELS: dict[str, ModelEntry] = {
                    "lstm with 4x the hidden size, seeded (untrained): a known-slower "
                    "candidate for checking that the gate catches a real slowdown",
                    ALL_FEATURES),
+        ModelEntry("lstm-h76", dataclasses.replace(_LSTM_64, hidden_size=76),
+                   "lstm with hidden 76, seeded (untrained): about 15% slower than lstm on "
+                   "onnxruntime here; the candidate of the gate's error-rate benchmark",
+                   ALL_FEATURES),
         ModelEntry("tiny", ModelSpec(cell="lstm", hidden_size=8),
                    "smoke-test LSTM, hidden 8, seeded (untrained); used by the tests"),
     )

@@ -109,7 +109,7 @@ def test_malformed_csv_exits_2_in_one_line(tmp_path: Path, content: str, message
 def test_other_schema_version_exits_2(tmp_path: Path) -> None:
     base = write_run(tmp_path / "a.csv", seed=1)
     future = write_run(tmp_path / "b.csv", seed=2)
-    future.write_text(future.read_text().replace("\n1,", "\n99,"))
+    future.write_text(future.read_text().replace("\n2,", "\n99,"))
     result = run_cli("gate", str(base), str(future))
     assert result.returncode == 2
     assert "schema_version 99 is not readable" in result.stderr

@@ -69,8 +69,9 @@ def test_older_file_with_fewer_columns_still_loads(tmp_path: Path) -> None:
 def test_newer_schema_and_foreign_files_are_refused(tmp_path: Path) -> None:
     newer = tmp_path / "newer.csv"
     ResultsWriter(newer).append(_row())
-    newer.write_text(newer.read_text().replace("\n1,", f"\n{SCHEMA_VERSION + 1},"))
-    with pytest.raises(ValueError, match="schema_version 2 is not readable"):
+    newer.write_text(newer.read_text().replace(f"\n{SCHEMA_VERSION},",
+                                               f"\n{SCHEMA_VERSION + 1},"))
+    with pytest.raises(ValueError, match=f"schema_version {SCHEMA_VERSION + 1} is not readable"):
         read_results(newer)
     foreign = tmp_path / "foreign.csv"
     foreign.write_text("a,b\n1,2\n")

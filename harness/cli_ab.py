@@ -1,0 +1,157 @@
+"""`harness ab`: measure a baseline and a candidate interleaved, then gate them in one line.
+
+    harness ab --bundle main-bundle --cand-bundle pr-bundle --backends all
+    harness ab --bundle b --model lstm --cand-model lstm-x4 --backends onnxruntime
+    harness ab --bundle b --tune onnxruntime.graph_level=all \\
+               --cand-tune onnxruntime.graph_level=basic --backends onnxruntime
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from edge_rnn_harness.errors import UsageError
+
+
+def add_ab_parser(commands: Any) -> None:
+    """The `harness ab` subcommand."""
+    from edge_rnn_harness.cli import _names, _positive_float, _positive_ints
+    from edge_rnn_harness.cli_compare import add_gate_args, add_judging_args
+    from edge_rnn_harness.profiles import PROFILES
+    from edge_rnn_harness.runner import DEFAULT_CASE_TIMEOUT_S
+
+    ab = commands.add_parser(
+        "ab", help="baseline and candidate measured interleaved, then gated",
+        description="Measure a baseline (A) and a candidate (B) in one command, interleaved "
+        "so that drift, heat and neighbours fall on both alike, then judge them as "
+        "'harness gate' does (exit 0 pass, 1 regression, 2 inconclusive or cannot judge). "
+        "The sides differ by bundle (--cand-bundle), model (--cand-model), tuning "
+        "(--cand-tune) or Python environment (--cand-python). Both sides in one Python: each "
+        "worker process prepares both and alternates single calls (A B B A ...); two Pythons: "
+        "whole worker processes alternate. Writes OUT-base.csv and OUT-cand.csv with their "
+        "pyperf JSON; the interleaving column says which was used.")
+    ab.add_argument("--bundle", type=Path, required=True, metavar="DIR",
+                    help="the baseline's bundle (harness export)")
+    ab.add_argument("--cand-bundle", type=Path, default=None, metavar="DIR",
+                    help="the candidate's bundle (default: the same bundle)")
+    ab.add_argument("--model", default=None, metavar="NAME",
+                    help="the baseline model in its bundle (default: the bundle's only model)")
+    ab.add_argument("--cand-model", default=None, metavar="NAME",
+                    help="the candidate model in its bundle (default: the baseline's)")
+    ab.add_argument("--tune", action="append", default=[], metavar="BACKEND.KEY=VALUE",
+                    help="a backend option for the baseline (repeatable)")
+    ab.add_argument("--cand-tune", action="append", default=None, metavar="BACKEND.KEY=VALUE",
+                    help="a backend option for the candidate (repeatable; default: the "
+                         "baseline's)")
+    ab.add_argument("--cand-python", default=None, metavar="PATH",
+                    help="the candidate's Python interpreter (another environment, e.g. "
+                         "another runtime version): whole processes alternate")
+    ab.add_argument("--backends", type=_names, default=["all"], metavar="LIST",
+                    help="comma-separated backends, or 'all' (default)")
+    ab.add_argument("--variants", type=_names, default=["fp32"], metavar="LIST",
+                    help="comma-separated precision variants (default fp32)")
+    ab.add_argument("--threads", type=_positive_ints, default=[1], metavar="N[,N...]",
+                    help="intra-op thread counts (default 1)")
+    ab.add_argument("--profile", default="default", metavar="NAME",
+                    help="worker processes and values per side: " + "; ".join(
+                        f"{p.name}: {p.summary}" for p in PROFILES.values())
+                    + " (default: default)")
+    ab.add_argument("--out", type=Path, default=None, metavar="CSV",
+                    help="results name: writes <stem>-base.csv and <stem>-cand.csv (default "
+                         "results/ab-<UTC timestamp>.csv)")
+    ab.add_argument("--case-timeout", type=_positive_float, default=DEFAULT_CASE_TIMEOUT_S,
+                    metavar="SECONDS", help="kill a worker process after this long "
+                    f"(default {DEFAULT_CASE_TIMEOUT_S:g})")
+    ab.add_argument("--no-accuracy", action="store_true",
+                    help="skip rmse/mae on the bundles' test splits")
+    add_judging_args(ab)
+    add_gate_args(ab)
+
+
+def _side_model(bundle: Any, name: str | None, flag: str) -> str:
+    if name is None:
+        if len(bundle.models) != 1:
+            raise UsageError(f"harness ab: bundle {bundle.root} holds "
+                             f"{', '.join(bundle.models)}; choose one with {flag}")
+        return next(iter(bundle.models))
+    if name not in bundle.models:
+        raise UsageError(f"harness ab: {flag} {name!r} is not in bundle {bundle.root} (it "
+                         f"holds {', '.join(bundle.models)})")
+    return name
+
+
+def _checked_tuning(values: list[str], flag: str) -> dict[str, dict[str, str]]:
+    from edge_rnn_harness.backends.registry import get_backend
+    from edge_rnn_harness.cli import _tuning
+
+    tuning = _tuning(values)
+    for name, options in tuning.items():
+        try:
+            get_backend(name).check_tuning(options)
+        except ValueError as error:
+            raise UsageError(f"harness ab: {flag}: {error}") from None
+    return tuning
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    """`harness ab`: validate, measure interleaved, judge."""
+    from rich.console import Console
+
+    from edge_rnn_harness.ab import Side, ab_paths, interleaving, rename_of, run_ab
+    from edge_rnn_harness.backends.base import VARIANTS
+    from edge_rnn_harness.backends.registry import backend_names
+    from edge_rnn_harness.bundle import Bundle, BundleError
+    from edge_rnn_harness.cli import _check_writable, _resolve_names
+    from edge_rnn_harness.cli_compare import report_verdict, thresholds_of
+    from edge_rnn_harness.compare import compare_runs
+    from edge_rnn_harness.gate import judge
+    from edge_rnn_harness.plan import build_plan
+    from edge_rnn_harness.profiles import get_profile
+    from edge_rnn_harness.runner import RunConfig
+
+    try:
+        profile = get_profile(args.profile)
+        bundles = (Bundle.load(args.bundle), Bundle.load(args.cand_bundle or args.bundle))
+    except (ValueError, BundleError) as error:
+        raise UsageError(f"harness ab: {error}") from None
+    models = (_side_model(bundles[0], args.model, "--model"),
+              _side_model(bundles[1], args.cand_model or args.model, "--cand-model"))
+    backends = _resolve_names(args.backends, backend_names(), "backend", "ab")
+    variants = _resolve_names(args.variants, list(VARIANTS), "variant", "ab")
+    tunings = (_checked_tuning(args.tune, "--tune"),
+               _checked_tuning(args.tune if args.cand_tune is None else args.cand_tune,
+                               "--cand-tune"))
+    out = args.out or Path("results") / (dt.datetime.now(dt.UTC).strftime("ab-%Y%m%d-%H%M%S")
+                                         + ".csv")
+    outs = ab_paths(out)
+    for path in outs:
+        _check_writable(path)
+    configs = [RunConfig(profile=profile, out=path, bundle_root=bundle.root,
+                         case_timeout_s=args.case_timeout, tuning=tuning,
+                         accuracy=not args.no_accuracy)
+               for path, bundle, tuning in zip(outs, bundles, tunings)]
+    sides = (Side(configs[0]), Side(configs[1], args.cand_python) if args.cand_python
+             else Side(configs[1]))
+    plans = [build_plan([(model, bundle.models[model].seq_len)], variants, backends,
+                        args.threads) for model, bundle in zip(models, bundles)]
+    pairs = list(zip(*plans))
+    console = Console(stderr=True, soft_wrap=True)
+    console.print(f"harness ab: {len(pairs)} pair(s), profile {profile.name}, interleaving "
+                  f"{interleaving(*sides)} -> {outs[0]}, {outs[1]}")
+    try:
+        run_ab(pairs, sides, profile, outs, lambda index, base, cand: console.print(
+            f"[{index + 1}/{len(pairs)}] {base.label}  vs  {cand.label}"))
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: pairs measured so far are kept in {outs[0]} "
+                      f"and {outs[1]}")
+        return 130
+    try:
+        comparison = compare_runs(outs[0], outs[1], args.min_effect, args.alpha,
+                                  rename_of(pairs))
+    except ValueError as error:
+        raise UsageError(f"harness ab: {error}") from None
+    return report_verdict(judge(comparison, thresholds_of(args), allow_mismatch=True),
+                          comparison, args.summary)
