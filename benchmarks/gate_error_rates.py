@@ -1,7 +1,8 @@
 """How often the gate cries wolf and how often it catches a real slowdown, in A/B mode and
 with separate runs, on this machine.
 
-    python benchmarks/gate_error_rates.py [--pairs 20] [--profile default]
+    python benchmarks/gate_error_rates.py [--pairs 20] [--ab-profile quick]
+        [--separate-pairs 10] [--separate-profile default]
 
 Same code: `lstm` against itself. Real slowdown: `lstm-h76` (hidden 76 instead of 64, about
 15% slower on onnxruntime here) against `lstm`. Only median latency is gated (size and
@@ -59,8 +60,11 @@ def separate_pair(bundle: Path, cand_model: str, folder: Path, profile: str) -> 
 def main() -> None:
     """Run every experiment and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=20)
-    parser.add_argument("--profile", default="default")
+    parser.add_argument("--pairs", type=int, default=20, help="A/B pairs per experiment")
+    parser.add_argument("--ab-profile", default="quick")
+    parser.add_argument("--separate-pairs", type=int, default=10,
+                        help="pairs of separate runs per experiment")
+    parser.add_argument("--separate-profile", default="default")
     args = parser.parse_args()
     experiments = {"A/B, same code": ("ab", "lstm"), "A/B, +15% model": ("ab", "lstm-h76"),
                    "separate runs, same code": ("separate", "lstm"),
@@ -74,27 +78,32 @@ def main() -> None:
                            capture_output=True)
         counts = {name: collections.Counter() for name in experiments}
         changes: dict[str, list[float]] = {name: [] for name in experiments}
-        for index in range(args.pairs):
+        for index in range(max(args.pairs, args.separate_pairs)):
             for name, (mode, cand) in experiments.items():  # interleaved across experiments
+                if index >= (args.pairs if mode == "ab" else args.separate_pairs):
+                    continue
                 folder = tmp / f"{index}-{mode}-{cand}"
                 folder.mkdir()
-                code, stdout = (ab_pair(bundle, cand, folder / "ab.csv", args.profile)
+                code, stdout = (ab_pair(bundle, cand, folder / "ab.csv", args.ab_profile)
                                 if mode == "ab" else
-                                separate_pair(bundle, cand, folder, args.profile))
+                                separate_pair(bundle, cand, folder, args.separate_profile))
                 counts[name][code] += 1
                 found = _RATIO.search(stdout)
                 if found:
                     changes[name].append(float(found.group(1)))
-            print(f"pair {index + 1}/{args.pairs}: " + "; ".join(
+            print(f"pair {index + 1}: " + "; ".join(
                 f"{name} {dict(sorted(c.items()))}" for name, c in counts.items()), flush=True)
-    print(f"\n| experiment ({args.pairs} pairs, profile {args.profile}) | exit 0 pass | "
-          f"exit 1 regression | exit 2 inconclusive | median change | range of changes |")
-    print("|---|---|---|---|---|---|")
+    print("\n| experiment | pairs, profile | exit 0 pass | exit 1 regression | exit 2 "
+          "inconclusive | median change | range of changes |")
+    print("|---|---|---|---|---|---|---|")
     for name, count in counts.items():
         seen = changes[name]
         spread = f"{min(seen):+.1f}% .. {max(seen):+.1f}%" if seen else "-"
         middle = f"{statistics.median(seen):+.1f}%" if seen else "-"
-        print(f"| {name} | {count[0]} | {count[1]} | {count[2]} | {middle} | {spread} |")
+        setup = (f"{args.pairs}, {args.ab_profile}" if experiments[name][0] == "ab"
+                 else f"{args.separate_pairs}, {args.separate_profile}")
+        print(f"| {name} | {setup} | {count[0]} | {count[1]} | {count[2]} | {middle} | "
+              f"{spread} |")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
+import math
+import signal
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -52,8 +54,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number greater than 0")
     return value
 
 
@@ -644,8 +646,15 @@ def _commands() -> Mapping[str, Any]:
             "gate": cmd_gate, "ab": cmd_ab, "report": cmd_report}
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `harness` console script; returns the exit code."""
+    """Entry point of the `harness` console script; returns the exit code. SIGTERM and
+    SIGHUP stop a run as Ctrl-C does: children's process groups killed, rows kept."""
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _interrupt)
     try:
         args = build_parser().parse_args(argv)
         return _commands()[args.command](args)
@@ -654,6 +663,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message if message.startswith("harness") else f"harness: {message}",
               file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # outside a run (which keeps its rows and says so itself)
+        print("harness: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

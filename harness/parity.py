@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,8 +24,9 @@ class Tolerance:
     rtol: float
 
     def __post_init__(self) -> None:
-        if self.atol < 0 or self.rtol < 0:
-            raise ValueError(f"tolerances must be >= 0, got atol={self.atol} rtol={self.rtol}")
+        if not (0 <= self.atol < math.inf and 0 <= self.rtol < math.inf):
+            raise ValueError(f"tolerances must be finite numbers >= 0, got atol={self.atol} "
+                             f"rtol={self.rtol}")
 
 
 #: per variant; fp32 runtimes must agree with PyTorch to float32 round-off

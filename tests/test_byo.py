@@ -208,3 +208,30 @@ def test_pytorch_module_runs_through_every_backend(tmp_path: Path) -> None:
     assert (frame["model"] == "tests.byo_models:make_model").all()
     assert (frame["params"] == 2674).all()
     assert frame["rmse"].isna().all()  # no dataset for a model brought as-is
+
+
+def test_external_weights_are_part_of_the_identity(tmp_path: Path) -> None:
+    """Changing an ONNX model's external weights file changes its identity, so a cached
+    export is not reused with stale weights."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edge_rnn_harness.sources import OnnxSource
+
+    weights = numpy_helper.from_array(np.ones((4, 2), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+                              [weights])
+    path = tmp_path / "m.onnx"
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+                    str(path), save_as_external_data=True, location="m.weights",
+                    size_threshold=0)
+    first = OnnxSource(path)
+    assert first.external_data_files() == [(tmp_path / "m.weights").resolve()]
+    before = first.identity()
+    data = bytearray((tmp_path / "m.weights").read_bytes())
+    data[0] ^= 0x01
+    (tmp_path / "m.weights").write_bytes(bytes(data))
+    assert OnnxSource(path).identity() != before

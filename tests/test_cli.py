@@ -143,7 +143,9 @@ def test_backends_lists_every_backend_with_version() -> None:
     (("run", "--profile", "slow"), "unknown profile 'slow'; choose from: quick"),
     (("run", "--threads", "0"), "0 is not a positive whole number"),
     (("run", "--threads", "two"), "'two' is not a whole number"),
-    (("run", "--case-timeout", "-3"), "-3 must be greater than 0"),
+    (("run", "--case-timeout", "-3"), "-3 must be a finite number greater than 0"),
+    (("run", "--case-timeout", "inf"), "inf must be a finite number greater than 0"),
+    (("run", "--atol", "nan"), "tolerances must be finite numbers >= 0"),
     (("run", "--out", "/proc/no/such/dir/r.csv"), "cannot write --out"),
     (("run", "--tune", "graph_level"), "is not BACKEND.KEY=VALUE"),
     (("show", "/no/such/results.csv"), "no such file"),
@@ -192,9 +194,11 @@ def _wait_for(condition: object, what: str, timeout_s: float = 300) -> None:
         time.sleep(0.05)
 
 
-def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path) -> None:
-    """SIGINT while the second case is measuring: exit 130, the first case's row is on disk,
-    and none of the processes that were measuring (manager and workers) survives."""
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path, signal_name: str) -> None:
+    """SIGINT (or SIGTERM) while the second case is measuring: exit 130, the first case's
+    row is on disk, and none of the processes that were measuring (manager and workers)
+    survives."""
     import signal
 
     import psutil
@@ -220,7 +224,7 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path) -> None:
     _wait_for(lambda: measuring_workers(), "a worker of the second case")
     measuring = parent.children(recursive=True)
     assert measuring, "the second case had no child processes"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signal_name))
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr

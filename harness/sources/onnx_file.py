@@ -184,13 +184,34 @@ class OnnxSource(ModelSource):
                 array
         return inputs, (outputs or None)
 
+    def external_data_files(self) -> list[Path]:
+        """The files the model's external tensors are read from (ONNX external data), in
+        order; ValueError for a location outside the model's folder."""
+        import onnx
+        from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
+
+        proto = onnx.load(str(self.path), load_external_data=False)
+        folder = self.path.parent.resolve()
+        files: dict[Path, None] = {}
+        for tensor in _get_all_tensors(proto):
+            if uses_external_data(tensor):
+                path = (folder / ExternalDataInfo(tensor).location).resolve()
+                if not path.is_relative_to(folder):
+                    raise ValueError(f"--model {self.path}: external data "
+                                     f"{ExternalDataInfo(tensor).location!r} lies outside "
+                                     f"the model's folder")
+                files[path] = None
+        return list(files)
+
     def compute_identity(self) -> str:
-        """Hash of the model file, its test data or --inputs, and --shape (validates all)."""
+        """Hash of the model file and every external data file it reads, its test data or
+        --inputs, and --shape (validates all)."""
         digest = hashlib.sha256(self.path.read_bytes() if self.path.is_file() else b"")
         self.model()
         self._input_sets()  # validates inputs, shapes and test data
-        for extra in ([self.inputs_npz] if self.inputs_npz else []) + [
-                f for folder in self.test_data_sets() for f in sorted(folder.glob("*.pb"))]:
+        for extra in self.external_data_files() + \
+                ([self.inputs_npz] if self.inputs_npz else []) + \
+                [f for folder in self.test_data_sets() for f in sorted(folder.glob("*.pb"))]:
             digest.update(extra.read_bytes())
         digest.update(json.dumps(sorted(self.shapes.items())).encode())
         return digest.hexdigest()
