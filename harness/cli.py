@@ -113,6 +113,18 @@ def _add_variants_arg(parser: argparse.ArgumentParser, variants: Sequence[str]) 
                              f"Known: {', '.join(variants)}")
 
 
+def add_measure_args(parser: argparse.ArgumentParser) -> None:
+    """--threads and --profile: what each case measures and for how long."""
+    from edge_rnn_harness.profiles import PROFILES
+
+    parser.add_argument("--threads", type=_positive_ints, default=[1], metavar="N[,N...]",
+                        help="intra-op thread counts to measure (default 1)")
+    parser.add_argument("--profile", default="default", metavar="NAME",
+                        help="how long to measure: " + "; ".join(
+                            f"{p.name}: {p.summary}" for p in PROFILES.values())
+                        + " (default: default)")
+
+
 def _add_timeout_arg(parser: argparse.ArgumentParser, default_s: float) -> None:
     parser.add_argument("--case-timeout", type=_positive_float, default=default_s,
                         metavar="SECONDS", help="kill a case's export or measurement after "
@@ -140,7 +152,6 @@ def build_parser() -> _Parser:
     from edge_rnn_harness.backends.base import VARIANTS
     from edge_rnn_harness.backends.registry import backend_names
     from edge_rnn_harness.models.registry import DEFAULT_MODEL, model_names
-    from edge_rnn_harness.profiles import PROFILES
     from edge_rnn_harness.runner import DEFAULT_CASE_TIMEOUT_S
 
     parser = _Parser(prog="harness", description=(
@@ -168,12 +179,7 @@ def build_parser() -> _Parser:
     run.add_argument("--rtol", type=float, default=None,
                      help="parity: relative tolerance, replacing the variant's (fp32: 1e-5)")
     _add_variants_arg(run, VARIANTS)
-    run.add_argument("--threads", type=_positive_ints, default=[1], metavar="N[,N...]",
-                     help="intra-op thread counts to measure (default 1)")
-    run.add_argument("--profile", default="default", metavar="NAME",
-                     help="how long to measure: " + "; ".join(
-                         f"{p.name}: {p.summary}" for p in PROFILES.values())
-                     + " (default: default)")
+    add_measure_args(run)
     run.add_argument("--out", type=Path, default=None, metavar="CSV",
                      help="results CSV (default results/<UTC timestamp>.csv; an existing "
                           "file is replaced); the pyperf JSON is written beside it with the "
@@ -247,20 +253,21 @@ def _resolve_names(requested: list[str], valid: list[str], what: str,
     return list(dict.fromkeys(requested))
 
 
-def _check_writable(out: Path) -> None:
+def _check_writable(out: Path, command: str = "run") -> None:
     """UsageError unless `out` can be written; creates its folder, not the file (nothing
     is written before the run has been validated)."""
     import os
 
     if out.is_dir():
-        raise UsageError(f"harness run: --out {out} is a directory; give a .csv file path")
+        raise UsageError(f"harness {command}: --out {out} is a directory; give a .csv file "
+                         f"path")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UsageError(f"harness run: cannot write --out {out} ({error.strerror or error})"
-                         ) from None
+        raise UsageError(f"harness {command}: cannot write --out {out} "
+                         f"({error.strerror or error})") from None
     if not os.access(out if out.exists() else out.parent, os.W_OK):
-        raise UsageError(f"harness run: cannot write --out {out} (permission denied)")
+        raise UsageError(f"harness {command}: cannot write --out {out} (permission denied)")
 
 
 #: options that describe where models and data come from: the host's business, not a bundle's

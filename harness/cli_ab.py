@@ -18,9 +18,9 @@ from edge_rnn_harness.errors import UsageError
 
 def add_ab_parser(commands: Any) -> None:
     """The `harness ab` subcommand."""
-    from edge_rnn_harness.cli import _names, _positive_float, _positive_ints
+    from edge_rnn_harness.backends.base import VARIANTS
+    from edge_rnn_harness.cli import _add_timeout_arg, _add_variants_arg, _names, add_measure_args
     from edge_rnn_harness.cli_compare import add_gate_args, add_judging_args
-    from edge_rnn_harness.profiles import PROFILES
     from edge_rnn_harness.runner import DEFAULT_CASE_TIMEOUT_S
 
     ab = commands.add_parser(
@@ -51,20 +51,12 @@ def add_ab_parser(commands: Any) -> None:
                          "another runtime version): whole processes alternate")
     ab.add_argument("--backends", type=_names, default=["all"], metavar="LIST",
                     help="comma-separated backends, or 'all' (default)")
-    ab.add_argument("--variants", type=_names, default=["fp32"], metavar="LIST",
-                    help="comma-separated precision variants (default fp32)")
-    ab.add_argument("--threads", type=_positive_ints, default=[1], metavar="N[,N...]",
-                    help="intra-op thread counts (default 1)")
-    ab.add_argument("--profile", default="default", metavar="NAME",
-                    help="worker processes and values per side: " + "; ".join(
-                        f"{p.name}: {p.summary}" for p in PROFILES.values())
-                    + " (default: default)")
+    _add_variants_arg(ab, VARIANTS)
+    add_measure_args(ab)
     ab.add_argument("--out", type=Path, default=None, metavar="CSV",
                     help="results name: writes <stem>-base.csv and <stem>-cand.csv (default "
                          "results/ab-<UTC timestamp>.csv)")
-    ab.add_argument("--case-timeout", type=_positive_float, default=DEFAULT_CASE_TIMEOUT_S,
-                    metavar="SECONDS", help="kill a worker process after this long "
-                    f"(default {DEFAULT_CASE_TIMEOUT_S:g})")
+    _add_timeout_arg(ab, DEFAULT_CASE_TIMEOUT_S)
     ab.add_argument("--no-accuracy", action="store_true",
                     help="skip rmse/mae on the bundles' test splits")
     add_judging_args(ab)
@@ -128,7 +120,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
                                          + ".csv")
     outs = ab_paths(out)
     for path in outs:
-        _check_writable(path)
+        _check_writable(path, "ab")
     configs = [RunConfig(profile=profile, out=path, bundle_root=bundle.root,
                          case_timeout_s=args.case_timeout, tuning=tuning,
                          accuracy=not args.no_accuracy)

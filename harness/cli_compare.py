@@ -27,10 +27,10 @@ def _percent(text: str) -> float:
 
 
 def _whole(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    """A whole number of runs, at least 2 (a spread needs two)."""
+    from edge_rnn_harness.cli import _positive_int
+
+    value = _positive_int(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"{text} must be at least 2")
     return value
