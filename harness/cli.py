@@ -258,9 +258,9 @@ def _check_writable(out: Path, command: str = "run") -> None:
     is written before the run has been validated)."""
     import os
 
-    if out.is_dir():
-        raise UsageError(f"harness {command}: --out {out} is a directory; give a .csv file "
-                         f"path")
+    if out.is_dir() or out.suffix != ".csv":
+        raise UsageError(f"harness {command}: --out {out} is not a .csv file path (the "
+                         f"pyperf JSON and log are written beside it with the same stem)")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -268,6 +268,18 @@ def _check_writable(out: Path, command: str = "run") -> None:
                          f"({error.strerror or error})") from None
     if not os.access(out if out.exists() else out.parent, os.W_OK):
         raise UsageError(f"harness {command}: cannot write --out {out} (permission denied)")
+
+
+def _refuse_output_over_input(out: Path, inputs: list[Path | None]) -> None:
+    """UsageError when a file the run writes (results CSV, its JSON, log, baselines) is one
+    of the files it reads."""
+    written = {path.resolve() for path in (out, out.with_suffix(".json"),
+                                           out.with_suffix(".log"),
+                                           out.with_suffix(".baselines.csv"))}
+    for path in inputs:
+        if path is not None and path.resolve() in written:
+            raise UsageError(f"harness run: --out {out} would overwrite the input {path}; "
+                             f"choose another --out")
 
 
 #: options that describe where models and data come from: the host's business, not a bundle's
@@ -339,6 +351,8 @@ def _run_host(args: argparse.Namespace, common: dict[str, Any], variants: list[s
     from edge_rnn_harness.sources import TorchCallableSource
 
     sources = _model_sources(args)
+    _refuse_output_over_input(common["out"], [args.dataset, args.inputs, *(
+        Path(spec) for spec in args.models or [] if Path(spec).is_file())])
     entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]
     dataset = None if args.no_accuracy or not entries else _accuracy_dataset(args, entries)
     root = args.bundle_dir or Path("bundle")

@@ -148,6 +148,9 @@ def test_backends_lists_every_backend_with_version() -> None:
     (("run", "--atol", "nan"), "tolerances must be finite numbers >= 0"),
     (("run", "--out", "/proc/no/such/dir/r.csv"), "cannot write --out"),
     (("run", "--tune", "graph_level"), "is not BACKEND.KEY=VALUE"),
+    (("run", "--out", "r.json"), "--out r.json is not a .csv file path"),
+    (("run", "--out", "tests/data.csv", "--dataset", "tests/data.csv", "--column", "load"),
+     "would overwrite the input tests/data.csv"),
     (("show", "/no/such/results.csv"), "no such file"),
     (("frobnicate",), "invalid choice: 'frobnicate'"),
 ])
