@@ -98,3 +98,22 @@ def test_train_refuses_to_overwrite_committed_weights_with_other_data(tmp_path: 
     result = run_cli("train", "--model", "lstm-uni", "--dataset", str(csv), "--column", "kw")
     assert result.returncode == 2
     assert "--dataset needs --out DIR" in result.stderr
+
+
+def test_memory_describes_inference_not_the_accuracy_pass(tmp_path: Path) -> None:
+    """A long series (40k test windows): rss_delta_mb with the accuracy pass equals the one
+    without it, within 5 MiB (it was 40 MiB more when the pass's predictions piled up)."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "long.csv"
+    pd.DataFrame({"load": 5 + np.cumsum(rng.normal(0, 0.01, 270_000))}).to_csv(data, index=False)
+    deltas = {}
+    for flags in ((), ("--no-accuracy",)):
+        out = tmp_path / f"r{len(flags)}.csv"
+        result = run_cli("run", "--model", "lstm-uni", "--dataset", str(data), "--column",
+                         "load", "--backends", "onnxruntime", "--profile", "quick", "--out",
+                         str(out), "--bundle-dir", str(tmp_path / "bundle"), *flags)
+        assert result.returncode == 0, result.stderr
+        row = read_results(out).iloc[0]
+        assert pd.notna(row["rmse"]) == (not flags)
+        deltas[flags] = row["rss_delta_mb"]
+    assert abs(deltas[()] - deltas[("--no-accuracy",)]) < 5, deltas

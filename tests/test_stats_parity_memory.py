@@ -79,3 +79,17 @@ def test_environment_reads_a_fake_pi_tree(tmp_path: Path) -> None:
     assert cpu_name(tmp_path) == "Raspberry Pi 5 Model B Rev 1.0"
     assert governor(tmp_path) == "ondemand"
     assert governor(tmp_path / "nothing") == ""
+
+
+def test_peak_rss_can_be_reset_after_an_untimed_step() -> None:
+    """The accuracy pass is left out of the peak: a 200 MiB transient allocation raises
+    VmHWM, the reset brings it back to the current resident set."""
+    from edge_rnn_harness.memory import peak_rss_mb, reset_peak_rss, rss_mb
+
+    before = peak_rss_mb()
+    block = bytearray(200 << 20)
+    block[::4096] = b"x" * len(block[::4096])  # touch every page
+    del block
+    assert peak_rss_mb() >= before + 190
+    assert reset_peak_rss()
+    assert peak_rss_mb() < rss_mb() + 20
