@@ -270,6 +270,20 @@ def _check_writable(out: Path, command: str = "run") -> None:
         raise UsageError(f"harness {command}: cannot write --out {out} (permission denied)")
 
 
+def _check_writable_dir(folder: Path, command: str) -> None:
+    """UsageError unless `folder` is (or can be made) a writable folder; checked before
+    any work, so a long step does not end in a traceback."""
+    import os
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"harness {command}: cannot write --out {folder} "
+                         f"({error.strerror or error})") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"harness {command}: cannot write --out {folder} (permission denied)")
+
+
 def _refuse_output_over_input(out: Path, inputs: list[Path | None]) -> None:
     """UsageError when a file the run writes (results CSV, its JSON, log, baselines) is one
     of the files it reads."""
@@ -563,6 +577,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dataset is not None and args.out is None:
         raise UsageError("harness train: --dataset needs --out DIR, so the committed weights "
                          "are not replaced by weights fitted to other data")
+    _check_writable_dir(args.out or WEIGHTS_DIR, "train")
     dataset = _load_dataset(args, "train")
     _check_data_fits(dataset, [MODELS[name] for name in names], "train")
     out_dir = args.out or WEIGHTS_DIR

@@ -91,6 +91,8 @@ def read_results(path: Path) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable file ({error.strerror or error})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else "empty"
         raise ValueError(f"{path}: not a results CSV ({detail})") from None

@@ -97,17 +97,35 @@ def elecdemand() -> Dataset:
     return Dataset(name=DEFAULT_DATASET, frame=frame, units="GW")
 
 
+#: a --dataset CSV larger than this is refused unread
+MAX_DATASET_BYTES = 1 << 30
+
+
+def _check_file(path: Path) -> None:
+    """ValueError unless `path` is a regular file of at most MAX_DATASET_BYTES."""
+    if not path.exists():
+        raise ValueError(f"--dataset {path}: no such file")
+    if not path.is_file():
+        raise ValueError(f"--dataset {path}: not a regular file (a folder or device)")
+    if path.stat().st_size > MAX_DATASET_BYTES:
+        raise ValueError(f"--dataset {path}: larger than {MAX_DATASET_BYTES >> 30} GiB")
+
+
 def from_csv(path: Path, column: str, time_column: str | None = None) -> Dataset:
     """A user's hourly series: `column` of the CSV at `path` is the target; with
     `time_column`, rows are checked to be in time order and hour-of-day features are added.
 
-    Raises ValueError, naming the file and what is wrong, for a missing file or column,
-    non-numeric values, NaNs, or unparseable or unordered times.
+    Raises ValueError, naming the file and what is wrong, for a missing file or column, a
+    path that is not a regular file or is larger than MAX_DATASET_BYTES, non-numeric,
+    missing or non-finite (in float32) values, or unparseable, repeated or unordered times.
     """
+    _check_file(Path(path))
     try:
         raw = pd.read_csv(path)
     except FileNotFoundError:
         raise ValueError(f"--dataset {path}: no such file") from None
+    except OSError as error:
+        raise ValueError(f"--dataset {path}: not readable ({error.strerror or error})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else "empty"
         raise ValueError(f"--dataset {path}: not a readable CSV ({detail})") from None
@@ -126,12 +144,22 @@ def from_csv(path: Path, column: str, time_column: str | None = None) -> Dataset
         raise ValueError(f"--dataset {path}: column {column!r} has {int(values.isna().sum())}"
                          f" missing value(s), the first at data row {row + 1}; fill or drop "
                          f"them first")
+    as_float = values.to_numpy(np.float64)
+    too_large = ~(np.abs(as_float) <= np.finfo(np.float32).max)  # also inf and -inf
+    if too_large.any():
+        row = int(np.flatnonzero(too_large)[0])
+        raise ValueError(f"--dataset {path}: column {column!r} has {str(raw[column].iloc[row])!r}"
+                         f" at data row {row + 1}: not a finite float32 number")
     frame = pd.DataFrame({TARGET: values.to_numpy(np.float64)})
     if time_column is not None:
         times = pd.to_datetime(raw[time_column], errors="coerce")
         if times.isna().any():
             row = int(np.flatnonzero(times.isna().to_numpy())[0])
             raise ValueError(f"--dataset {path}: {time_column!r} has an unreadable time "
+                             f"{raw[time_column].iloc[row]!r} at data row {row + 1}")
+        if times.duplicated().any():
+            row = int(np.flatnonzero(times.duplicated().to_numpy())[0])
+            raise ValueError(f"--dataset {path}: {time_column!r} repeats the time "
                              f"{raw[time_column].iloc[row]!r} at data row {row + 1}")
         if not times.is_monotonic_increasing:
             raise ValueError(f"--dataset {path}: {time_column!r} is not in increasing time "
