@@ -27,7 +27,7 @@ from edge_rnn_harness.environment import environment
 from edge_rnn_harness.isolation import run_child
 from edge_rnn_harness.plan import Case, bench_name
 from edge_rnn_harness.profiles import Profile
-from edge_rnn_harness.results import ResultsWriter, new_row
+from edge_rnn_harness.results import ResultsWriter, dump_suite, new_row
 from edge_rnn_harness.runner import RunConfig, case_job, measurement_fields, parity_verdict
 from edge_rnn_harness.worker import WorkerJob
 
@@ -90,12 +90,27 @@ def run_ab(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side], profile: Pr
            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Measure every (base case, candidate case) pair interleaved; write each side's rows
     and pyperf JSON to outs[0] and outs[1] as each pair ends; return both sides' rows."""
-    import pyperf
-
     shared = {"run_id": uuid.uuid4().hex[:12], "harness_version": __version__,
               "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               **environment()}
     writers = (ResultsWriter(outs[0]), ResultsWriter(outs[1]))
+    for out in outs:
+        out.with_suffix(".json").unlink(missing_ok=True)
+    try:
+        _measure_pairs(pairs, sides, profile, outs, progress, shared, writers)
+    finally:
+        for writer in writers:
+            writer.close()
+    return writers[0].rows, writers[1].rows
+
+
+def _measure_pairs(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side],
+                   profile: Profile, outs: tuple[Path, Path],
+                   progress: Callable[[int, Case, Case], None], shared: dict[str, Any],
+                   writers: tuple[ResultsWriter, ResultsWriter]) -> None:
+    """The loop of `run_ab`: each pair measured, its rows and benchmarks written."""
+    import pyperf
+
     suites: tuple[list[Any], list[Any]] = ([], [])
     mode = interleaving(*sides)
     with tempfile.TemporaryDirectory(prefix="harness-ab-") as tmp:
@@ -123,9 +138,8 @@ def run_ab(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side], profile: Pr
                                       f"measured ({rows[1 - side].get('reason')})")
                 writers[side].append(new_row(**shared, **rows[side]))
                 if suites[side]:
-                    pyperf.BenchmarkSuite(suites[side]).dump(
-                        str(outs[side].with_suffix(".json")), replace=True)
-    return writers[0].rows, writers[1].rows
+                    dump_suite(pyperf.BenchmarkSuite(suites[side]),
+                               outs[side].with_suffix(".json"))
 
 
 def ab_paths(out: Path) -> tuple[Path, Path]:

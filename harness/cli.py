@@ -268,6 +268,12 @@ def _check_writable(out: Path, command: str = "run") -> None:
                          f"({error.strerror or error})") from None
     if not os.access(out if out.exists() else out.parent, os.W_OK):
         raise UsageError(f"harness {command}: cannot write --out {out} (permission denied)")
+    from edge_rnn_harness.results import OutputBusy, check_not_busy
+
+    try:
+        check_not_busy(out)
+    except OutputBusy as error:
+        raise UsageError(f"harness {command}: {error}") from None
 
 
 def _check_writable_dir(folder: Path, command: str) -> None:
@@ -503,7 +509,7 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None) -> i
     from rich.console import Console
 
     from edge_rnn_harness.progress import RichReporter
-    from edge_rnn_harness.results import read_results
+    from edge_rnn_harness.results import OutputBusy, read_results
     from edge_rnn_harness.runner import run_plan
     from edge_rnn_harness.table import results_table, table_console
 
@@ -517,6 +523,13 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None) -> i
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: rows measured so far are kept in {config.out}")
         return EXIT_INTERRUPTED
+    except OutputBusy as error:
+        raise UsageError(f"harness run: {error}") from None
+    except OSError as error:  # e.g. the disk filled up while writing results
+        reason = error.strerror or str(error)
+        console.print(f"[bold red]harness run: writing results failed[/] ({reason}); rows "
+                      f"written so far are in {config.out}")
+        return EXIT_FAILED_CASES
     table_console().print(results_table(read_results(config.out), title=str(config.out)))
     if config.accuracy and not any(row["rmse"] is not None for row in rows):
         console.print("[yellow]note[/]: no rmse/mae: --no-accuracy was given, or the bundle "

@@ -102,6 +102,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     from edge_rnn_harness.gate import judge
     from edge_rnn_harness.plan import build_plan
     from edge_rnn_harness.profiles import get_profile
+    from edge_rnn_harness.results import OutputBusy
     from edge_rnn_harness.runner import RunConfig
 
     try:
@@ -140,6 +141,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
         console.print(f"[yellow]interrupted[/]: pairs measured so far are kept in {outs[0]} "
                       f"and {outs[1]}")
         return 130
+    except OutputBusy as error:
+        raise UsageError(f"harness ab: {error}") from None
     try:
         comparison = compare_runs(outs[0], outs[1], args.min_effect, args.alpha,
                                   rename_of(pairs))

@@ -8,6 +8,7 @@ Schema history (bump SCHEMA_VERSION on any change; old files must still load):
 
 from __future__ import annotations
 
+import fcntl
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,23 +62,69 @@ def _empty_frame() -> pd.DataFrame:
                          for name, kind in COLUMNS.items()})
 
 
+class OutputBusy(ValueError):
+    """Another process is writing the same results file."""
+
+
+def check_not_busy(path: Path) -> None:
+    """OutputBusy if another process holds `path` as its results file right now (checked
+    before a run starts; the run's ResultsWriter then takes the lock for good)."""
+    if not path.is_file():
+        return
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputBusy(f"{path} is being written by another harness process; give "
+                             f"another --out") from None
+
+
 class ResultsWriter:
-    """Writes the header at creation, then appends and flushes one row per finished case,
-    so a crash or Ctrl-C later keeps every row already measured."""
+    """Holds an exclusive lock on the results file for its lifetime (a second run with the
+    same --out is refused instead of mixing rows), writes the header, then appends and
+    flushes one row per finished case, so a crash or Ctrl-C later keeps every row already
+    measured."""
 
     def __init__(self, path: Path) -> None:
-        """Create (or truncate) `path`; OSError if it cannot be written."""
+        """Lock, then truncate `path`; OutputBusy if another process holds it, OSError if it
+        cannot be written."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        _empty_frame().to_csv(path, index=False)
+        self._handle = path.open("a+")  # no truncation before the lock is ours
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            raise OutputBusy(f"{path} is being written by another harness process; give "
+                             f"another --out") from None
+        self._handle.truncate(0)
+        self._write(_empty_frame().to_csv(index=False))
         self.rows: list[dict[str, object]] = []
+
+    def _write(self, text: str) -> None:
+        self._handle.write(text)
+        self._handle.flush()
 
     def append(self, row: Mapping[str, object]) -> None:
         """Append one row (a `new_row` dict) to the file."""
         self.rows.append(dict(row))
         frame = pd.DataFrame([row], columns=list(COLUMNS))
-        frame.to_csv(self.path, mode="a", header=False, index=False,
-                     float_format="%.9g")
+        self._write(frame.to_csv(header=False, index=False, float_format="%.9g"))
+
+    def close(self) -> None:
+        """Release the lock. Idempotent."""
+        self._handle.close()
+
+
+def dump_suite(suite: object, path: Path) -> None:
+    """Write a pyperf BenchmarkSuite to `path` atomically (temporary file, then rename), so
+    a full disk or a crash never leaves a truncated JSON where a good one was."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        suite.dump(str(tmp), replace=True)  # type: ignore[attr-defined]
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_results(path: Path) -> pd.DataFrame:

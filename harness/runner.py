@@ -28,7 +28,7 @@ from edge_rnn_harness.isolation import run_child
 from edge_rnn_harness.parity import Tolerance
 from edge_rnn_harness.plan import Case
 from edge_rnn_harness.profiles import Profile
-from edge_rnn_harness.results import ResultsWriter, new_row
+from edge_rnn_harness.results import ResultsWriter, dump_suite, new_row
 from edge_rnn_harness.stats import latency_summary_ms
 from edge_rnn_harness.worker import EXIT_UNAVAILABLE, MEMORY_HOOK, WorkerJob
 
@@ -106,15 +106,19 @@ def run_plan(cases: list[Case], config: RunConfig, reporter: Reporter,
     config.json_path.unlink(missing_ok=True)
     config.log_path.unlink(missing_ok=True)
     benchmarks: list[pyperf.Benchmark] = []
-    with tempfile.TemporaryDirectory(prefix="harness-") as tmp:
-        for index, case in enumerate(cases):
-            fields, benchmark = _run_case(index, case, config, Path(tmp), reporter, exporter)
-            row = new_row(**shared, **fields)
-            writer.append(row)
-            if benchmark is not None:
-                benchmarks.append(benchmark)
-                pyperf.BenchmarkSuite(benchmarks).dump(str(config.json_path), replace=True)
-            reporter.case_finished(index, case, row)
+    try:
+        with tempfile.TemporaryDirectory(prefix="harness-") as tmp:
+            for index, case in enumerate(cases):
+                fields, benchmark = _run_case(index, case, config, Path(tmp), reporter,
+                                              exporter)
+                row = new_row(**shared, **fields)
+                writer.append(row)
+                if benchmark is not None:
+                    benchmarks.append(benchmark)
+                    dump_suite(pyperf.BenchmarkSuite(benchmarks), config.json_path)
+                reporter.case_finished(index, case, row)
+    finally:
+        writer.close()
     return writer.rows
 
 

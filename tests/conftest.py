@@ -116,5 +116,6 @@ def write_run(path: Path, seed: int, factor: float = 1.0,
             pyperf.Run(values, warmups=None, metadata={"name": name, "unit": "second",
                                                        "loops": 1}, collect_metadata=False)
             for values in runs]))
+    writer.close()
     pyperf.BenchmarkSuite(benchmarks).dump(str(path.with_suffix(".json")), replace=True)
     return path

@@ -248,3 +248,28 @@ def test_worker_segfault_is_a_failed_row_and_the_run_goes_on(tmp_path: Path) -> 
     frame = read_results(out)
     assert list(frame["status"]) == ["failed", "ok"]
     assert frame.loc[0, "reason"] == "crashed: killed by SIGSEGV"
+
+
+def test_two_runs_with_one_out_do_not_mix(tmp_path: Path) -> None:
+    """While one run writes r.csv, a second run with the same --out is refused in one line
+    (exit 2) and the first run's rows are all there, under one run id."""
+    import time
+
+    out = tmp_path / "r.csv"
+    first = subprocess.Popen([sys.executable, "-m", "edge_rnn_harness", "run", "--backends",
+                              "onnxruntime,torch", *QUICK, "--out", str(out), "--bundle-dir",
+                              str(tmp_path / "bundle")], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not out.exists() or not out.read_text():
+        assert time.monotonic() < deadline and first.poll() is None, "no header written"
+        time.sleep(0.05)
+    second = run_cli("run", "--backends", "onnxruntime", *QUICK, "--out", str(out),
+                     "--bundle-dir", str(tmp_path / "bundle2"))
+    assert second.returncode == 2
+    assert "is being written by another harness process" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    first.communicate(timeout=300)
+    assert first.returncode == 0
+    frame = read_results(out)
+    assert list(frame["backend"]) == ["onnxruntime", "torch"] and frame["run_id"].nunique() == 1

@@ -79,3 +79,41 @@ def test_newer_schema_and_foreign_files_are_refused(tmp_path: Path) -> None:
         read_results(foreign)
     with pytest.raises(ValueError, match="no such file"):
         read_results(tmp_path / "absent.csv")
+
+
+def test_a_second_writer_of_the_same_file_is_refused(tmp_path: Path) -> None:
+    """Two runs with one --out: the second is refused before it truncates anything."""
+    from edge_rnn_harness.results import OutputBusy
+
+    path = tmp_path / "r.csv"
+    first = ResultsWriter(path)
+    first.append(_row())
+    with pytest.raises(OutputBusy, match="being written by another harness process"):
+        ResultsWriter(path)
+    assert len(read_results(path)) == 1  # the first run's row is intact
+    first.close()
+    second = ResultsWriter(path)
+    assert read_results(path).empty
+    second.close()
+
+
+def test_the_pyperf_json_is_replaced_atomically(tmp_path: Path) -> None:
+    """A dump that fails half-way leaves the previous JSON whole, and no temporary file."""
+    import pyperf
+
+    from edge_rnn_harness.results import dump_suite
+
+    run = pyperf.Run([1e-5, 2e-5], warmups=None, collect_metadata=False,
+                     metadata={"name": "a", "unit": "second", "loops": 1})
+    path = tmp_path / "r.json"
+    dump_suite(pyperf.BenchmarkSuite([pyperf.Benchmark([run])]), path)
+    good = path.read_bytes()
+
+    class Broken:
+        def dump(self, name: str, replace: bool) -> None:
+            Path(name).write_text("{\"half")
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        dump_suite(Broken(), path)
+    assert path.read_bytes() == good and list(tmp_path.iterdir()) == [path]
