@@ -123,7 +123,7 @@ def add_parsers(commands: Any) -> None:
                          help="output format (default table)")
 
     gate = commands.add_parser(
-        "gate", help="exit 1 on a real regression, 0 otherwise, 2 if it cannot judge",
+        "gate", help="0 when every gated metric passes, 1 on a regression, 2 inconclusive",
         description="A CI regression gate: harness gate BASE CAND, or harness gate --history "
         "DIR_OR_GLOB CAND. Every gated metric gets a verdict: regression (a significant "
         "change beyond its threshold), pass (the data rule out a growth beyond the "
