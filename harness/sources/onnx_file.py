@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from edge_rnn_harness.sources.base import INPUT_SEED, ModelSource, Window
 TEST_DATA_PREFIX = "test_data_set_"
 
 
+#: largest input a --shape may ask for (elements; 400 MB of float32)
+MAX_INPUT_ELEMENTS = 100_000_000
+
+
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
     """"name=1x24x1" -> ("name", (1, 24, 1)); ValueError for anything else."""
     name, sep, dims = text.partition("=")
@@ -33,6 +38,9 @@ def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
     if not (sep and name and shape and all(d > 0 for d in shape)):
         raise ValueError(f"--shape {text!r} is not NAME=DxDxD with positive dimensions "
                          f"(e.g. x=1x24x1)")
+    if math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise ValueError(f"--shape {text!r} has {math.prod(shape):,} elements; at most "
+                         f"{MAX_INPUT_ELEMENTS:,} are allowed")
     return name, shape
 
 
@@ -143,6 +151,10 @@ class OnnxSource(ModelSource):
             if tuple(arrays[name].shape) != shape:
                 raise ValueError(f"--inputs {self.inputs_npz}: array {name!r} has shape "
                                  f"{tuple(arrays[name].shape)}; the model takes {shape}")
+            if not np.can_cast(arrays[name].dtype, dtypes[name], casting="same_kind"):
+                raise ValueError(f"--inputs {self.inputs_npz}: array {name!r} is "
+                                 f"{arrays[name].dtype}; the model takes {dtypes[name]} and "
+                                 f"converting would lose information")
         return {name: arrays[name].astype(dtypes[name]) for name in shapes}
 
     def _input_sets(self) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]]:
