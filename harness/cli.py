@@ -78,6 +78,21 @@ def _tuning(values: Sequence[str]) -> dict[str, dict[str, str]]:
     return tuning
 
 
+def checked_tuning(values: Sequence[str], command: str, flag: str
+                   ) -> dict[str, dict[str, str]]:
+    """BACKEND.KEY=VALUE options parsed and validated against each backend's offer."""
+    from edge_rnn_harness.backends.registry import backend_names, get_backend
+
+    tuning = _tuning(values)
+    for name, options in tuning.items():
+        _resolve_names([name], backend_names(), "backend", command)
+        try:
+            get_backend(name).check_tuning(options)
+        except ValueError as error:
+            raise UsageError(f"harness {command}: {flag}: {error}") from None
+    return tuning
+
+
 def _add_dataset_args(parser: argparse.ArgumentParser, purpose: str) -> None:
     parser.add_argument("--dataset", type=Path, default=None, metavar="CSV",
                         help=f"your own hourly series as a CSV, {purpose} (default: the "
@@ -312,7 +327,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """`harness run`: validate everything, then measure the plan (from --bundle, or from
     the export cache after exporting what it lacks)."""
     from edge_rnn_harness.backends.base import VARIANTS
-    from edge_rnn_harness.backends.registry import backend_names, get_backend
+    from edge_rnn_harness.backends.registry import backend_names
     from edge_rnn_harness.profiles import get_profile
 
     try:
@@ -321,13 +336,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"harness run: {error}") from None
     backends = _resolve_names(args.backends, backend_names(), "backend")
     variants = _resolve_names(args.variants, list(VARIANTS), "variant")
-    tuning = _tuning(args.tune)
-    for name, options in tuning.items():
-        _resolve_names([name], backend_names(), "backend")
-        try:
-            get_backend(name).check_tuning(options)
-        except ValueError as error:
-            raise UsageError(f"harness run: --tune: {error}") from None
+    tuning = checked_tuning(args.tune, "run", "--tune")
     out = args.out or Path("results") / (
         dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + ".csv")
     _check_writable(out)

@@ -75,19 +75,6 @@ def _side_model(bundle: Any, name: str | None, flag: str) -> str:
     return name
 
 
-def _checked_tuning(values: list[str], flag: str) -> dict[str, dict[str, str]]:
-    from edge_rnn_harness.backends.registry import get_backend
-    from edge_rnn_harness.cli import _tuning
-
-    tuning = _tuning(values)
-    for name, options in tuning.items():
-        try:
-            get_backend(name).check_tuning(options)
-        except ValueError as error:
-            raise UsageError(f"harness ab: {flag}: {error}") from None
-    return tuning
-
-
 def cmd_ab(args: argparse.Namespace) -> int:
     """`harness ab`: validate, measure interleaved, judge."""
     from rich.console import Console
@@ -96,7 +83,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     from edge_rnn_harness.backends.base import VARIANTS
     from edge_rnn_harness.backends.registry import backend_names
     from edge_rnn_harness.bundle import Bundle, BundleError
-    from edge_rnn_harness.cli import _check_writable, _resolve_names
+    from edge_rnn_harness.cli import _check_writable, _resolve_names, checked_tuning
     from edge_rnn_harness.cli_compare import report_verdict, thresholds_of
     from edge_rnn_harness.compare import compare_runs
     from edge_rnn_harness.gate import judge
@@ -114,9 +101,9 @@ def cmd_ab(args: argparse.Namespace) -> int:
               _side_model(bundles[1], args.cand_model or args.model, "--cand-model"))
     backends = _resolve_names(args.backends, backend_names(), "backend", "ab")
     variants = _resolve_names(args.variants, list(VARIANTS), "variant", "ab")
-    tunings = (_checked_tuning(args.tune, "--tune"),
-               _checked_tuning(args.tune if args.cand_tune is None else args.cand_tune,
-                               "--cand-tune"))
+    tunings = (checked_tuning(args.tune, "ab", "--tune"),
+               checked_tuning(args.tune if args.cand_tune is None else args.cand_tune, "ab",
+                              "--cand-tune"))
     out = args.out or Path("results") / (dt.datetime.now(dt.UTC).strftime("ab-%Y%m%d-%H%M%S")
                                          + ".csv")
     outs = ab_paths(out)
