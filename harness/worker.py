@@ -96,12 +96,24 @@ class _HookEntry:
         return MemoryHook
 
 
+def open_model(job: WorkerJob, windows: list) -> Any:
+    """The job's artifact prepared by its backend (loaded, compiled, allocated; untimed
+    here). `windows` are the reference windows, whose names label the tensors."""
+    from edge_rnn_harness.backends.base import RunOptions
+    from edge_rnn_harness.backends.registry import get_backend
+
+    case = job.case
+    options = RunOptions(threads=case["threads"], variant=case["variant"], tuning=job.tuning,
+                         input_names=tuple(windows[0][0]), output_names=tuple(windows[0][1]),
+                         module_callable=job.module_callable)
+    return get_backend(case["backend"]).prepare(Path(job.artifact), options)
+
+
 def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
     """Prepare the model and check parity, all untimed by pyperf.
 
     Returns (prepared model, the fed input the timed loop uses, metadata for the run).
     """
-    from edge_rnn_harness.backends.base import RunOptions
     from edge_rnn_harness.backends.registry import get_backend
     from edge_rnn_harness.bundle import load_reference, load_windows
     from edge_rnn_harness.clock import time_once_ms
@@ -110,15 +122,11 @@ def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
     case = job.case
     backend = get_backend(case["backend"])
     windows = load_reference(Path(job.reference))
-    options = RunOptions(threads=case["threads"], variant=case["variant"], tuning=job.tuning,
-                         input_names=tuple(windows[0][0]), output_names=tuple(windows[0][1]),
-                         module_callable=job.module_callable)
     tolerance = Tolerance(**job.tolerance) if job.tolerance else TOLERANCES[case["variant"]]
     testset = load_windows(Path(job.testset)) if job.testset is not None else None
     MemoryHook.baseline_rss_mb = rss_mb()  # inputs and test data are already loaded
     made: dict[str, Any] = {}
-    load_ms = time_once_ms(lambda: made.update(model=backend.prepare(Path(job.artifact),
-                                                                     options)))
+    load_ms = time_once_ms(lambda: made.update(model=open_model(job, windows)))
     model = made["model"]
     fed = [model.feed(inputs) for inputs, _ in windows]
     first_run_ms = time_once_ms(lambda: made.update(first=model.run(fed[0])))
@@ -135,9 +143,24 @@ def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
                 "parity_atol": tolerance.atol, "parity_rtol": tolerance.rtol,
                 "settings": json.dumps(model.settings, sort_keys=True),
                 "backend_version": backend.version() or "-"}
+    metadata.update(device_metadata())
     if testset is not None:
         metadata.update(leave_out_of_peak(lambda: forecast_accuracy(model, *testset)))
     return model, fed[0], metadata
+
+
+def device_metadata() -> dict[str, Any]:
+    """Facts about the device that pyperf's own run metadata lacks (board model, kernel,
+    cpufreq limits in kHz), read in the worker; absent where the device does not say."""
+    import platform
+
+    from edge_rnn_harness.cpufreq import limits_khz
+    from edge_rnn_harness.environment import device_name
+
+    low_khz, high_khz = limits_khz()
+    facts = {"device": device_name(), "kernel": platform.release(),
+             "cpu_freq_min_khz": low_khz, "cpu_freq_max_khz": high_khz}
+    return {key: value for key, value in facts.items() if value not in (None, "")}
 
 
 def leave_out_of_peak(step: Any) -> Any:

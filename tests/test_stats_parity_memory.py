@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_rnn_harness.environment import cpu_name, device_name, governor
 from edge_rnn_harness.memory import peak_rss_mb, read_status_kb, rss_mb
 from edge_rnn_harness.parity import Tolerance, compare_outputs
 from edge_rnn_harness.stats import latency_summary_ms
@@ -65,20 +64,6 @@ def test_memory_reads_vmhwm_and_vmrss_from_status_file(tmp_path: Path) -> None:
 
 def test_memory_of_this_process_is_positive() -> None:
     assert peak_rss_mb() >= rss_mb() > 0
-
-
-def test_environment_reads_a_fake_pi_tree(tmp_path: Path) -> None:
-    (tmp_path / "proc/device-tree").mkdir(parents=True)
-    (tmp_path / "proc/device-tree/model").write_text("Raspberry Pi 5 Model B Rev 1.0\x00")
-    (tmp_path / "proc/cpuinfo").write_text("processor\t: 0\nBogoMIPS\t: 108.00\n"
-                                           "Model\t\t: Raspberry Pi 5 Model B Rev 1.0\n")
-    gov = tmp_path / "sys/devices/system/cpu/cpu0/cpufreq"
-    gov.mkdir(parents=True)
-    (gov / "scaling_governor").write_text("ondemand\n")
-    assert device_name(tmp_path) == "Raspberry Pi 5 Model B Rev 1.0"
-    assert cpu_name(tmp_path) == "Raspberry Pi 5 Model B Rev 1.0"
-    assert governor(tmp_path) == "ondemand"
-    assert governor(tmp_path / "nothing") == ""
 
 
 def test_peak_rss_can_be_reset_after_an_untimed_step() -> None:

@@ -1,0 +1,311 @@
+"""Power meters, thermal state, device facts and CPU pinning, read from fake sysfs trees
+and a fake vcgencmd by the real parsing code (this machine has no power sensor, thermal
+zone or cpufreq)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from edge_rnn_harness.cpufreq import CpuPinning, PinningError
+from edge_rnn_harness.devicefs import SYSFS_ROOT_ENV
+from edge_rnn_harness.energy import EnergyResult
+from edge_rnn_harness.environment import cpu_name, device_name, environment
+from edge_rnn_harness.power import MeterUnavailable, open_meter, parse_power_spec, resolve_power
+from edge_rnn_harness.power.csvlog import CsvLogMeter, window_mean_w
+from edge_rnn_harness.power.pi5 import rail_watts
+from edge_rnn_harness.thermal import (
+    ThermalState,
+    decode_throttled,
+    temperature_c,
+    throttle_reason,
+)
+from tests.fake_device import (
+    PMIC_OUTPUT,
+    PMIC_WATTS,
+    cpufreq_tree,
+    fake_vcgencmd,
+    ina219,
+    write_tree,
+)
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty device root every reading goes through, and no vcgencmd on PATH."""
+    device = tmp_path / "device"
+    device.mkdir()
+    monkeypatch.setenv(SYSFS_ROOT_ENV, str(device))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    return device
+
+
+def _rapl(root: Path, zones: dict[str, tuple[str, int, int]]) -> None:
+    for zone, (name, energy_uj, range_uj) in zones.items():
+        write_tree(root / "sys/class/powercap" / zone, {
+            "name": name, "energy_uj": energy_uj, "max_energy_range_uj": range_uj})
+
+
+def test_rapl_adds_back_the_counter_wrap(root: Path) -> None:
+    _rapl(root, {"intel-rapl:0": ("package-0", 900_000, 1_000_000),
+                 "intel-rapl:0:0": ("core", 5, 1_000_000),  # a part of package-0: not added
+                 "intel-rapl:1": ("package-1", 10, 1_000_000)})
+    meter, _ = open_meter("rapl")
+    counter = root / "sys/class/powercap/intel-rapl:0/energy_uj"
+    counter.write_text("100000\n")  # wrapped: 900000 -> 1000000 = 0 -> 100000
+    assert meter.read() == pytest.approx(0.2)
+    counter.write_text("600000\n")
+    (root / "sys/class/powercap/intel-rapl:1/energy_uj").write_text("50010\n")
+    assert meter.read() == pytest.approx(0.75)
+    assert meter.name == "rapl" and "package-0, package-1" in meter.covers
+
+
+def test_rapl_absent_or_named_wrongly_is_unavailable(root: Path) -> None:
+    with pytest.raises(MeterUnavailable, match="no RAPL package domain"):
+        open_meter("rapl")
+    _rapl(root, {"intel-rapl:0": ("psys", 1, 10)})
+    with pytest.raises(MeterUnavailable, match="no RAPL package domain"):
+        open_meter("rapl")
+
+
+def test_ina219_power_input_is_microwatts(root: Path) -> None:
+    folder = ina219(root, 2_500_000)
+    write_tree(root, {"sys/class/hwmon/hwmon1/name": "coretemp",
+                      "sys/class/hwmon/hwmon1/temp1_input": 40000})
+    for spec in ("hwmon", "hwmon:ina219", f"hwmon:/{folder.relative_to(root)}"):
+        meter, _ = open_meter(spec)
+        assert meter.read() == 2.5 and meter.name == "hwmon:ina219", spec
+    with pytest.raises(MeterUnavailable, match="coretemp"):
+        open_meter("hwmon:coretemp")
+
+
+def test_ina3221_pairs_volts_and_amps(root: Path) -> None:
+    """No power files: P = V x I per channel (mV x mA), summed over the channels."""
+    write_tree(root / "sys/class/hwmon/hwmon2", {
+        "name": "ina3221", "in1_input": 5000, "curr1_input": 400, "in2_input": 3300,
+        "curr2_input": 100, "in3_input": 1800, "in4_input": 12})  # in3/in4: no current
+    meter, _ = open_meter("hwmon:ina3221")
+    assert meter.read() == pytest.approx(5.0 * 0.4 + 3.3 * 0.1)
+
+
+def test_jetson_counts_the_input_rail_only(root: Path) -> None:
+    """A Jetson's INA3221 reports VDD_IN and rails inside it: adding them would count the
+    same power twice, so only VDD_IN counts."""
+    write_tree(root / "sys/class/hwmon/hwmon3", {
+        "name": "ina3221", "in1_label": "VDD_IN", "in1_input": 5000, "curr1_input": 1000,
+        "in2_label": "VDD_CPU_GPU_CV", "in2_input": 5000, "curr2_input": 300,
+        "in3_label": "VDD_SOC", "in3_input": 5000, "curr3_input": 200})
+    meter, _ = open_meter("jetson")
+    assert meter.read() == pytest.approx(5.0) and "VDD_IN" in meter.covers
+    assert meter.name == "jetson:hwmon:ina3221"
+
+
+def test_jetson_iio_layout(root: Path) -> None:
+    iio = "sys/bus/i2c/drivers/ina3221x/1-0040/iio:device0"
+    write_tree(root / iio, {"rail_name_0": "POM_5V_IN", "in_power0_input": 4200,
+                            "rail_name_1": "POM_5V_GPU", "in_power1_input": 900})
+    meter, _ = open_meter("jetson")
+    assert meter.read() == pytest.approx(4.2) and meter.name == "jetson:ina3221x-iio"
+
+
+def test_pi5_pmic_rails_are_paired_by_name(root: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    rails = rail_watts(PMIC_OUTPUT.read_text())
+    assert len(rails) == 12 and "EXT5V" not in rails and "BATT" not in rails
+    assert rails["VDD_CORE"] == pytest.approx(0.72 * 0.62431)
+    fake_vcgencmd(tmp_path / "bin", ["0x0"])
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    meter, _ = open_meter("pi5")
+    assert meter.read() == pytest.approx(PMIC_WATTS)
+    assert resolve_power("auto") == ("pi5", "")
+
+
+def test_auto_without_any_meter_is_none_with_the_reasons(root: Path) -> None:
+    spec, note = resolve_power("auto")
+    assert spec == "none"
+    for meter in ("pi5", "jetson", "hwmon", "rapl"):
+        assert f"{meter}:" in note
+    assert open_meter("none") == (None, "--power none")
+
+
+@pytest.mark.parametrize("spec", ["watts", "hwmon:", "csv", "rapl:x", "auto:1", ""])
+def test_bad_power_specs_are_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match="is not one of"):
+        parse_power_spec(spec)
+
+
+def test_sampled_meter_gives_the_mean_and_sample_count(root: Path) -> None:
+    ina219(root, 2_500_000)
+    meter, _ = open_meter("hwmon")
+    with meter.measure() as window:
+        time.sleep(0.3)
+    assert window.mean_w == 2.5 and window.error is None
+    assert window.samples >= 3 and window.seconds >= 0.3
+
+
+def test_meter_that_vanishes_mid_run_gives_no_figure(root: Path) -> None:
+    folder = ina219(root, 2_500_000)
+    meter, _ = open_meter("hwmon")
+    with meter.measure() as window:
+        time.sleep(0.1)
+        (folder / "power1_input").unlink()
+        time.sleep(0.1)
+    assert window.mean_w is None and "vanished" in window.error
+    fields = EnergyResult(meter.name, meter.covers, 2.5, window.mean_w, window.samples,
+                          0.2, 100, window.error).row_fields()
+    assert fields["reason"].startswith("power: hwmon:ina219 failed after")
+    assert "power_mean_w" not in fields and "energy_per_inf_mj" not in fields
+
+
+def test_energy_per_inference_gross_and_net() -> None:
+    fields = EnergyResult("hwmon:x", "rails", idle_w=2.0, busy_w=3.0, samples=40,
+                          loop_s=4.0, inferences=1000, error=None).row_fields()
+    assert fields["energy_per_inf_mj"] == pytest.approx(3.0 * 4.0 / 1000 * 1000)  # 12 mJ
+    assert fields["energy_net_per_inf_mj"] == pytest.approx(1.0 * 4.0)
+    assert fields["power_idle_w"] == 2.0 and fields["power_samples"] == 40
+
+
+def test_csv_log_is_aligned_to_the_interval(tmp_path: Path) -> None:
+    log = tmp_path / "meter.csv"
+    log.write_text("timestamp,voltage_v,current_a\n"
+                   "1000.0,5.0,1.0\n1001.0,5.0,0.5\n1002.0,5.0,0.7\n"
+                   "1970-01-01T00:16:43+00:00,5.0,0.9\n1004.0,5.0,2.0\n")
+    assert window_mean_w(log, 1000.5, 1003.0) == (pytest.approx(5.0 * 0.7), 3)
+    with pytest.raises(ValueError, match="no row between"):
+        window_mean_w(log, 2000, 2001)
+    log.write_text("time,watts\n1,2\n")
+    with pytest.raises(ValueError, match="needs a timestamp column"):
+        window_mean_w(log, 0, 2)
+    log.write_text("timestamp,power_w\n2026-11-29 10:00:00,2\n")
+    with pytest.raises(ValueError, match="line 2: timestamp .* has no time zone"):
+        window_mean_w(log, 0, 2e9)
+    with pytest.raises(MeterUnavailable, match="no such log"):
+        CsvLogMeter(tmp_path / "absent.csv")
+
+
+def test_csv_meter_reads_a_log_written_during_the_block(tmp_path: Path) -> None:
+    log = tmp_path / "usb.csv"
+    log.write_text("timestamp,power_w\n")
+    meter, _ = open_meter(f"csv:{log}")
+    with meter.measure() as window, log.open("a") as handle:
+        for watts in (3.0, 4.0):
+            time.sleep(0.05)
+            handle.write(f"{time.time()},{watts}\n")
+            handle.flush()
+    assert window.mean_w == 3.5 and window.samples == 2 and meter.name == "csv:usb.csv"
+
+
+def test_get_throttled_bits_are_decoded() -> None:
+    assert decode_throttled(0x50005) == ["under-voltage", "throttled",
+                                         "under-voltage occurred", "throttling occurred"]
+    assert decode_throttled(0) == []
+
+
+def _state(bits: int | None = None, count: int | None = None) -> ThermalState:
+    return ThermalState(temp_c=50.0, throttled_bits=bits, throttle_count=count,
+                        freq_khz=None)
+
+
+def test_throttle_reason_between_two_readings() -> None:
+    reason = throttle_reason(_state(0x0), _state(0x50005))
+    assert reason == ("get_throttled=0x50005 (under-voltage, throttled, under-voltage "
+                      "occurred, throttling occurred)")
+    # sticky flags already set before the case, nothing true now: no new event is visible
+    assert throttle_reason(_state(0x50000), _state(0x50000)) is None
+    assert "throttled" in throttle_reason(_state(0x50000), _state(0x50004))
+    assert throttle_reason(_state(count=3), _state(count=5)) == \
+        "CPU thermal throttle count rose by 2"
+    assert throttle_reason(_state(), _state()) is None
+
+
+def test_temperature_from_zones_or_vcgencmd(root: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    assert temperature_c() is None
+    fake_vcgencmd(tmp_path / "bin", ["0x0"], temp_c=61.5)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert temperature_c() == 61.5
+    write_tree(root, {"sys/class/thermal/thermal_zone0/temp": 47200,
+                      "sys/class/thermal/thermal_zone1/temp": 52800})
+    assert temperature_c() == 52.8
+
+
+def test_x86_throttle_counters_are_summed(root: Path) -> None:
+    write_tree(root, {"sys/devices/system/cpu/cpu0/thermal_throttle/core_throttle_count": 2,
+                      "sys/devices/system/cpu/cpu1/thermal_throttle/core_throttle_count": 1,
+                      "sys/devices/system/cpu/cpu0/thermal_throttle/package_throttle_count": 4})
+    assert ThermalState.read().throttle_count == 7
+
+
+def test_device_facts_of_a_fake_pi(root: Path) -> None:
+    write_tree(root, {"proc/device-tree/model": "Raspberry Pi 5 Model B Rev 1.0\x00",
+                      "proc/cpuinfo": "processor\t: 0\nBogoMIPS\t: 108.00\n"
+                                      "Model\t\t: Raspberry Pi 5 Model B Rev 1.0"})
+    cpufreq_tree(root)
+    assert device_name() == cpu_name() == "Raspberry Pi 5 Model B Rev 1.0"
+    facts = environment()
+    assert facts["governor"] == "ondemand"
+    assert (facts["cpu_freq_min_khz"], facts["cpu_freq_max_khz"]) == (600000, 1800000)
+
+
+def _policy(root: Path, name: str, cpu: int = 0) -> str:
+    return (root / f"sys/devices/system/cpu/cpufreq/policy{cpu}/{name}").read_text().strip()
+
+
+def test_pinning_writes_setspeed_and_restores(root: Path) -> None:
+    cpufreq_tree(root)
+    with CpuPinning([600000, 1200000], None) as pinning:
+        for khz in (600000, 1200000):
+            pinning.apply(khz)
+            for cpu in (0, 1):
+                assert _policy(root, "scaling_governor", cpu) == "userspace"
+                assert _policy(root, "scaling_setspeed", cpu) == str(khz)
+                assert _policy(root, "scaling_cur_freq", cpu) == str(khz)
+    assert _policy(root, "scaling_governor") == "ondemand"
+    assert (_policy(root, "scaling_min_freq"), _policy(root, "scaling_max_freq")) == \
+        ("600000", "1800000")
+
+
+def test_pinning_without_userspace_sets_min_and_max(root: Path) -> None:
+    cpufreq_tree(root, governors="ondemand performance")
+    with CpuPinning([1200000], "performance") as pinning:
+        pinning.apply(1200000)
+        assert _policy(root, "scaling_governor") == "performance"
+        assert (_policy(root, "scaling_min_freq"), _policy(root, "scaling_max_freq")) == \
+            ("1200000", "1200000")
+    assert _policy(root, "scaling_governor") == "ondemand"
+    assert _policy(root, "scaling_max_freq") == "1800000"
+    assert _policy(root, "scaling_min_freq") == "600000"
+
+
+def test_pinning_restores_after_an_exception(root: Path) -> None:
+    cpufreq_tree(root)
+    with pytest.raises(KeyboardInterrupt), CpuPinning([600000], None) as pinning:
+        pinning.apply(600000)
+        raise KeyboardInterrupt
+    assert _policy(root, "scaling_governor") == "ondemand"
+
+
+@pytest.mark.parametrize(("freqs", "governor", "message"), [
+    ([700000], None, "not one of .*frequencies"),
+    ([], "schedutil", "--governor schedutil is not available"),
+])
+def test_pinning_refuses_what_the_cpu_cannot_do(root: Path, freqs: list[int],
+                                               governor: str | None, message: str) -> None:
+    cpufreq_tree(root)
+    with pytest.raises(PinningError, match=message):
+        CpuPinning(freqs, governor)
+
+
+def test_pinning_names_the_file_it_cannot_write(root: Path) -> None:
+    folder = cpufreq_tree(root) / "policy1"
+    (folder / "scaling_setspeed").unlink()
+    (folder / "scaling_setspeed").mkdir()  # cannot be opened for writing, even by root
+    with pytest.raises(PinningError, match=r"cannot write .*policy1/scaling_setspeed"):
+        CpuPinning([600000], None)
+
+
+def test_pinning_needs_cpufreq(root: Path) -> None:
+    with pytest.raises(PinningError, match="no cpufreq"):
+        CpuPinning([600000], None)
