@@ -136,7 +136,7 @@ def _measure_pairs(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side],
                 if "status" not in rows[side]:
                     rows[side].update(status="skipped", reason=f"its A/B partner was not "
                                       f"measured ({rows[1 - side].get('reason')})")
-                writers[side].append(new_row(**shared, **rows[side]))
+                writers[side].append(new_row(**{**shared, **rows[side]}))
                 if suites[side]:
                     dump_suite(pyperf.BenchmarkSuite(suites[side]),
                                outs[side].with_suffix(".json"))

@@ -120,17 +120,68 @@ def plot_memory_size(ok: pd.DataFrame, path: Path) -> Path:
 
 
 def plot_energy(ok: pd.DataFrame, path: Path) -> Path:
-    """Energy per inference for the cases a power meter measured."""
+    """Gross energy per inference for the cases a power meter measured, split into what
+    inference adds (net) and the idle power's share over the same time."""
     plt = _pyplot()
     rows = ok.dropna(subset=["energy_per_inf_mj"])
     fig, (ax,) = _case_axes(plt, len(rows))
-    ax.barh(_labels(rows), rows["energy_per_inf_mj"].to_numpy(float), color="tab:red")
-    ax.set_xlabel("energy per inference above idle (mJ)")
+    labels = _labels(rows)
+    gross = rows["energy_per_inf_mj"].to_numpy(float)
+    net = rows["energy_net_per_inf_mj"].to_numpy(float)
+    ax.barh(labels, net, color="tab:red", label="net: added by inference")
+    ax.barh(labels, gross - net, left=net, color="lightgrey",
+            label="idle power over the same time")
+    ax.set_xlabel("energy per inference (mJ); the whole bar is gross: what the battery pays")
     ax.set_title("Energy per inference")
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_frequency(ok: pd.DataFrame, path: Path) -> Path:
+    """DVFS sweep: median latency and gross energy per inference against the pinned CPU
+    frequency, a line per model/variant/backend."""
+    plt = _pyplot()
+    rows = ok.dropna(subset=["cpu_freq_khz"]).sort_values("cpu_freq_khz")
+    fig, (latency_ax, energy_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for (model, variant, backend), group in rows.groupby(["model", "variant", "backend"],
+                                                         sort=False):
+        mhz = group["cpu_freq_khz"].to_numpy(float) / 1000
+        label = f"{model}/{variant}/{backend}"
+        latency_ax.plot(mhz, group["latency_median_ms"].to_numpy(float), "o-", label=label)
+        energy = group["energy_per_inf_mj"].to_numpy(float)
+        if np.isfinite(energy).any():
+            energy_ax.plot(mhz, energy, "o-", label=label)
+    latency_ax.set_xlabel("pinned CPU frequency (MHz)")
+    latency_ax.set_ylabel("median latency per inference (ms)")
+    latency_ax.set_title("Latency against CPU frequency")
+    energy_ax.set_xlabel("pinned CPU frequency (MHz)")
+    energy_ax.set_ylabel("gross energy per inference (mJ)")
+    energy_ax.set_title("Energy against CPU frequency"
+                        + ("" if rows["energy_per_inf_mj"].notna().any() else
+                           ": no power meter"))
+    for ax in (latency_ax, energy_ax):
+        ax.grid(alpha=0.3)
+    latency_ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def power_lines(frame: pd.DataFrame) -> list[str]:
+    """What the run's power figures are and what they leave out, one line per meter."""
+    meters = frame.dropna(subset=["power_meter"]).drop_duplicates("power_meter")
+    if not len(meters) or set(meters["power_meter"]) == {"none"}:
+        return ["Energy per inference: not measured (no power meter on this device).", ""]
+    lines = [f"- `{r['power_meter']}`: {r['power_covers'] or 'coverage not recorded'}"
+             for _, r in meters.iterrows() if r["power_meter"] != "none"]
+    method = ("Energy per inference comes from a separate step after the timing: idle power "
+              "first, then the model run back to back under the meter. Gross = mean power x "
+              "loop time / inferences; net subtracts idle power.")
+    return ["## Power meters", "", method, "", *lines, ""]
 
 
 def _fmt(value: object, spec: str) -> str:
@@ -155,16 +206,21 @@ def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]
              _fmt(r["latency_median_ms"], ".4f"), _fmt(r["latency_p90_ms"], ".4f"),
              _fmt(r["latency_p99_ms"], ".4f"), _fmt(r["peak_rss_mb"], ".1f"),
              _fmt(r["artifact_bytes"], ",.0f"), _fmt(r["max_abs_err"], ".1e"),
-             _fmt(r["rmse"], ".4f"), _fmt(r["energy_per_inf_mj"], ".3f")]
+             _fmt(r["rmse"], ".4f"), _fmt(r["cpu_freq_khz"] / 1000, ".0f")
+             if not pd.isna(r["cpu_freq_khz"]) else "-", _fmt(r["energy_per_inf_mj"], ".3f"),
+             _fmt(r["energy_net_per_inf_mj"], ".3f")]
             for _, r in frame.iterrows()]
     sections += [markdown_table(["model", "variant", "backend", "threads", "status",
                                  "median ms", "p90 ms", "p99 ms", "peak RSS MiB", "bytes",
-                                 "max abs err", "RMSE", "mJ/inf"], rows), ""]
+                                 "max abs err", "RMSE", "pinned MHz", "mJ/inf gross",
+                                 "mJ/inf net"], rows), ""]
+    sections += power_lines(frame)
     bad = frame[frame["status"] != "ok"]
     if len(bad):
         sections += ["## Cases that did not measure", ""]
         sections += [f"- {r['model']}/{r['variant']}/{r['backend']} t{r['threads']}: "
-                     f"{r['status']}: {r['reason']}" for _, r in bad.iterrows()] + [""]
+                     f"{r['status']}: {'' if pd.isna(r['reason']) else r['reason']}"
+                     for _, r in bad.iterrows()] + [""]
     if len(ok):
         plots = [("Latency", plot_latency(ok, out_dir / "latency.png")),
                  ("Memory and size", plot_memory_size(ok, out_dir / "memory_size.png"))]
@@ -172,9 +228,8 @@ def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]
             plots.append(("Accuracy vs latency", plot_pareto(ok, out_dir / "pareto.png", units)))
         if ok["energy_per_inf_mj"].notna().any():
             plots.append(("Energy", plot_energy(ok, out_dir / "energy.png")))
-        else:
-            sections += ["Energy per inference: not measured (no power meter on this device).",
-                         ""]
+        if ok["cpu_freq_khz"].nunique() >= 2:
+            plots.append(("CPU frequency sweep", plot_frequency(ok, out_dir / "frequency.png")))
         for title, path in plots:
             sections += [f"## {title}", "", f"![{title}]({path.name})", ""]
             written.append(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ def test_pareto_front_keeps_only_undominated_points() -> None:
 
 def test_report_writes_markdown_and_plots(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run.csv", seed=1,
-                    openvino={"energy_per_inf_mj": 0.42, "power_meter": "rapl"})
+                    openvino={"energy_per_inf_mj": 0.42, "energy_net_per_inf_mj": 0.30,
+                              "power_meter": "rapl", "power_covers": "CPU package energy"})
     lines = run.read_text().splitlines()
     failed = lines[1].replace(",ok,", ",failed,").replace("lstm,fp32,onnxruntime",
                                                          "gru,fp32,onnxruntime")
@@ -35,6 +37,24 @@ def test_report_writes_markdown_and_plots(tmp_path: Path) -> None:
         assert f"]({name})" in report
     assert "| model" in report and "onnxruntime" in report
     assert "## Cases that did not measure" in report and "gru/fp32/onnxruntime" in report
+    assert "- `rapl`: CPU package energy" in report
+    assert re.search(r"\|\s*0\.420\s*\|\s*0\.300\s*\|", report)
+    assert not (out / "frequency.png").exists()
+
+
+def test_report_of_a_frequency_sweep_plots_against_frequency(tmp_path: Path) -> None:
+    """Two rows of one backend at 600 and 1200 MHz (a DVFS sweep): the frequency plot."""
+    run = write_run(tmp_path / "run.csv", seed=1,
+                    onnxruntime={"backend": "openvino", "cpu_freq_khz": 600000,
+                                 "latency_median_ms": 0.05, "latency_p90_ms": 0.06},
+                    openvino={"cpu_freq_khz": 1200000, "latency_median_ms": 0.025})
+    out = tmp_path / "report"
+    result = run_cli("report", str(run), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    report = (out / "report.md").read_text()
+    assert "](frequency.png)" in report
+    assert re.search(r"\|\s*600\s*\|", report) and re.search(r"\|\s*1200\s*\|", report)
+    assert (out / "frequency.png").read_bytes().startswith(PNG_MAGIC)
 
 
 def test_report_without_energy_says_so(tmp_path: Path) -> None:
