@@ -195,10 +195,14 @@ def interleaved_pair(base_row: Mapping, cand_row: Mapping,
 
 
 def _mismatches(base_row: Mapping, cand_row: Mapping) -> list[str]:
-    return [f"{column}: {base_row[column]!s} vs {cand_row[column]!s}"
-            for column in SETTINGS_COLUMNS
-            if not (pd.isna(base_row[column]) and pd.isna(cand_row[column]))
-            and str(base_row[column]) != str(cand_row[column])]
+    found = [f"{column}: {base_row[column]!s} vs {cand_row[column]!s}"
+             for column in SETTINGS_COLUMNS
+             if not (pd.isna(base_row[column]) and pd.isna(cand_row[column]))
+             and str(base_row[column]) != str(cand_row[column])]
+    meters = {str(base_row["power_meter"]), str(cand_row["power_meter"])}
+    if len(meters) == 2 and not meters & {"none", "<NA>"}:  # two meters measure two things
+        found.append(f"power_meter: {base_row['power_meter']} vs {cand_row['power_meter']}")
+    return found
 
 
 def _bench_name_in(raw: Mapping[str, list[np.ndarray]], row: Mapping) -> str:

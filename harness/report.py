@@ -124,14 +124,15 @@ def plot_energy(ok: pd.DataFrame, path: Path) -> Path:
     inference adds (net) and the idle power's share over the same time."""
     plt = _pyplot()
     rows = ok.dropna(subset=["energy_per_inf_mj"])
-    fig, (ax,) = _case_axes(plt, len(rows))
+    fig, (ax,) = _case_axes(plt, max(len(rows), 3))
     labels = _labels(rows)
     gross = rows["energy_per_inf_mj"].to_numpy(float)
     net = rows["energy_net_per_inf_mj"].to_numpy(float)
     ax.barh(labels, net, color="tab:red", label="net: added by inference")
     ax.barh(labels, gross - net, left=net, color="lightgrey",
             label="idle power over the same time")
-    ax.set_xlabel("energy per inference (mJ); the whole bar is gross: what the battery pays")
+    ax.set_xlim(0, float(np.nanmax(gross)) * 1.6)  # room for the legend right of the bars
+    ax.set_xlabel("energy per inference (mJ)\nthe whole bar is gross: what the battery pays")
     ax.set_title("Energy per inference")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

@@ -174,7 +174,9 @@ def test_help_explains_every_run_option() -> None:
     result = run_cli("run", "--help")
     assert result.returncode == 0
     for option in ("--backends", "--model", "--variants", "--threads", "--profile", "--out",
-                   "--bundle-dir", "--case-timeout", "--tune"):
+                   "--bundle-dir", "--case-timeout", "--tune", "--power", "--energy-seconds",
+                   "--idle-seconds", "--cooldown", "--max-start-temp", "--cpu-freq",
+                   "--governor"):
         assert option in result.stdout
 
 

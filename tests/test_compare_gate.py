@@ -11,6 +11,7 @@ import pytest
 
 from edge_rnn_harness.compare import bootstrap_ratio_ci, compare_runs
 from edge_rnn_harness.gate import Thresholds, judge
+from edge_rnn_harness.results import SCHEMA_VERSION
 from tests.conftest import run_cli, write_run
 
 
@@ -109,7 +110,7 @@ def test_malformed_csv_exits_2_in_one_line(tmp_path: Path, content: str, message
 def test_other_schema_version_exits_2(tmp_path: Path) -> None:
     base = write_run(tmp_path / "a.csv", seed=1)
     future = write_run(tmp_path / "b.csv", seed=2)
-    future.write_text(future.read_text().replace("\n2,", "\n99,"))
+    future.write_text(future.read_text().replace(f"\n{SCHEMA_VERSION},", "\n99,"))
     result = run_cli("gate", str(base), str(future))
     assert result.returncode == 2
     assert "schema_version 99 is not readable" in result.stderr
@@ -161,6 +162,19 @@ def test_compare_refuses_mismatched_settings_unless_allowed(tmp_path: Path) -> N
     assert run_cli("compare", str(base), str(cand), "--allow-mismatch").returncode == 0
 
 
+def test_energy_from_two_different_meters_is_a_mismatch(tmp_path: Path) -> None:
+    """RAPL (CPU package) and an INA219 (board rails) measure different things; a run
+    with a meter against one without is not a mismatch (there is no energy to compare)."""
+    energy = {"energy_per_inf_mj": 0.4, "energy_net_per_inf_mj": 0.1}
+    base = write_run(tmp_path / "a.csv", seed=1, openvino={"power_meter": "rapl", **energy})
+    cand = write_run(tmp_path / "b.csv", seed=2,
+                     openvino={"power_meter": "hwmon:ina219", **energy})
+    refused = run_cli("compare", str(base), str(cand))
+    assert refused.returncode == 2 and "power_meter: rapl vs hwmon:ina219" in refused.stderr
+    unmetered = write_run(tmp_path / "c.csv", seed=3, openvino={"power_meter": "none"})
+    assert run_cli("compare", str(base), str(unmetered)).returncode == 0
+
+
 def test_rename_model_joins_two_models_as_one_case(tmp_path: Path) -> None:
     base = write_run(tmp_path / "a.csv", seed=1)
     cand = write_run(tmp_path / "b.csv", seed=2, factor=4.0,
@@ -190,3 +204,19 @@ def test_pyperf_json_paths_are_accepted_in_place_of_the_csvs(tmp_path: Path) -> 
     result = run_cli("gate", str(base.with_suffix(".json")), str(slow.with_suffix(".json")))
     assert result.returncode == 1
     assert "median latency +5" in result.stdout
+
+
+def test_schema_2_run_compares_with_a_schema_3_run(tmp_path: Path) -> None:
+    """A file written before the energy and DVFS columns (schema 2: no cpu_freq_khz in its
+    key) joins the same cases of a current file."""
+    import pandas as pd
+
+    old = write_run(tmp_path / "old.csv", seed=1)
+    frame = pd.read_csv(old, dtype=str, keep_default_na=False)
+    added = ["power_covers", "power_samples", "energy_net_per_inf_mj", "energy_inferences",
+             "energy_seconds", "cpu_freq_khz", "cpu_freq_start_khz", "cpu_freq_end_khz",
+             "cpu_freq_min_khz", "cpu_freq_max_khz", "kernel"]
+    frame.drop(columns=added).assign(schema_version="2").to_csv(old, index=False)
+    comparison = compare_runs(old, write_run(tmp_path / "new.csv", seed=2))
+    assert len(comparison.cases) == 2 and not comparison.only_base
+    assert not comparison.only_cand

@@ -309,3 +309,45 @@ def test_pinning_names_the_file_it_cannot_write(root: Path) -> None:
 def test_pinning_needs_cpufreq(root: Path) -> None:
     with pytest.raises(PinningError, match="no cpufreq"):
         CpuPinning([600000], None)
+
+
+class _Stages:
+    """A Reporter that records the stages it is told about."""
+
+    def __init__(self) -> None:
+        self.stages: list[str] = []
+
+    def case_started(self, index: int, case: object, stage: str) -> None:
+        self.stages.append(stage)
+
+
+def _config(tmp_path: Path, **device: object) -> object:
+    from edge_rnn_harness.profiles import get_profile
+    from edge_rnn_harness.runner import RunConfig
+
+    return RunConfig(profile=get_profile("quick"), out=tmp_path / "r.csv",
+                     bundle_root=tmp_path, **device)
+
+
+def test_max_start_temp_waits_then_skips_a_hot_device(root: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_rnn_harness import runner
+    from edge_rnn_harness.plan import Case
+
+    case = Case(model="tiny", variant="fp32", backend="onnxruntime", threads=1, seq_len=24)
+    zone = write_tree(root, {"sys/class/thermal/thermal_zone0/temp": 50000})
+    zone_file = zone / "sys/class/thermal/thermal_zone0/temp"
+    reporter = _Stages()
+    assert runner._wait_to_start(0, case, _config(tmp_path, max_start_temp_c=60.0),
+                                 reporter) == ""
+    assert reporter.stages == ["cool down"]
+    zone_file.write_text("80000\n")
+    monkeypatch.setattr(runner, "MAX_COOL_WAIT_S", 0.3)
+    monkeypatch.setattr(runner, "COOL_POLL_S", 0.05)
+    started = time.monotonic()
+    reason = runner._wait_to_start(0, case, _config(tmp_path, max_start_temp_c=60.0,
+                                                    cooldown_s=0.2), reporter)
+    assert reason == "still 80.0 C after waiting 0.3 s for --max-start-temp 60 C"
+    assert time.monotonic() - started >= 0.5  # the cool-down, then the wait
+    assert runner._wait_to_start(0, case, _config(tmp_path), reporter) == ""
+    assert reporter.stages == ["cool down", "cool down"]  # nothing asked: no stage
