@@ -47,6 +47,8 @@ COLUMNS: dict[str, str] = {
 }
 KEY_COLUMNS = ("model", "variant", "backend", "scenario", "threads", "batch", "seq_len",
                "cpu_freq_khz")
+#: the columns every schema version has (cpu_freq_khz came with schema 3: empty before)
+REQUIRED_COLUMNS = ("schema_version", *KEY_COLUMNS[:-1], "status")
 
 _PANDAS_DTYPES = {"str": "string", "int": "Int64", "float": "Float64", "bool": "boolean"}
 
@@ -154,7 +156,7 @@ def read_results(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else "empty"
         raise ValueError(f"{path}: not a results CSV ({detail})") from None
-    missing = {"schema_version", *KEY_COLUMNS, "status"} - set(frame.columns)
+    missing = set(REQUIRED_COLUMNS) - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: not a results CSV (missing columns: "
                          f"{', '.join(sorted(missing))})")
