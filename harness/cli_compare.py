@@ -197,10 +197,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from edge_rnn_harness.table import table_console
 
     comparison = _comparison(args, "compare")
+    from edge_rnn_harness.compare import device_problems, key_text
+
+    for case in comparison.cases:
+        for problem in device_problems(case.base_row, case.cand_row):
+            raise UsageError(f"harness compare: {key_text(case.key)}: {problem}")
     mismatched = [case for case in comparison.cases if case.mismatches]
     if mismatched and not args.allow_mismatch:
-        from edge_rnn_harness.compare import key_text
-
         first = mismatched[0]
         raise UsageError(f"harness compare: {len(mismatched)} case(s) measured under different "
                          f"settings, e.g. {key_text(first.key)}: {'; '.join(first.mismatches)}"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from edge_rnn_harness.environment import EMULATED_MARK
 from edge_rnn_harness.metrics import METRICS, Metric
 from edge_rnn_harness.plan import bench_name, case_label, legacy_bench_name
 from edge_rnn_harness.results import KEY_COLUMNS, read_results
@@ -205,6 +206,17 @@ def _mismatches(base_row: Mapping, cand_row: Mapping) -> list[str]:
     return found
 
 
+def device_problems(base_row: Mapping, cand_row: Mapping) -> list[str]:
+    """Why two rows cannot be judged against each other whatever --allow-mismatch says: one
+    measured under emulation, the other on a real device."""
+    emulated = [str(row["device"]).endswith(EMULATED_MARK) for row in (base_row, cand_row)]
+    if emulated[0] == emulated[1]:
+        return []
+    return [(f"device mismatch: baseline measured on {base_row['device']}, candidate on "
+            f"{cand_row['device']}; an emulated row's latency says nothing about a real "
+            f"device, so emulated rows are compared only with emulated rows")]
+
+
 def _bench_name_in(raw: Mapping[str, list[np.ndarray]], row: Mapping) -> str:
     """The row's benchmark name in `raw`: the current one, or the one older runs used."""
     name = bench_name(row)
@@ -270,7 +282,7 @@ def compare_runs(base_path: Path, cand_path: Path, min_effect: float = 0.05,
         runs = (base_raw.get(_bench_name_in(base_raw, base_row), []),
                 cand_raw.get(cand_row["bench_name"], []))
         problems = row_problems(base_row, runs[0], "baseline") + \
-            row_problems(cand_row, runs[1], "candidate")
+            row_problems(cand_row, runs[1], "candidate") + device_problems(base_row, cand_row)
         changes = [] if problems else [_change(metric, base_row, cand_row, runs, min_effect,
                                                alpha) for metric in METRICS]
         cases.append(CaseComparison(key, base_row, cand_row, changes,

@@ -42,11 +42,33 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+#: the `device` of rows measured under QEMU user-mode emulation ends so
+EMULATED_MARK = "(emulated)"
+#: /proc/cpuinfo fields only an x86 kernel writes
+_X86_FIELDS = ("vendor_id", "flags")
+
+
+def emulated_device() -> str | None:
+    """"qemu-<machine> (emulated)" when this process runs translated by QEMU user mode,
+    else None: the machine Python reports (uname, translated by QEMU) is not the one the
+    kernel runs (/proc/sys/kernel/arch, or x86 fields in /proc/cpuinfo)."""
+    machine = platform.machine()
+    kernel_arch = read_text(device_path("/proc/sys/kernel/arch"))
+    if kernel_arch:
+        translated = kernel_arch != machine
+    else:
+        fields = {line.partition(":")[0].strip()
+                  for line in (read_text(device_path("/proc/cpuinfo")) or "").splitlines()}
+        translated = machine not in ("x86_64", "i686") and bool(fields & set(_X86_FIELDS))
+    return f"qemu-{machine} {EMULATED_MARK}" if translated else None
+
+
 def environment() -> dict[str, object]:
     """The device columns read here and now (for rows without a pyperf benchmark)."""
     low_khz, high_khz = cpufreq.limits_khz()
     return {
-        "device": device_name(), "cpu": cpu_name(), "cores": os.cpu_count() or 0,
+        "device": emulated_device() or device_name(), "cpu": cpu_name(),
+        "cores": os.cpu_count() or 0,
         "governor": cpufreq.current_governor() or "", "os": platform.platform(),
         "kernel": platform.release(), "python": platform.python_version(),
         "cpu_freq_min_khz": low_khz, "cpu_freq_max_khz": high_khz,

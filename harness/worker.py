@@ -150,15 +150,16 @@ def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
 
 
 def device_metadata() -> dict[str, Any]:
-    """Facts about the device that pyperf's own run metadata lacks (board model, kernel,
-    cpufreq limits in kHz), read in the worker; absent where the device does not say."""
+    """Facts about the device that pyperf's own run metadata lacks (board model, or
+    "qemu-aarch64 (emulated)" under QEMU user mode; kernel; cpufreq limits in kHz), read in
+    the worker; absent where the device does not say."""
     import platform
 
     from edge_rnn_harness.cpufreq import limits_khz
-    from edge_rnn_harness.environment import device_name
+    from edge_rnn_harness.environment import device_name, emulated_device
 
     low_khz, high_khz = limits_khz()
-    facts = {"device": device_name(), "kernel": platform.release(),
+    facts = {"device": emulated_device() or device_name(), "kernel": platform.release(),
              "cpu_freq_min_khz": low_khz, "cpu_freq_max_khz": high_khz}
     return {key: value for key, value in facts.items() if value not in (None, "")}
 

@@ -220,3 +220,18 @@ def test_schema_2_run_compares_with_a_schema_3_run(tmp_path: Path) -> None:
     comparison = compare_runs(old, write_run(tmp_path / "new.csv", seed=2))
     assert len(comparison.cases) == 2 and not comparison.only_base
     assert not comparison.only_cand
+
+
+def test_emulated_rows_are_never_judged_against_a_real_device(tmp_path: Path) -> None:
+    emulated = {"device": "qemu-aarch64 (emulated)"}
+    base = write_run(tmp_path / "x86.csv", seed=1)
+    cand = write_run(tmp_path / "arm.csv", seed=2, onnxruntime=emulated, openvino=emulated)
+    gate = run_cli("gate", str(base), str(cand), "--allow-mismatch")
+    assert gate.returncode == 2
+    assert "device mismatch: baseline measured on box, candidate on qemu-aarch64 " \
+           "(emulated)" in gate.stdout + gate.stderr
+    compare = run_cli("compare", str(base), str(cand), "--allow-mismatch")
+    assert compare.returncode == 2 and len(compare.stderr.strip().splitlines()) == 1
+    assert "device mismatch" in compare.stderr
+    both = write_run(tmp_path / "arm2.csv", seed=3, onnxruntime=emulated, openvino=emulated)
+    assert run_cli("compare", str(cand), str(both)).returncode == 0

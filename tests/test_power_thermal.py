@@ -351,3 +351,17 @@ def test_max_start_temp_waits_then_skips_a_hot_device(root: Path, tmp_path: Path
     assert time.monotonic() - started >= 0.5  # the cool-down, then the wait
     assert runner._wait_to_start(0, case, _config(tmp_path), reporter) == ""
     assert reporter.stages == ["cool down", "cool down"]  # nothing asked: no stage
+
+
+def test_emulation_is_recognised_from_the_kernels_architecture(root: Path) -> None:
+    """Under QEMU user mode, uname says the guest's machine while the kernel runs another:
+    the device is named as emulated, whatever the board model says."""
+    import platform
+
+    from edge_rnn_harness.environment import emulated_device
+
+    write_tree(root, {"proc/sys/kernel/arch": platform.machine()})
+    assert emulated_device() is None and environment()["device"] == platform.node()
+    write_tree(root, {"proc/sys/kernel/arch": "riscv64"})
+    assert emulated_device() == f"qemu-{platform.machine()} (emulated)"
+    assert environment()["device"] == emulated_device()
