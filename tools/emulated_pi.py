@@ -13,8 +13,8 @@ debootstrap installed (`apt-get install qemu-user-static binfmt-support debootst
 3. installs them offline in a virtualenv inside the root (the harness wheel every time, so
    the root always runs this checkout's harness);
 4. copies the bundle in, runs `harness run --bundle` there (in a private mount namespace:
-   /proc, /dev and /sys are mounted for the run and vanish with it) and copies the results
-   CSV, pyperf JSON and log out.
+   /proc and /dev are mounted for the run and vanish with it; /sys is not, see `in_root`)
+   and copies the results CSV, pyperf JSON and log out.
 
 What it proves: the device half installs, loads, matches the reference and measures
 accuracy on ARM code paths. Emulated latency is not a Pi's latency: the rows say
@@ -26,6 +26,7 @@ of a real device. Exit codes: those of `harness run`; 2 when this machine cannot
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 import subprocess
@@ -78,9 +79,15 @@ def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess:
 
 
 def in_root(root: Path, cmd: list[str]) -> subprocess.CompletedProcess:
-    """Run `cmd` inside the root, in a private mount namespace with /proc, /dev and /sys."""
+    """Run `cmd` inside the root, in a private mount namespace with /proc and /dev.
+
+    /sys is left out on purpose: it would show the x86 host's CPU topology to aarch64 code,
+    and the cpuinfo library inside onnxruntime and XNNPACK (LiteRT) crashes on it with
+    SIGSEGV (measured here with QEMU 7.2); without it they warn and run. Nothing of the
+    host's cpufreq or thermal state is then mistaken for the emulated device's either.
+    """
     mounts = (f"mount -t proc proc {root}/proc && mount --rbind /dev {root}/dev && "
-              f"mount --rbind /sys {root}/sys && exec chroot {root} \"$@\"")
+              f"exec chroot {root} \"$@\"")
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                            mounts, "in_root", *cmd], check=False,
                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
@@ -194,8 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         check_host()
-        ensure_root(args.root.resolve())
-        ensure_venv(args.root.resolve(), ensure_wheels(args.cache))
+        args.cache.mkdir(parents=True, exist_ok=True)
+        with (args.cache / ".lock").open("w") as lock:
+            log("waiting for another emulated_pi.py using this cache, if any")
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time (e.g. CI's early start)
+            ensure_root(args.root.resolve())
+            ensure_venv(args.root.resolve(), ensure_wheels(args.cache))
     except CannotEmulate as error:
         print(f"emulated_pi: {error}", file=sys.stderr)
         return 2
