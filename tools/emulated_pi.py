@@ -31,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +42,9 @@ PACKAGES = "python3,python3-venv,ca-certificates"
 PLATFORMS = ["manylinux2014_aarch64"] + [f"manylinux_2_{minor}_aarch64"
                                          for minor in range(17, 37)]
 VENV = "/opt/edge-rnn-harness"
+#: what the harness wheel is not built from
+COPY_IGNORED = (".git", ".venv", "build", "bundle", "results", "*.egg-info", "__pycache__",
+                ".ci", ".pytest_cache")
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / \
     "edge-rnn-harness-aarch64"
@@ -115,8 +119,11 @@ def ensure_wheels(cache: Path) -> Path:
     for old in wheels.glob("edge_rnn_harness-*.whl"):
         old.unlink()
     log("building the harness wheel from this checkout")
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(PROJECT), "-w",
-         str(wheels)])
+    with tempfile.TemporaryDirectory() as tmp:  # a copy: never touches the checkout's build/
+        source = Path(tmp) / "src"
+        shutil.copytree(PROJECT, source, ignore=shutil.ignore_patterns(*COPY_IGNORED))
+        run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source), "-w",
+             str(wheels)])
     harness_wheel = next(wheels.glob("edge_rnn_harness-*.whl"))
     log("downloading the device extra's aarch64 wheels for CPython 3.11 (cached)")
     platforms = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
