@@ -54,7 +54,9 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
                             f"{POWER_SPEC_HELP}. With no meter, power cells stay empty")
     group.add_argument("--energy-seconds", type=_seconds, default=DEFAULT_LOOP_S,
                        metavar="S", help="energy step: run the model back to back this long "
-                       f"under the meter (default {DEFAULT_LOOP_S:g})")
+                       f"under the meter (default {DEFAULT_LOOP_S:g}); starting the step's "
+                       f"process and loading the model come out of it (at most half), so a "
+                       f"case takes idle + energy seconds longer")
     group.add_argument("--idle-seconds", type=_seconds, default=DEFAULT_IDLE_S, metavar="S",
                        help="energy step: measure idle power this long first, for the net "
                        f"energy (default {DEFAULT_IDLE_S:g})")

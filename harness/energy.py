@@ -6,7 +6,9 @@ to 1 s; one inference takes ~25 us, so a sensor cannot be read per timed value):
 
 prepares the case's model, warms it up, measures idle power for --idle-seconds (the model
 loaded, nothing running), then runs it back to back for --loop-seconds while the meter
-samples on a background thread. Gross energy per inference (what the battery pays) is
+samples on a background thread. The runner gives it --ends-at (its start + idle + loop
+seconds): the time spent starting the process and preparing the model comes out of the
+loop (never more than half of it), so the step costs a case what it is configured to. Gross energy per inference (what the battery pays) is
 mean power x loop time / inferences; net subtracts the idle power (what inference adds).
 """
 
@@ -26,6 +28,8 @@ from edge_rnn_harness.errors import error_line
 DEFAULT_IDLE_S = 2.0
 DEFAULT_LOOP_S = 4.0
 WARMUP_CALLS = 20
+#: the loop is never cut below this share of --energy-seconds to keep the step on time
+MIN_LOOP_SHARE = 0.5
 MJ_PER_J = 1000.0
 
 
@@ -57,16 +61,26 @@ class EnergyResult:
                 * MJ_PER_J}
 
 
-def measure_energy(run: Any, fed: object, meter: Any, idle_s: float,
-                   loop_s: float) -> EnergyResult:
-    """Idle power, then `run(fed)` back to back for `loop_s` seconds under `meter`."""
+def loop_seconds(loop_s: float, ends_at: float | None) -> float:
+    """How long the loop runs: `loop_s`, shortened so the step ends by `ends_at`
+    (time.monotonic, system-wide) when starting the process and preparing the model took
+    time, but never below MIN_LOOP_SHARE of `loop_s`."""
+    if ends_at is None:
+        return loop_s
+    return min(loop_s, max(loop_s * MIN_LOOP_SHARE, ends_at - time.monotonic()))
+
+
+def measure_energy(run: Any, fed: object, meter: Any, idle_s: float, loop_s: float,
+                   ends_at: float | None = None) -> EnergyResult:
+    """Idle power for `idle_s`, then `run(fed)` back to back under `meter` for `loop_s`
+    seconds (or until `ends_at`, see `loop_seconds`)."""
     for _ in range(WARMUP_CALLS):
         run(fed)
     with meter.measure() as idle:
         time.sleep(idle_s)
     inferences = 0
     with meter.measure() as busy:
-        deadline = time.perf_counter() + loop_s
+        deadline = time.perf_counter() + loop_seconds(loop_s, ends_at)
         while time.perf_counter() < deadline:
             run(fed)
             inferences += 1
@@ -85,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--power", required=True)
     parser.add_argument("--idle-seconds", type=float, default=DEFAULT_IDLE_S)
     parser.add_argument("--loop-seconds", type=float, default=DEFAULT_LOOP_S)
+    parser.add_argument("--ends-at", type=float, default=None,
+                        help="time.monotonic() by which the step should end")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
@@ -95,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         windows = load_reference(Path(job.reference))
         model = open_model(job, windows)
         fed = model.feed(windows[0][0])
-        result = measure_energy(model.run, fed, meter, args.idle_seconds, args.loop_seconds)
+        result = measure_energy(model.run, fed, meter, args.idle_seconds, args.loop_seconds,
+                                args.ends_at)
         model.close()
     except Exception as error:  # noqa: BLE001 -- any failure is this step's reason
         traceback.print_exc()

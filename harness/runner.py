@@ -228,7 +228,9 @@ def _energy_step(index: int, case: Case, config: RunConfig, tmp: Path) -> dict[s
     job_path, out_path = tmp / f"case{index}.json", tmp / f"case{index}.energy.json"
     child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.energy", str(job_path),
                        "--power", config.power, "--idle-seconds", str(config.idle_s),
-                       "--loop-seconds", str(config.loop_s), "-o", str(out_path)],
+                       "--loop-seconds", str(config.loop_s), "--ends-at",
+                       repr(time.monotonic() + config.idle_s + config.loop_s),
+                       "-o", str(out_path)],
                       config.case_timeout_s)
     if not child.ok:
         config.log_failure(f"{case.label} (energy)", child.output)

@@ -67,7 +67,7 @@ def test_constant_hwmon_power_gives_exact_energy(tiny_bundle: Path, tmp_path: Pa
     seconds_per_inf = row["energy_seconds"] / row["energy_inferences"]
     assert row["energy_per_inf_mj"] == pytest.approx(2.5 * seconds_per_inf * 1000, rel=1e-6)
     assert row["energy_net_per_inf_mj"] == 0
-    assert row["energy_seconds"] >= 0.6 and row["power_samples"] >= 10
+    assert row["energy_seconds"] >= 0.3 and row["power_samples"] >= 5  # >= half of 0.6 s
     assert row["device"] == "Raspberry Pi 4 Model B Rev 1.4"
 
 

@@ -365,3 +365,13 @@ def test_emulation_is_recognised_from_the_kernels_architecture(root: Path) -> No
     write_tree(root, {"proc/sys/kernel/arch": "riscv64"})
     assert emulated_device() == f"qemu-{platform.machine()} (emulated)"
     assert environment()["device"] == emulated_device()
+
+
+def test_the_loop_gives_back_the_time_the_step_took_to_start() -> None:
+    from edge_rnn_harness.energy import loop_seconds
+
+    now = time.monotonic()
+    assert loop_seconds(4.0, None) == 4.0
+    assert loop_seconds(4.0, now + 3.5) == pytest.approx(3.5, abs=0.05)
+    assert loop_seconds(4.0, now + 1.0) == 2.0  # never below half
+    assert loop_seconds(4.0, now + 10.0) == 4.0  # never longer than asked
