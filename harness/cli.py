@@ -49,14 +49,21 @@ def _positive_int(text: str) -> int:
     return values[0]
 
 
-def _positive_float(text: str) -> float:
+def float_arg(text: str, noun: str, accept: Any, rule: str) -> float:
+    """`text` as a float for argparse: ArgumentTypeError "'x' is not <noun>" when it is not
+    a number, "<text> <rule>" when `accept(value)` is false (NaN never passes)."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number greater than 0")
+        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+    if not accept(value) or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} {rule}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return float_arg(text, "a number", lambda v: v > 0,
+                     "must be a finite number greater than 0")
 
 
 def _names(text: str) -> list[str]:

@@ -37,13 +37,10 @@ def _whole(text: str) -> int:
 
 
 def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1 (exclusive)")
-    return value
+    from edge_rnn_harness.cli import float_arg
+
+    return float_arg(text, "a number", lambda v: 0 < v < 1,
+                     "must be between 0 and 1 (exclusive)")
 
 
 def _rename(values: list[str]) -> dict[str, str]:

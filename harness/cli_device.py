@@ -6,30 +6,20 @@ cpufreq file that cannot be written is one line and exit 2."""
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
+from edge_rnn_harness.cli import float_arg
 from edge_rnn_harness.errors import UsageError
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number of seconds >= 0")
-    return value
+    return float_arg(text, "a number of seconds", lambda v: v >= 0,
+                     "must be a finite number of seconds >= 0")
 
 
 def _celsius(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a temperature in C") from None
-    if not (math.isfinite(value) and -50 < value < 150):
-        raise argparse.ArgumentTypeError(f"{text} is not a CPU temperature in C (-50..150)")
-    return value
+    return float_arg(text, "a temperature in C", lambda v: -50 < v < 150,
+                     "is not a CPU temperature in C (-50..150)")
 
 
 def _frequencies_khz(text: str) -> list[int]:
