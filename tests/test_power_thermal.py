@@ -375,3 +375,14 @@ def test_the_loop_gives_back_the_time_the_step_took_to_start() -> None:
     assert loop_seconds(4.0, now + 3.5) == pytest.approx(3.5, abs=0.05)
     assert loop_seconds(4.0, now + 1.0) == 2.0  # never below half
     assert loop_seconds(4.0, now + 10.0) == 4.0  # never longer than asked
+
+
+def test_auto_leaves_a_gpu_power_sensor_alone(root: Path) -> None:
+    """A GPU's hwmon power reading measures the GPU, not the board: `hwmon` and `auto` do
+    not take it; naming it does."""
+    write_tree(root / "sys/class/hwmon/hwmon0", {"name": "amdgpu", "power1_input": 15_000_000})
+    assert resolve_power("auto")[0] == "none"
+    with pytest.raises(MeterUnavailable, match="no board power monitor"):
+        open_meter("hwmon")
+    meter, _ = open_meter("hwmon:amdgpu")
+    assert meter.read() == 15.0

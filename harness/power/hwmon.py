@@ -14,6 +14,8 @@ HWMON = "/sys/class/hwmon"
 #: Jetson iio layout (L4T before 32.x kernels moved it to hwmon)
 JETSON_IIO_GLOB = "sys/bus/i2c/drivers/ina3221x/*/iio:device*"
 UW_PER_W = 1_000_000
+#: hwmon chip names (prefixes) of board power monitors, which `hwmon` and `auto` look for
+BOARD_MONITORS = ("ina", "ltc2945", "max34440")
 #: rails that carry a board's whole input: where one is present, the other channels are
 #: parts of it and adding them would count the same power twice
 INPUT_RAILS = ("VDD_IN", "POM_5V_IN")
@@ -101,21 +103,28 @@ def _devices() -> list[Path]:
 
 def hwmon_meter(selector: str | None) -> ChannelMeter:
     """The hwmon power meter: the device named `selector` (its `name` file) or at that path,
-    or the first device with power channels."""
+    or else the first board power monitor (a chip whose name starts with one of
+    BOARD_MONITORS) with power channels. Other chips with power readings (a GPU's, a
+    battery's) measure something else and are used only when named."""
     if selector and "/" in selector:
         folders = [device_path(selector)]
         if not folders[0].is_dir():
             raise MeterUnavailable(f"hwmon: no such device folder {selector}")
+    elif selector:
+        folders = [d for d in _devices() if read_text(d / "name") == selector]
     else:
         folders = [d for d in _devices()
-                   if selector is None or read_text(d / "name") == selector]
+                   if (read_text(d / "name") or "").startswith(BOARD_MONITORS)]
     for folder in folders:
         channels = hwmon_channels(folder)
         if channels:
             name = read_text(folder / "name") or folder.name
             return ChannelMeter(f"hwmon:{name}", channels, folder)
-    what = f"named or at {selector!r}" if selector else "with power or voltage+current inputs"
-    raise MeterUnavailable(f"hwmon: no power sensor {what} under {HWMON}")
+    if selector:
+        raise MeterUnavailable(f"hwmon: no power sensor named or at {selector!r} under {HWMON}")
+    raise MeterUnavailable(f"hwmon: no board power monitor ({', '.join(BOARD_MONITORS)}...) "
+                           f"with power or voltage+current inputs under {HWMON}; name "
+                           f"another chip with hwmon:NAME_OR_PATH")
 
 
 def jetson_meter() -> ChannelMeter:
