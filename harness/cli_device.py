@@ -46,7 +46,7 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
                        metavar="S", help="energy step: run the model back to back this long "
                        f"under the meter (default {DEFAULT_LOOP_S:g}); starting the step's "
                        f"process and loading the model come out of it (at most half), so a "
-                       f"case takes idle + energy seconds longer")
+                       f"case takes about idle + energy seconds longer")
     group.add_argument("--idle-seconds", type=_seconds, default=DEFAULT_IDLE_S, metavar="S",
                        help="energy step: measure idle power this long first, for the net "
                        f"energy (default {DEFAULT_IDLE_S:g})")

@@ -8,8 +8,9 @@ prepares the case's model, warms it up, measures idle power for --idle-seconds (
 loaded, nothing running), then runs it back to back for --loop-seconds while the meter
 samples on a background thread. The runner gives it --ends-at (its start + idle + loop
 seconds): the time spent starting the process and preparing the model comes out of the
-loop (never more than half of it), so the step costs a case what it is configured to. Gross energy per inference (what the battery pays) is
-mean power x loop time / inferences; net subtracts the idle power (what inference adds).
+loop (never more than half of it), so the step costs a case about what it is configured
+to. Gross energy per inference (what the battery pays) is mean power x loop time /
+inferences; net subtracts the idle power (what inference adds).
 """
 
 from __future__ import annotations

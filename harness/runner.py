@@ -205,10 +205,11 @@ def thermal_fields(before: ThermalState, after: ThermalState) -> dict[str, Any]:
     whether it throttled (None where the device cannot tell)."""
     reason = throttle_reason(before, after)
     readable = is_throttle_readable(before) and is_throttle_readable(after)
+    governor = current_governor()
     return {"temp_start_c": before.temp_c, "temp_end_c": after.temp_c,
             "cpu_freq_start_khz": before.freq_khz, "cpu_freq_end_khz": after.freq_khz,
             "throttled": (reason is not None) if readable or reason else None,
-            **({"governor": current_governor()} if current_governor() else {})}
+            **({"governor": governor} if governor else {})}
 
 
 def throttle_verdict(fields: dict[str, Any], before: ThermalState,

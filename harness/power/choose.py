@@ -34,23 +34,27 @@ def parse_power_spec(spec: str) -> str:
     raise ValueError(f"--power {spec!r} is not one of: {POWER_SPEC_HELP}")
 
 
+def _first_working() -> tuple[str, Meter | None, str]:
+    """`auto`: (name, meter, "") of the first meter in AUTO_ORDER that works here, else
+    ("none", None, every meter's reason)."""
+    reasons = []
+    for name in AUTO_ORDER:
+        try:
+            return name, _FIXED[name](), ""
+        except MeterUnavailable as error:
+            reasons.append(str(error))
+    return "none", None, "no power meter here (" + "; ".join(reasons) + ")"
+
+
 def resolve_power(spec: str) -> tuple[str, str]:
     """The concrete spec `spec` comes to here and a note: `auto` becomes the first meter
     that works (or "none" and why); a named meter is checked to work. Raises ValueError
     for a bad spec, MeterUnavailable when a named meter does not work on this device."""
-    kind = parse_power_spec(spec).partition(":")[0]
-    if kind != "auto":
-        open_meter(spec)
-        return spec, ""
-    reasons = []
-    for name in AUTO_ORDER:
-        try:
-            _FIXED[name]()
-        except MeterUnavailable as error:
-            reasons.append(str(error))
-        else:
-            return name, ""
-    return "none", "no power meter here (" + "; ".join(reasons) + ")"
+    if parse_power_spec(spec) == "auto":
+        name, _, note = _first_working()
+        return name, note
+    open_meter(spec)
+    return spec, ""
 
 
 def open_meter(spec: str) -> tuple[Meter | None, str]:
@@ -58,10 +62,8 @@ def open_meter(spec: str) -> tuple[Meter | None, str]:
     meter here. Raises MeterUnavailable when a named meter does not work on this device."""
     kind, _, argument = parse_power_spec(spec).partition(":")
     if kind == "auto":
-        spec, note = resolve_power(spec)
-        kind, _, argument = spec.partition(":")
-        if kind == "none":
-            return None, note
+        _, meter, note = _first_working()
+        return meter, note
     if kind == "none":
         return None, "--power none"
     if kind == "csv":
