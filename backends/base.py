@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -21,8 +22,12 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from edge_rnn_harness.models.spec import INPUT_NAME, OUTPUT_NAME
+from edge_rnn_harness.variants import VARIANT_NAMES
 
-VARIANTS = ("fp32",)
+#: what an exporter wrote about its variant (tool, what it quantized, what stayed float)
+NOTES_FILE = "variant.json"
+#: calibration windows: one {input name: array with batch 1} per window
+Calibration = Sequence[Mapping[str, np.ndarray]]
 
 
 class ArtifactError(ValueError):
@@ -72,8 +77,9 @@ class RunOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.threads, int) or self.threads < 1:
             raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant {self.variant!r} is not one of {', '.join(VARIANTS)}")
+        if self.variant not in VARIANT_NAMES:
+            raise ValueError(f"variant {self.variant!r} is not one of "
+                             f"{', '.join(VARIANT_NAMES)}")
 
 
 class PreparedModel(ABC):
@@ -115,7 +121,10 @@ class Backend(ABC):
     runtime_dist: ClassVar[str]
     #: distributions whose versions change the exported artifact (part of the cache key)
     export_deps: ClassVar[tuple[str, ...]] = ()
+    #: variants this backend produces; every other one is an `unsupported` row
     variants: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: variant -> why this backend cannot produce it (shown in its unsupported row)
+    unsupported_why: ClassVar[Mapping[str, str]] = {}
     #: rough description shown by `harness backends`
     description: ClassVar[str] = ""
     #: backend-specific options: name -> allowed values, the first being the default
@@ -137,6 +146,19 @@ class Backend(ABC):
         """The value of tuning option `key` in `options`, else its default (validated)."""
         cls.check_tuning(options.tuning)
         return options.tuning.get(key, cls.tuning_choices[key][0])
+
+    @classmethod
+    def unsupported_reason(cls, variant: str) -> str | None:
+        """None if this backend produces `variant`, else why not (one line)."""
+        if variant in cls.variants:
+            return None
+        return cls.unsupported_why.get(variant, f"{cls.name} has no {variant} variant")
+
+    @classmethod
+    def runs_here(cls, variant: str) -> str | None:
+        """None if this device's runtime can run `variant` as asked, else why not (e.g. a
+        CPU without float16 support). Called in the case's child, before measuring."""
+        return None
 
     @classmethod
     def available(cls) -> str | None:
@@ -167,15 +189,18 @@ class Backend(ABC):
 
     @classmethod
     @abstractmethod
-    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path) -> Path:
+    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
+               calibration: Calibration | None = None) -> Path:
         """Write the artifact for `model` (a torch module called with the signature's
-        inputs in order) in this format under `out_dir` and return the path the runtime
-        opens. Host side: needs torch and the converters."""
+        inputs in order) in this format and `variant` under `out_dir` and return the path
+        the runtime opens. `calibration`: training-split windows for variants that
+        calibrate (UnsupportedModel without them). Host side: needs torch and the
+        converters."""
 
     @classmethod
     def import_onnx(cls, onnx_path: Path, signature: Signature, variant: str,
-                    out_dir: Path) -> Path:
-        """Turn a user's ONNX file into this backend's artifact under `out_dir`.
+                    out_dir: Path, calibration: Calibration | None = None) -> Path:
+        """Turn an ONNX file into this backend's artifact in `variant` under `out_dir`.
         Backends that cannot take ONNX raise UnsupportedModel (the default)."""
         raise UnsupportedModel(f"{cls.name} cannot take an ONNX file")
 
@@ -184,6 +209,34 @@ class Backend(ABC):
     def prepare(cls, artifact: Path, options: RunOptions) -> PreparedModel:
         """Load `artifact` into the runtime, ready to run. Untimed by the runner's clock
         but reported as `load_ms`. Raises ArtifactError for a file it cannot load."""
+
+
+def write_notes(out_dir: Path, notes: Mapping[str, Any]) -> None:
+    """Record what the exporter did for a variant (tool, layers quantized, layers left in
+    float, calibration windows); the exporter moves it into the bundle's manifest and
+    every row of the artifact carries it in `settings`."""
+    (out_dir / NOTES_FILE).write_text(json.dumps(dict(notes), sort_keys=True))
+
+
+def take_notes(out_dir: Path) -> dict[str, Any]:
+    """The notes an exporter wrote in `out_dir` (removed from it: they travel in the
+    bundle's manifest, not as a file of the artifact); {} when there are none."""
+    path = out_dir / NOTES_FILE
+    if not path.is_file():
+        return {}
+    notes = json.loads(path.read_text())
+    path.unlink()
+    return notes
+
+
+def require_calibration(backend: str, variant: str,
+                        calibration: Calibration | None) -> Calibration:
+    """The calibration windows, or UnsupportedModel saying none came with the model."""
+    if not calibration:
+        raise UnsupportedModel(f"{backend} {variant} needs calibration windows and this model "
+                               f"has none (a registered model takes them from its dataset's "
+                               f"training split; an ONNX file from --inputs NPZ)")
+    return calibration
 
 
 def missing_module(name: str) -> str | None:

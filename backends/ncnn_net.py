@@ -1,5 +1,9 @@
 """ncnn backend ("ncnn"): ONNX -> pnnx (fp16=0 for fp32) -> ncnn param/bin, ncnn.Net.
 
+fp16 is pnnx's fp16=1 (weights stored as float16) run with ncnn's fp16 storage and packing,
+and fp16 arithmetic where the CPU has it (ARMv8.2 asimdhp); the row records which. int8 is
+unsupported: it needs ncnn2table and ncnn2int8, which no pip package ships.
+
 ncnn has no batch axis: each (1, ...) input is fed as a Mat without its batch axis and
 the batch axis is put back on each output. ncnn numbers its blobs (in0, in1, ...; out0,
 ...); they are matched to the model's tensor names by position.
@@ -19,7 +23,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edge_rnn_harness.backends.base import ArtifactError, PreparedModel, RunOptions, Signature
+from edge_rnn_harness.backends.base import (
+    ArtifactError,
+    Calibration,
+    PreparedModel,
+    RunOptions,
+    Signature,
+    write_notes,
+)
 from edge_rnn_harness.backends.onnx_export import ONNX_EXPORT_DEPS, OnnxFedBackend
 
 PNNX_TIMEOUT_S = 300
@@ -99,21 +110,28 @@ class NcnnBackend(OnnxFedBackend):
     runtime_module = "ncnn"
     runtime_dist = "ncnn"
     export_deps = (*ONNX_EXPORT_DEPS, "pnnx")
-    description = "ncnn CPU, fp32 storage and arithmetic"
+    variants = ("fp32", "fp16")
+    unsupported_why: ClassVar[Mapping[str, str]] = dict.fromkeys(
+        ("int8-dynamic", "int8-static"),
+        "ncnn int8 needs its ncnn2table calibration and ncnn2int8 conversion tools, which "
+        "neither the ncnn nor the pnnx pip package ships")
+    description = "ncnn CPU, fp32 storage and arithmetic for fp32"
     tuning_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"lightmode": ("on", "off")}
 
     @classmethod
     def import_onnx(cls, onnx_path: Path, signature: Signature, variant: str,
-                    out_dir: Path) -> Path:
-        """ONNX -> ncnn param/bin with pnnx's own binary (no torch needed), fp16=0."""
+                    out_dir: Path, calibration: Calibration | None = None) -> Path:
+        """ONNX -> ncnn param/bin with pnnx's own binary (no torch needed): fp16=0, or
+        fp16=1 (float16 weights) for the fp16 variant."""
         import pnnx
 
         shapes = ",".join("[" + ",".join(str(n) for n in array.shape) + "]"
                           for array in signature.inputs.values())
         with tempfile.TemporaryDirectory() as tmp:
             _copy_for_pnnx(onnx_path, Path(tmp) / "model.onnx")
+            fp16 = int(variant == "fp16")
             done = subprocess.run([pnnx.EXEC_PATH, "model.onnx", f"inputshape={shapes}",
-                                   "fp16=0"], cwd=tmp, capture_output=True, text=True,
+                                   f"fp16={fp16}"], cwd=tmp, capture_output=True, text=True,
                                   timeout=PNNX_TIMEOUT_S, check=False)
             param, weights = Path(tmp) / "model.ncnn.param", Path(tmp) / "model.ncnn.bin"
             if done.returncode != 0 or not param.is_file():
@@ -121,6 +139,8 @@ class NcnnBackend(OnnxFedBackend):
                 raise RuntimeError(f"pnnx failed (exit {done.returncode}): {tail[0]}")
             shutil.copy(weights, out_dir / "model.bin")
             shutil.copy(param, out_dir / "model.param")
+        if fp16:
+            write_notes(out_dir, {"tool": "pnnx fp16=1 (float16 weights)"})
         return out_dir / "model.param"
 
     @classmethod
@@ -131,9 +151,13 @@ class NcnnBackend(OnnxFedBackend):
         net = ncnn.Net()
         net.opt.num_threads = options.threads
         net.opt.lightmode = lightmode == "on"
-        for flag in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic",
-                     "use_bf16_storage", "use_int8_inference"):
-            setattr(net.opt, flag, False)  # fp32 means fp32 storage and arithmetic
+        fp16 = options.variant == "fp16"
+        fp16_arithmetic = fp16 and bool(ncnn.cpu_support_arm_asimdhp())
+        for flag in ("use_fp16_packed", "use_fp16_storage"):
+            setattr(net.opt, flag, fp16)  # fp32 means fp32 storage and arithmetic
+        net.opt.use_fp16_arithmetic = fp16_arithmetic
+        net.opt.use_bf16_storage = False
+        net.opt.use_int8_inference = False
         weights = artifact.with_suffix(".bin")
         if not artifact.is_file() or not weights.is_file():
             raise ArtifactError(f"ncnn cannot load {artifact}: missing {artifact.name} or "
@@ -143,8 +167,9 @@ class NcnnBackend(OnnxFedBackend):
         if not loaded or not net.input_names() or not net.output_names():
             detail = " ".join("".join(said).split()) or "not a valid ncnn param/bin pair"
             raise ArtifactError(f"ncnn cannot load {artifact}: {detail}")
-        settings = {"threads": net.opt.num_threads, "precision": "fp32",
-                    "lightmode": lightmode}
+        settings = {"threads": net.opt.num_threads, "precision": options.variant,
+                    "lightmode": lightmode, "fp16_storage": net.opt.use_fp16_storage,
+                    "fp16_arithmetic": net.opt.use_fp16_arithmetic}
         if len(net.input_names()) != len(options.input_names) or \
                 len(net.output_names()) != len(options.output_names):
             raise ArtifactError(f"ncnn model {artifact} has {len(net.input_names())} inputs and "

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_rnn_harness.backends.base import Backend, Signature
+from edge_rnn_harness.backends.base import Backend, Calibration, Signature
 
 ONNX_OPSET = 17
 #: distributions that shape the ONNX file
@@ -36,6 +36,39 @@ def export_onnx(model: Any, signature: Signature, path: Path) -> Path:
     return path
 
 
+#: ops that carry weights: what a quantizer is expected to touch
+_WEIGHTED_OPS = frozenset({"LSTM", "GRU", "RNN", "Gemm", "MatMul", "Conv"})
+#: onnxruntime's integer kernels, by the float op they replace
+_INTEGER_OPS = {"DynamicQuantizeLSTM": "LSTM", "MatMulInteger": "MatMul",
+                "ConvInteger": "Conv", "QLinearMatMul": "MatMul", "QLinearConv": "Conv",
+                "QGemm": "Gemm", "MatMulIntegerToFloat": "MatMul"}
+#: QDQ-format ops onnxruntime fuses into an integer kernel when their weight is dequantized
+_QDQ_FUSED = frozenset({"Gemm", "MatMul", "Conv"})
+
+
+def quantization_summary(path: Path) -> dict[str, str]:
+    """Which weighted ops of a quantized ONNX file run in int8 and which stay float:
+    {"int8_ops": "LSTM,MatMul", "float_ops": "LSTM"} ("none" where empty). An op counts as
+    int8 when it is an integer kernel, or a Gemm/MatMul/Conv whose weight comes through a
+    DequantizeLinear; recurrent ops are int8 only as DynamicQuantizeLSTM."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    dequantized = {out for node in graph.node if node.op_type == "DequantizeLinear"
+                   for out in node.output}
+    int8, floating = set(), set()
+    for node in graph.node:
+        if node.op_type in _INTEGER_OPS:
+            int8.add(_INTEGER_OPS[node.op_type])
+        elif node.op_type in _QDQ_FUSED and len(node.input) > 1 \
+                and node.input[1] in dequantized:
+            int8.add(node.op_type)
+        elif node.op_type in _WEIGHTED_OPS:
+            floating.add(node.op_type)
+    return {"int8_ops": ",".join(sorted(int8)) or "none",
+            "float_ops": ",".join(sorted(floating)) or "none"}
+
+
 class OnnxFedBackend(Backend):
     """A backend whose artifact is made from ONNX: exporting the PyTorch definition is the
     one ONNX export followed by the backend's own `import_onnx`, so a user's ONNX file and
@@ -44,10 +77,11 @@ class OnnxFedBackend(Backend):
     export_deps = ONNX_EXPORT_DEPS
 
     @classmethod
-    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path) -> Path:
+    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
+               calibration: Calibration | None = None) -> Path:
         with tempfile.TemporaryDirectory() as tmp:
             onnx_path = export_onnx(model, signature, Path(tmp) / "model.onnx")
-            return cls.import_onnx(onnx_path, signature, variant, out_dir)
+            return cls.import_onnx(onnx_path, signature, variant, out_dir, calibration)
 
 
 def self_contained_copy(onnx_path: Path, path: Path) -> Path:

@@ -1,4 +1,11 @@
-"""ONNX Runtime backend ("onnxruntime"): legacy TorchScript ONNX export, CPU provider."""
+"""ONNX Runtime backend ("onnxruntime"): legacy TorchScript ONNX export, CPU provider.
+
+Variants come from onnxruntime's own quantization tools: int8-dynamic is
+`quantize_dynamic` (int8 weights, activations quantized at run time) and int8-static is
+`quantize_static` in QDQ format with calibration windows, both after `quant_pre_process`.
+What each really quantized is recorded from the written graph (static leaves the LSTM in
+float32: onnxruntime has no static int8 LSTM).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +15,26 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edge_rnn_harness.backends.base import ArtifactError, PreparedModel, RunOptions, Signature
+from edge_rnn_harness.backends.base import (
+    ArtifactError,
+    Calibration,
+    PreparedModel,
+    RunOptions,
+    Signature,
+    require_calibration,
+    write_notes,
+)
 from edge_rnn_harness.backends.onnx_export import (
     ONNX_EXPORT_DEPS,
     OnnxFedBackend,
+    quantization_summary,
     self_contained_copy,
 )
+
+#: why fp16 is not offered (tests/test_variants.py checks the cast insertion still happens)
+ORT_FP16_WHY = ("onnxruntime's CPU provider has no float16 LSTM/GRU/Gemm kernels: it casts "
+                "a float16 model back to float32 around each op (InsertedPrecisionFreeCast), "
+                "so an fp16 row would be fp32 in disguise")
 
 
 class OrtPrepared(PreparedModel):
@@ -34,6 +55,48 @@ class OrtPrepared(PreparedModel):
         self._session = None
 
 
+def quantize_onnx(onnx_path: Path, variant: str, path: Path,
+                  calibration: Calibration | None) -> dict[str, Any]:
+    """Write `variant` of the ONNX file at `path` with onnxruntime.quantization (int8
+    weights QInt8); returns the notes: tool and what was quantized. Host side."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = path.with_name("preprocessed.onnx")
+    quant_pre_process(str(onnx_path), str(prepared))
+    if variant == "int8-dynamic":
+        quantize_dynamic(str(prepared), str(path), weight_type=QuantType.QInt8)
+        notes: dict[str, Any] = {"tool": "onnxruntime.quantization.quantize_dynamic QInt8"}
+    else:
+        windows = require_calibration("onnxruntime", variant, calibration)
+
+        class Reader(CalibrationDataReader):
+            """The calibration windows, one input dict per call."""
+
+            def __init__(self) -> None:
+                self._windows = iter(windows)
+
+            def get_next(self) -> dict[str, np.ndarray] | None:
+                window = next(self._windows, None)
+                return None if window is None else {
+                    name: np.ascontiguousarray(array, dtype=np.float32)
+                    for name, array in window.items()}
+
+        reader = Reader()
+        quantize_static(str(prepared), str(path), reader, quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        notes = {"tool": "onnxruntime.quantization.quantize_static QDQ QInt8",
+                 "calibration_windows": len(windows)}
+    prepared.unlink()
+    return {**notes, **quantization_summary(path)}
+
+
 class OrtBackend(OnnxFedBackend):
     """ONNX Runtime on CPU. Tuning: `graph_level` = disable|basic|extended|all (default all)."""
 
@@ -41,14 +104,20 @@ class OrtBackend(OnnxFedBackend):
     fmt = "onnx"
     runtime_module = "onnxruntime"
     runtime_dist = "onnxruntime"
-    export_deps = ONNX_EXPORT_DEPS
+    export_deps = (*ONNX_EXPORT_DEPS, "onnxruntime")
+    variants = ("fp32", "int8-dynamic", "int8-static")
+    unsupported_why: ClassVar[Mapping[str, str]] = {"fp16": ORT_FP16_WHY}
     description = "ONNX Runtime, CPU execution provider"
     tuning_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"graph_level": ("all", "extended", "basic", "disable")}
 
     @classmethod
     def import_onnx(cls, onnx_path: Path, signature: Signature, variant: str,
-                    out_dir: Path) -> Path:
-        return self_contained_copy(onnx_path, out_dir / "model.onnx")
+                    out_dir: Path, calibration: Calibration | None = None) -> Path:
+        path = out_dir / "model.onnx"
+        if variant == "fp32":
+            return self_contained_copy(onnx_path, path)
+        write_notes(out_dir, quantize_onnx(onnx_path, variant, path, calibration))
+        return path
 
     @classmethod
     def prepare(cls, artifact: Path, options: RunOptions) -> PreparedModel:
@@ -71,6 +140,6 @@ class OrtBackend(OnnxFedBackend):
         except Exception as error:  # ORT raises its own Fail/InvalidProtobuf types
             raise ArtifactError(f"onnxruntime cannot load {artifact}: {error}") from error
         effective = session.get_session_options()
-        settings = {"threads": effective.intra_op_num_threads, "precision": "fp32",
+        settings = {"threads": effective.intra_op_num_threads, "precision": options.variant,
                     "provider": "CPUExecutionProvider", "graph_level": level_name}
         return OrtPrepared(session, settings)

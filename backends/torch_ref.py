@@ -15,13 +15,14 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from edge_rnn_harness.backends.base import (
     ArtifactError,
     Backend,
+    Calibration,
     PreparedModel,
     RunOptions,
     Signature,
@@ -112,10 +113,15 @@ class TorchBackend(Backend):
     runtime_module = "torch"
     runtime_dist = "torch"
     export_deps = ("torch",)
+    unsupported_why: ClassVar[Mapping[str, str]] = dict.fromkeys(
+        ("fp16", "int8-dynamic", "int8-static"),
+        "the PyTorch reference runs the fp32 definition only (it is what the variants are "
+        "compared with, not a deployment target)")
     description = "PyTorch eager (the reference)"
 
     @classmethod
-    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path) -> Path:
+    def export(cls, model: Any, signature: Signature, variant: str, out_dir: Path,
+               calibration: Calibration | None = None) -> Path:
         arrays = {key: tensor.detach().cpu().contiguous().numpy()
                   for key, tensor in model.state_dict().items()}
         np.savez(out_dir / WEIGHTS_FILE, **arrays)

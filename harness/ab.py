@@ -28,7 +28,8 @@ from edge_rnn_harness.isolation import run_child
 from edge_rnn_harness.plan import Case, bench_name
 from edge_rnn_harness.profiles import Profile
 from edge_rnn_harness.results import ResultsWriter, dump_suite, new_row
-from edge_rnn_harness.runner import RunConfig, case_job, measurement_fields, parity_verdict
+from edge_rnn_harness.runner import RunConfig, case_job, measurement_fields, quality_verdict
+from edge_rnn_harness.variants import get_variant
 from edge_rnn_harness.worker import WorkerJob
 
 CALLS, PROCESSES = "calls", "processes"
@@ -130,7 +131,7 @@ def _measure_pairs(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side],
                         continue
                     benchmark = _benchmark(bench_name(case.to_dict()), measured[side])
                     rows[side].update(measurement_fields(benchmark, case.batch))
-                    rows[side].update(parity_verdict(benchmark))
+                    rows[side].update(quality_verdict(benchmark, get_variant(case.variant)))
                     suites[side].append(benchmark)
             for side in (0, 1):
                 if "status" not in rows[side]:

@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -92,6 +92,9 @@ class ArtifactInfo:
     files: tuple[BundleFile, ...]
     converters: dict[str, str]
     key: str
+    #: what the exporter did for the variant (tool, ops quantized and left float,
+    #: calibration windows): flat values, recorded in the row's settings
+    notes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size_bytes(self) -> int:
@@ -178,7 +181,24 @@ def _artifact(root: Path, raw: object, index: int) -> ArtifactInfo:
     return ArtifactInfo(_text(raw, "model", where), _text(raw, "variant", where),
                         _text(raw, "backend", where), artifact, files,
                         {str(k): str(v) for k, v in converters.items()},
-                        raw.get("key") or "")
+                        raw.get("key") or "", checked_notes(raw.get("notes"), where))
+
+
+#: longest text value kept from an artifact's notes
+MAX_NOTE_CHARS = 1000
+
+
+def checked_notes(raw: object, where: str = "notes") -> dict[str, Any]:
+    """An artifact's notes as flat values: {} for none; BundleError for anything but a
+    JSON object of short strings, numbers and booleans."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or len(raw) > 64 or not all(
+            isinstance(value, (str, int, float, bool)) and len(str(value)) <= MAX_NOTE_CHARS
+            for value in raw.values()):
+        raise BundleError(f"bundle manifest: {where} has malformed notes (a JSON object of "
+                          f"short strings and numbers expected)")
+    return {str(key)[:100]: value for key, value in raw.items()}
 
 
 @dataclass(frozen=True)
@@ -290,3 +310,17 @@ def load_windows(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if "x" not in arrays or "y" not in arrays or len(arrays["x"]) != len(arrays["y"]):
         raise ValueError(f"{path}: not a test-set file (needs x and y of equal length)")
     return arrays["x"], arrays["y"]
+
+
+def load_calibration(path: Path) -> list[dict[str, np.ndarray]]:
+    """Calibration windows from calibration.npz (arrays by input name, stacked over
+    windows): one {input name: float32 array with batch 1} per window."""
+    arrays = load_npz(path)
+    counts = {len(a) for a in arrays.values()}
+    if not arrays or len(counts) != 1 or not counts.pop() or \
+            not all(np.issubdtype(a.dtype, np.floating) for a in arrays.values()):
+        raise ValueError(f"{path}: not a calibration file (float arrays by input name, the "
+                         f"same number of windows each)")
+    count = len(next(iter(arrays.values())))
+    return [{name: a[i:i + 1].astype(np.float32) for name, a in arrays.items()}
+            for i in range(count)]

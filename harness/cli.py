@@ -131,8 +131,10 @@ def _add_model_args(parser: argparse.ArgumentParser, default: str, names: list[s
 
 def _add_variants_arg(parser: argparse.ArgumentParser, variants: Sequence[str]) -> None:
     parser.add_argument("--variants", type=_names, default=["fp32"], metavar="LIST",
-                        help=f"comma-separated precision variants (default fp32). "
-                             f"Known: {', '.join(variants)}")
+                        help=f"comma-separated precision variants, or all (default fp32): "
+                             f"{', '.join(variants)}. A pair a runtime cannot do is an "
+                             f"'unsupported' row with the reason; each variant is also "
+                             f"compared with the same backend's fp32")
 
 
 def add_measure_args(parser: argparse.ArgumentParser) -> None:
@@ -155,6 +157,8 @@ def _add_timeout_arg(parser: argparse.ArgumentParser, default_s: float) -> None:
 
 def _add_source_args(parser: argparse.ArgumentParser, no_accuracy_help: str) -> None:
     """Options of the host side: where models and data come from."""
+    from edge_rnn_harness.variants import DEFAULT_CALIBRATION_WINDOWS
+
     parser.add_argument("--inputs", type=Path, default=None, metavar="NPZ",
                         help="for an .onnx model: input arrays by input name (default: the "
                              "test_data_set_N/input_K.pb files beside the model, else seeded "
@@ -167,14 +171,18 @@ def _add_source_args(parser: argparse.ArgumentParser, no_accuracy_help: str) -> 
                         help="read model weights from DIR (written by harness train --out "
                              "DIR) instead of the committed models/weights")
     parser.add_argument("--no-accuracy", action="store_true", help=no_accuracy_help)
+    parser.add_argument("--calibration-windows", type=_positive_int, default=None,
+                        metavar="N", help=f"training-split windows the int8-static "
+                        f"quantizers calibrate on, evenly spaced (default "
+                        f"{DEFAULT_CALIBRATION_WINDOWS}; recorded in each row)")
 
 
 def build_parser() -> _Parser:
     """The argument parser of every subcommand."""
-    from edge_rnn_harness.backends.base import VARIANTS
     from edge_rnn_harness.backends.registry import backend_names
     from edge_rnn_harness.models.registry import DEFAULT_MODEL, model_names
     from edge_rnn_harness.runner import DEFAULT_CASE_TIMEOUT_S
+    from edge_rnn_harness.variants import VARIANT_NAMES
 
     parser = _Parser(prog="harness", description=(
         "Benchmark a recurrent forecaster on edge runtimes: latency, memory, parity with "
@@ -200,7 +208,7 @@ def build_parser() -> _Parser:
                      help="parity: absolute tolerance, replacing the variant's (fp32: 1e-5)")
     run.add_argument("--rtol", type=float, default=None,
                      help="parity: relative tolerance, replacing the variant's (fp32: 1e-5)")
-    _add_variants_arg(run, VARIANTS)
+    _add_variants_arg(run, VARIANT_NAMES)
     add_measure_args(run)
     run.add_argument("--out", type=Path, default=None, metavar="CSV",
                      help="results CSV (default results/<UTC timestamp>.csv; an existing "
@@ -230,7 +238,7 @@ def build_parser() -> _Parser:
     export.add_argument("--backends", type=_names, default=["all"], metavar="LIST",
                         help=f"comma-separated backends, or 'all' (default). "
                              f"Registered: {', '.join(backend_names())}")
-    _add_variants_arg(export, VARIANTS)
+    _add_variants_arg(export, VARIANT_NAMES)
     export.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="the bundle folder (created; an existing bundle is updated)")
     _add_timeout_arg(export, DEFAULT_CASE_TIMEOUT_S)
@@ -329,6 +337,7 @@ def _refuse_output_over_input(out: Path, inputs: list[Path | None]) -> None:
 
 #: options that describe where models and data come from: the host's business, not a bundle's
 _HOST_ONLY_OPTIONS = (("inputs", "--inputs"), ("shape", "--shape"), ("dataset", "--dataset"),
+                      ("calibration_windows", "--calibration-windows"),
                       ("column", "--column"), ("time_column", "--time-column"),
                       ("weights_dir", "--weights-dir"), ("bundle_dir", "--bundle-dir"))
 
@@ -336,16 +345,16 @@ _HOST_ONLY_OPTIONS = (("inputs", "--inputs"), ("shape", "--shape"), ("dataset", 
 def cmd_run(args: argparse.Namespace) -> int:
     """`harness run`: validate everything, then measure the plan (from --bundle, or from
     the export cache after exporting what it lacks)."""
-    from edge_rnn_harness.backends.base import VARIANTS
     from edge_rnn_harness.backends.registry import backend_names
     from edge_rnn_harness.profiles import get_profile
+    from edge_rnn_harness.variants import VARIANT_NAMES
 
     try:
         profile = get_profile(args.profile)
     except ValueError as error:
         raise UsageError(f"harness run: {error}") from None
     backends = _resolve_names(args.backends, backend_names(), "backend")
-    variants = _resolve_names(args.variants, list(VARIANTS), "variant")
+    variants = _resolve_names(args.variants, list(VARIANT_NAMES), "variant")
     tuning = checked_tuning(args.tune, "run", "--tune")
     out = args.out or Path("results") / (
         dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + ".csv")
@@ -407,7 +416,7 @@ def _run_host(args: argparse.Namespace, common: dict[str, Any], variants: list[s
     def make_exporter(notice: Any) -> Exporter:
         try:
             return Exporter(root, sources, args.case_timeout, dataset, notice,
-                            config.log_failure)
+                            config.log_failure, _calibration_windows(args))
         except OSError as error:
             raise UsageError(f"harness run: cannot write --bundle-dir {root} "
                              f"({error.strerror or error})") from None
@@ -422,13 +431,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     """`harness export`: write (or update) a bundle for a device."""
     from rich.console import Console
 
-    from edge_rnn_harness.backends.base import VARIANTS
     from edge_rnn_harness.backends.registry import backend_names
     from edge_rnn_harness.export import Exporter
     from edge_rnn_harness.plan import build_plan
+    from edge_rnn_harness.variants import VARIANT_NAMES
 
     backends = _resolve_names(args.backends, backend_names(), "backend", "export")
-    variants = _resolve_names(args.variants, list(VARIANTS), "variant", "export")
+    variants = _resolve_names(args.variants, list(VARIANT_NAMES), "variant", "export")
     sources = _model_sources(args, "export")
     entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]
     dataset = None if args.no_accuracy or not entries else \
@@ -441,10 +450,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     try:
         exporter = Exporter(args.out, sources, args.case_timeout, dataset,
-                            lambda text: console.print(f"[yellow]note[/]: {text}"), log)
+                            lambda text: console.print(f"[yellow]note[/]: {text}"), log,
+                            _calibration_windows(args))
     except OSError as error:
         raise UsageError(f"harness export: cannot write --out {args.out} "
                          f"({error.strerror or error})") from None
+    if "fp32" not in variants:  # every variant is compared with its backend's fp32
+        console.print("[yellow]note[/]: adding fp32: each variant is compared with the same "
+                      "backend's fp32 artifact on the device")
+        variants = ["fp32", *variants]
     cases = build_plan([(name, source.seq_len()) for name, source in sources.items()],
                        variants, backends, [1])
     failed = 0
@@ -460,6 +474,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         console.print(text, markup=False, highlight=False)
     console.print(f"wrote bundle {args.out} (run it with: harness run --bundle {args.out})")
     return EXIT_FAILED_CASES if failed else EXIT_OK
+
+
+def _calibration_windows(args: argparse.Namespace) -> int:
+    """--calibration-windows, or the default count."""
+    from edge_rnn_harness.variants import DEFAULT_CALIBRATION_WINDOWS
+
+    return args.calibration_windows or DEFAULT_CALIBRATION_WINDOWS
 
 
 def _model_sources(args: argparse.Namespace, command: str = "run") -> dict[str, Any]:
@@ -485,11 +506,12 @@ def _model_sources(args: argparse.Namespace, command: str = "run") -> dict[str, 
 
 def _tolerance(args: argparse.Namespace, variants: list[str]) -> Any:
     """The parity tolerance from --atol/--rtol (the other one from the variant), or None."""
-    from edge_rnn_harness.parity import TOLERANCES, Tolerance
+    from edge_rnn_harness.parity import Tolerance
+    from edge_rnn_harness.variants import VARIANTS
 
     if args.atol is None and args.rtol is None:
         return None
-    default = TOLERANCES[variants[0]]
+    default = VARIANTS[variants[0]].parity
     try:
         return Tolerance(atol=default.atol if args.atol is None else args.atol,
                          rtol=default.rtol if args.rtol is None else args.rtol)

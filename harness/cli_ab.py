@@ -18,10 +18,10 @@ from edge_rnn_harness.errors import UsageError
 
 def add_ab_parser(commands: Any) -> None:
     """The `harness ab` subcommand."""
-    from edge_rnn_harness.backends.base import VARIANTS
     from edge_rnn_harness.cli import _add_timeout_arg, _add_variants_arg, _names, add_measure_args
     from edge_rnn_harness.cli_compare import add_gate_args, add_judging_args
     from edge_rnn_harness.runner import DEFAULT_CASE_TIMEOUT_S
+    from edge_rnn_harness.variants import VARIANT_NAMES
 
     ab = commands.add_parser(
         "ab", help="baseline and candidate measured interleaved, then gated",
@@ -51,7 +51,7 @@ def add_ab_parser(commands: Any) -> None:
                          "another runtime version): whole processes alternate")
     ab.add_argument("--backends", type=_names, default=["all"], metavar="LIST",
                     help="comma-separated backends, or 'all' (default)")
-    _add_variants_arg(ab, VARIANTS)
+    _add_variants_arg(ab, VARIANT_NAMES)
     add_measure_args(ab)
     ab.add_argument("--out", type=Path, default=None, metavar="CSV",
                     help="results name: writes <stem>-base.csv and <stem>-cand.csv (default "
@@ -80,7 +80,6 @@ def cmd_ab(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from edge_rnn_harness.ab import Side, ab_paths, interleaving, rename_of, run_ab
-    from edge_rnn_harness.backends.base import VARIANTS
     from edge_rnn_harness.backends.registry import backend_names
     from edge_rnn_harness.bundle import Bundle, BundleError
     from edge_rnn_harness.cli import _check_writable, _resolve_names, checked_tuning
@@ -91,6 +90,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     from edge_rnn_harness.profiles import get_profile
     from edge_rnn_harness.results import OutputBusy
     from edge_rnn_harness.runner import RunConfig
+    from edge_rnn_harness.variants import VARIANT_NAMES
 
     try:
         profile = get_profile(args.profile)
@@ -100,7 +100,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     models = (_side_model(bundles[0], args.model, "--model"),
               _side_model(bundles[1], args.cand_model or args.model, "--cand-model"))
     backends = _resolve_names(args.backends, backend_names(), "backend", "ab")
-    variants = _resolve_names(args.variants, list(VARIANTS), "variant", "ab")
+    variants = _resolve_names(args.variants, list(VARIANT_NAMES), "variant", "ab")
     tunings = (checked_tuning(args.tune, "ab", "--tune"),
                checked_tuning(args.tune if args.cand_tune is None else args.cand_tune, "ab",
                               "--cand-tune"))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from edge_rnn_harness import __version__
-from edge_rnn_harness.backends.base import Backend, UnsupportedModel
+from edge_rnn_harness.backends.base import Backend, UnsupportedModel, take_notes
 from edge_rnn_harness.backends.registry import get_backend
 from edge_rnn_harness.bundle import (
     BUNDLE_SCHEMA,
@@ -33,27 +33,30 @@ from edge_rnn_harness.bundle import (
     BundleError,
     BundleFile,
     Window,
+    checked_notes,
     file_sha256,
+    load_calibration,
 )
 from edge_rnn_harness.errors import ERROR_PREFIX, error_line
 from edge_rnn_harness.isolation import run_child
 from edge_rnn_harness.plan import Case, case_label
 from edge_rnn_harness.sources import ModelSource, source_from_description
+from edge_rnn_harness.variants import DEFAULT_CALIBRATION_WINDOWS, get_variant
 
 #: bump when export code changes what it writes, to invalidate every cached artifact
-EXPORT_FORMAT = 3
+EXPORT_FORMAT = 4
 #: exit code of the export child when the backend cannot take the model at all
 EXIT_UNSUPPORTED = 3
-#: training-split windows written for variants that calibrate
-CALIBRATION_WINDOWS = 128
 
 
-def cache_key(source: ModelSource, backend: type[Backend], variant: str) -> str:
+def cache_key(source: ModelSource, backend: type[Backend], variant: str,
+              calibration_sha256: str = "") -> str:
     """Hash of everything that determines the artifact: the model's identity (definition
-    and weights, or file), the backend, the variant, the converters' versions and the
-    export code's format number. Computed on the host only."""
+    and weights, or file), the backend, the variant, the calibration windows' file (for a
+    variant that calibrates), the converters' versions and the export code's format
+    number. Computed on the host only."""
     parts = [source.identity(), backend.name, variant, backend.export_fingerprint(),
-             f"format={EXPORT_FORMAT}"]
+             f"format={EXPORT_FORMAT}", calibration_sha256]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -85,10 +88,20 @@ def _tensors(arrays: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
 
 
 def export_artifact(root: Path, source: ModelSource, backend: type[Backend],
-                    variant: str) -> dict[str, Any]:
+                    variant: str, calibration_path: Path | None = None) -> dict[str, Any]:
     """Export `source` for `backend`/`variant` under `root`, with the model's reference
     windows; returns {"model": signature and reference entry, "artifact": manifest entry}.
-    Raises UnsupportedModel when the backend cannot take this kind of model. Host side."""
+    A calibrating variant calibrates on `calibration_path` (the bundle's training-split
+    windows), else on the windows the model brought. Raises UnsupportedModel when the
+    backend cannot take this model or variant. Host side."""
+    why_not = backend.unsupported_reason(variant)
+    if why_not:
+        raise UnsupportedModel(why_not)
+    calibration, calibration_sha = None, ""
+    if get_variant(variant).calibrated:
+        calibration = load_calibration(calibration_path) if calibration_path else \
+            source.calibration()
+        calibration_sha = file_sha256(calibration_path) if calibration_path else ""
     signature, windows = source.reference()
     folder = root / source.folder_name()
     reference = folder / "reference.npz"
@@ -97,7 +110,8 @@ def export_artifact(root: Path, source: ModelSource, backend: type[Backend],
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{backend.name}-", dir=target.parent))
     try:
-        opened = source.export(backend, signature, variant, staging)
+        opened = source.export(backend, signature, variant, staging, calibration)
+        notes = checked_notes(take_notes(staging))
         names = sorted(item.name for item in staging.iterdir() if item.is_file())
         shutil.rmtree(target, ignore_errors=True)
         staging.replace(target)
@@ -110,9 +124,12 @@ def export_artifact(root: Path, source: ModelSource, backend: type[Backend],
             "artifact": {"model": source.name, "variant": variant, "backend": backend.name,
                          "format": backend.fmt,
                          "artifact": (target / opened.name).relative_to(root).as_posix(),
-                         "files": files, "key": cache_key(source, backend, variant),
+                         "files": files,
+                         "key": cache_key(source, backend, variant,
+                                          calibration_sha if calibration else ""),
                          "converters": dict(item.split("=", 1) for item in
-                                            backend.export_fingerprint().split(";") if item)}}
+                                            backend.export_fingerprint().split(";") if item),
+                         **({"notes": notes} if notes else {})}}
 
 
 def _empty_manifest() -> dict[str, Any]:
@@ -128,15 +145,18 @@ class Exporter:
 
     def __init__(self, root: Path, sources: Mapping[str, ModelSource], timeout_s: float,
                  dataset: Any = None, notice: Callable[[str], None] = print,
-                 log: Callable[[str, str], None] | None = None) -> None:
+                 log: Callable[[str, str], None] | None = None,
+                 calibration_windows: int = DEFAULT_CALIBRATION_WINDOWS) -> None:
         """root: the bundle folder (created). sources: the models by name. dataset: the
         data whose splits give test and calibration windows (None: none written).
-        notice: one-line messages. log: (label, child output) of a failed child."""
+        notice: one-line messages. log: (label, child output) of a failed child.
+        calibration_windows: how many evenly spaced training windows to calibrate on."""
         self.root, self.sources, self.timeout_s = root, sources, timeout_s
         self.dataset, self._notice, self._log = dataset, notice, log
+        self.calibration_windows = calibration_windows
         root.mkdir(parents=True, exist_ok=True)
         self.manifest = self._load()
-        self._data_written: set[str] = set()
+        self._data: dict[str, dict[str, Any]] = {}
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -157,11 +177,13 @@ class Exporter:
                      if (a["model"], a["variant"], a["backend"]) ==
                      (case.model, case.variant, case.backend)), None)
 
-    def _current(self, case: Case, source: ModelSource, backend: type[Backend]) -> bool:
+    def _current(self, case: Case, source: ModelSource, backend: type[Backend],
+                 calibration_sha256: str) -> bool:
         """Whether the bundle already holds this case's artifact, current and intact."""
         entry, model = self._entry(case), self.manifest["models"].get(case.model)
         if entry is None or model is None or model.get("identity") != source.identity() \
-                or entry.get("key") != cache_key(source, backend, case.variant):
+                or entry.get("key") != cache_key(source, backend, case.variant,
+                                                 calibration_sha256):
             return False
         try:
             bundle = Bundle.load(self.root)
@@ -178,21 +200,32 @@ class Exporter:
         """Make the bundle hold `case`'s artifact: {} when it does (cached or exported),
         else row fields {"status": "unsupported"|"failed", "reason": ...}."""
         source, backend = self.sources[case.model], get_backend(case.backend)
-        if not self._current(case, source, backend):
-            outcome = self._export_child(case, source, tmp)
+        why_not = backend.unsupported_reason(case.variant)
+        if why_not:
+            return {"status": "unsupported", "reason": why_not}
+        data = self._accuracy_data(case.model, source)
+        calibration = data["files"].get("calibration") \
+            if get_variant(case.variant).calibrated else None
+        sha = calibration["sha256"] if calibration else ""
+        if not self._current(case, source, backend, sha):
+            outcome = self._export_child(case, source, tmp,
+                                         self.root / calibration["path"] if calibration else None)
             if outcome:
                 return outcome
-        self._write_accuracy_data(case.model, source)
+        self._apply_accuracy_data(case.model, data)
         return {}
 
-    def _export_child(self, case: Case, source: ModelSource, tmp: Path) -> dict[str, str]:
+    def _export_child(self, case: Case, source: ModelSource, tmp: Path,
+                      calibration: Path | None) -> dict[str, str]:
         stem = tmp / f"export-{case.model}-{case.variant}-{case.backend}".replace("/", "_")
         source_json, result_json = stem.with_suffix(".source.json"), stem.with_suffix(".json")
         source_json.write_text(json.dumps(source.describe()))
         child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.export",
                            "--root", str(self.root), "--source", str(source_json),
                            "--backend", case.backend, "--variant", case.variant,
-                           "--result", str(result_json)], self.timeout_s)
+                           "--result", str(result_json),
+                           *(["--calibration", str(calibration)] if calibration else [])],
+                          self.timeout_s)
         if child.returncode == EXIT_UNSUPPORTED:
             return {"status": "unsupported", "reason": child.reason}
         if not child.ok:
@@ -222,30 +255,38 @@ class Exporter:
             (artifact["model"], artifact["variant"], artifact["backend"])] + [artifact]
         self._save()
 
-    def _write_accuracy_data(self, name: str, source: ModelSource) -> None:
-        """Once per model and run: the test split's windows (rmse/mae on the device) and
-        CALIBRATION_WINDOWS evenly spaced training windows, from this run's dataset; a
-        model without a dataset loses any such files from an earlier run."""
-        if name in self._data_written:
-            return
-        self._data_written.add(name)
-        model, entry = self.manifest["models"][name], source.entry()
-        model["files"] = {"reference": model["files"]["reference"]}
-        model["units"], model["dataset"] = "", None
+    def _accuracy_data(self, name: str, source: ModelSource) -> dict[str, Any]:
+        """Once per model and run: write the test split's windows (rmse/mae on the device)
+        and `calibration_windows` evenly spaced training windows from this run's dataset;
+        returns their manifest entries, units and dataset name (no files for a model
+        without a dataset)."""
+        if name in self._data:
+            return self._data[name]
+        data: dict[str, Any] = {"files": {}, "units": "", "dataset": None}
+        entry = source.entry()
         if self.dataset is not None and entry is not None:
             from edge_rnn_harness.models.data import make_splits
+            from edge_rnn_harness.models.spec import INPUT_NAME
 
             splits = make_splits(self.dataset, entry.features, entry.spec.seq_len,
                                  entry.spec.horizon)
             folder = self.root / source.folder_name()
             write_npz(folder / "testset.npz", {"x": splits.test.x, "y": splits.test.y})
-            picks = np.linspace(0, len(splits.train.x) - 1,
-                                min(CALIBRATION_WINDOWS, len(splits.train.x))).astype(int)
-            write_npz(folder / "calibration.npz", {"x": splits.train.x[picks]})
-            model["files"]["testset"] = bundle_file(self.root, folder / "testset.npz").to_json()
-            model["files"]["calibration"] = bundle_file(
-                self.root, folder / "calibration.npz").to_json()
-            model["units"], model["dataset"] = self.dataset.units, self.dataset.name
+            count = min(self.calibration_windows, len(splits.train.x))
+            picks = np.linspace(0, len(splits.train.x) - 1, count).astype(int)
+            write_npz(folder / "calibration.npz", {INPUT_NAME: splits.train.x[picks]})
+            data = {"files": {kind: bundle_file(self.root, folder / f"{kind}.npz").to_json()
+                              for kind in ("testset", "calibration")},
+                    "units": self.dataset.units, "dataset": self.dataset.name}
+        self._data[name] = data
+        return data
+
+    def _apply_accuracy_data(self, name: str, data: dict[str, Any]) -> None:
+        """Point the model's manifest entry at this run's test and calibration windows (a
+        model without a dataset loses any such files from an earlier run)."""
+        model = self.manifest["models"][name]
+        model["files"] = {"reference": model["files"]["reference"], **data["files"]}
+        model["units"], model["dataset"] = data["units"], data["dataset"]
         self._save()
 
 
@@ -261,10 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", required=True)
     parser.add_argument("--variant", required=True)
     parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--calibration", type=Path, default=None,
+                        help="training-split windows (.npz by input name) to calibrate on")
     args = parser.parse_args(argv)
     try:
         source = source_from_description(json.loads(args.source.read_text()))
-        result = export_artifact(args.root, source, get_backend(args.backend), args.variant)
+        result = export_artifact(args.root, source, get_backend(args.backend), args.variant,
+                                 args.calibration)
         args.result.write_text(json.dumps(result))
     except UnsupportedModel as error:
         print(ERROR_PREFIX + str(error).splitlines()[0], file=sys.stderr)

@@ -29,10 +29,6 @@ class Tolerance:
                              f"rtol={self.rtol}")
 
 
-#: per variant; fp32 runtimes must agree with PyTorch to float32 round-off
-TOLERANCES: dict[str, Tolerance] = {"fp32": Tolerance(atol=1e-5, rtol=1e-5)}
-
-
 @dataclass(frozen=True)
 class OutputError:
     """Errors of one named output over all its elements."""

@@ -55,44 +55,95 @@ def plot_latency(ok: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def pareto_front(latency: np.ndarray, error: np.ndarray) -> np.ndarray:
-    """Indices of the points no other point beats on both latency and error, by latency."""
+#: RMSEs closer than this fraction count as the same accuracy: fp32 runtimes differ by
+#: about 1e-8 of it (floating-point order), far below what 1,311 test windows can tell apart
+RMSE_TIE = 1e-3
+
+
+def pareto_front(latency: np.ndarray, error: np.ndarray, tie: float = RMSE_TIE) -> np.ndarray:
+    """Indices of the points no faster point beats on error by more than the `tie`
+    fraction, by latency: errors within `tie` of each other are ties, and of tied points
+    only the fastest is on the front."""
     order = np.argsort(latency, kind="stable")
     front, best = [], np.inf
     for index in order:
-        if error[index] < best:
+        if error[index] < best * (1 - tie):
             front.append(index)
             best = error[index]
     return np.asarray(front, dtype=int)
 
 
+def _plain_axis(ax: object) -> None:
+    """Tick labels in plain units: no offset ("1e-8+5.96e-2") and no scientific factor."""
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")  # type: ignore[attr-defined]
+
+
 def plot_pareto(ok: pd.DataFrame, path: Path, units: str) -> Path:
-    """Test RMSE against median latency for every case, the Pareto front joined."""
+    """Test RMSE against median latency: a colour per backend, a marker per variant, each
+    backend's variants of one model joined; the Pareto front (RMSE ties within RMSE_TIE)
+    dashed."""
     plt = _pyplot()
     rows = ok.dropna(subset=["rmse", "latency_median_ms"]).reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    markers = dict(zip(dict.fromkeys(rows["backend"]), "osD^v<>ph*"))
-    colours = dict(zip(dict.fromkeys(rows["model"]), plt.get_cmap("tab10").colors))
-    for r in rows.itertuples():
-        ax.scatter(r.latency_median_ms, r.rmse, marker=markers[r.backend],
-                   color=colours[r.model], s=60)
+    colours = dict(zip(dict.fromkeys(rows["backend"]), plt.get_cmap("tab10").colors))
+    markers = dict(zip(dict.fromkeys(rows["variant"]), "osD^v<>ph*"))
+    for (_, backend), group in rows.groupby(["model", "backend"], sort=False):
+        group = group.sort_values("latency_median_ms")
+        ax.plot(group["latency_median_ms"], group["rmse"], "-", color=colours[backend],
+                alpha=0.35)
+        for r in group.itertuples():
+            ax.scatter(r.latency_median_ms, r.rmse, marker=markers[r.variant],
+                       color=colours[backend], s=60)
     front = pareto_front(rows["latency_median_ms"].to_numpy(float), rows["rmse"].to_numpy(float))
     ax.plot(rows.loc[front, "latency_median_ms"], rows.loc[front, "rmse"], "--", color="grey",
-            label="Pareto front")
-    for backend, marker in markers.items():
-        ax.scatter([], [], marker=marker, color="black", label=f"backend: {backend}")
-    for model, colour in colours.items():
-        ax.scatter([], [], marker="s", color=colour, label=f"model: {model}")
+            label=f"Pareto front (RMSE within {RMSE_TIE:.1%} is a tie)")
+    for backend, colour in colours.items():
+        ax.scatter([], [], marker="s", color=colour, label=f"backend: {backend}")
+    for variant, marker in markers.items():
+        ax.scatter([], [], marker=marker, color="black", label=f"variant: {variant}")
+    if rows["model"].nunique() > 1:
+        for r in rows.itertuples():
+            ax.annotate(r.model, (r.latency_median_ms, r.rmse), fontsize=6, alpha=0.6,
+                        xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
+    _plain_axis(ax)
     ax.set_xlabel("median latency per inference (ms, log scale)")
     ax.set_ylabel(f"test RMSE ({units})")
-    ax.set_title("Accuracy vs latency (lower left is better)")
+    ax.set_title("Accuracy vs latency per backend and variant (lower left is better)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def variant_lines(frame: pd.DataFrame) -> list[str]:
+    """Per model, a table of variant x backend: status, median latency, peak RSS, artifact
+    bytes, RMSE and its change against the same backend's fp32 (the trade-off at a
+    glance); [] when the run has only fp32."""
+    if set(frame["variant"].dropna()) <= {"fp32"}:
+        return []
+    lines = ["## Precision variants", "",
+             ("RMSE change is against the same backend's fp32 artifact on the same test "
+              "windows; `invalid` rows (degenerate forecasts or beyond the variant's accuracy "
+              "policy) are shown but never ranked or gated."), ""]
+    for model, rows in frame.groupby("model", sort=False):
+        table = [[r["variant"], r["backend"], r["status"], _fmt(r["latency_median_ms"], ".4f"),
+                  _fmt(r["peak_rss_mb"], ".1f"), _fmt(r["artifact_bytes"], ",.0f"),
+                  _fmt(r["rmse"], ".4f"), _change(r["rmse"], r["fp32_rmse"])]
+                 for _, r in rows.sort_values(["backend", "variant"]).iterrows()
+                 if r["status"] != "unsupported"]
+        lines += [f"### {model}", "", markdown_table(
+            ["variant", "backend", "status", "median ms", "peak RSS MiB", "bytes", "RMSE",
+             "RMSE vs fp32"], table), ""]
+    return lines
+
+
+def _change(value: object, base: object) -> str:
+    if pd.isna(value) or pd.isna(base) or not float(base):
+        return "-"
+    return f"{float(value) / float(base) - 1:+.2%}"
 
 
 def plot_memory_size(ok: pd.DataFrame, path: Path) -> Path:
@@ -215,6 +266,7 @@ def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]
                                  "median ms", "p90 ms", "p99 ms", "peak RSS MiB", "bytes",
                                  "max abs err", "RMSE", "pinned MHz", "mJ/inf gross",
                                  "mJ/inf net"], rows), ""]
+    sections += variant_lines(frame)
     sections += power_lines(frame)
     bad = frame[frame["status"] != "ok"]
     if len(bad):

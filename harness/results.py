@@ -9,6 +9,10 @@ Schema history (bump SCHEMA_VERSION on any change; old files must still load):
      gross: idle included), the DVFS key `cpu_freq_khz` (the frequency pinned for the case,
      empty when not pinned), the frequency before and after the case
      (`cpu_freq_start_khz`, `cpu_freq_end_khz`), the cpufreq limits and `kernel`.
+  4: precision variants: `calibration_windows` (training windows a calibrated variant's
+     quantizer saw), `fp32_max_abs_err` (largest |output - the same backend's fp32
+     output| over the test windows, else the parity windows) and `fp32_rmse` (that fp32
+     artifact's RMSE on the same test windows). `invalid` also marks degenerate forecasts.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STATUSES = ("ok", "failed", "skipped", "unsupported", "invalid")
 
 #: column -> dtype ("str", "int", "float", "bool"); order is the CSV's column order
@@ -35,6 +39,7 @@ COLUMNS: dict[str, str] = {
     "throughput_ips": "float", "load_ms": "float", "first_run_ms": "float",
     "peak_rss_mb": "float", "rss_delta_mb": "float", "artifact_bytes": "int",
     "max_abs_err": "float", "max_rel_err": "float", "rmse": "float", "mae": "float",
+    "calibration_windows": "int", "fp32_max_abs_err": "float", "fp32_rmse": "float",
     "power_meter": "str", "power_covers": "str", "power_idle_w": "float",
     "power_mean_w": "float", "power_samples": "int", "energy_per_inf_mj": "float",
     "energy_net_per_inf_mj": "float", "energy_inferences": "int", "energy_seconds": "float",

@@ -42,7 +42,8 @@ from edge_rnn_harness.thermal import (
     temperature_c,
     throttle_reason,
 )
-from edge_rnn_harness.worker import EXIT_UNAVAILABLE, MEMORY_HOOK, WorkerJob
+from edge_rnn_harness.variants import FP32, Variant, get_variant
+from edge_rnn_harness.worker import EXIT_UNAVAILABLE, EXIT_UNSUPPORTED, MEMORY_HOOK, WorkerJob
 
 if TYPE_CHECKING:
     from edge_rnn_harness.export import Exporter
@@ -168,7 +169,11 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
     if benchmark is None:
         return {**fields, **outcome, **thermal_fields(before, ThermalState.read())}, None
     fields.update(measurement_fields(benchmark, case.batch))
-    fields.update(parity_verdict(benchmark))
+    fields.update(quality_verdict(benchmark, get_variant(case.variant)))
+    if case.variant != FP32 and fields["status"] in ("ok", "invalid"):
+        reporter.case_started(index, case, "versus fp32")
+        fields.update(_versus_step(index, case, config, tmp, exporter))
+        fields.update(growth_verdict(fields, get_variant(case.variant)))
     if fields["status"] == "ok" and config.power != "none":
         reporter.case_started(index, case, "energy")
         fields.update(_energy_step(index, case, config, tmp))
@@ -239,6 +244,53 @@ def _energy_step(index: int, case: Case, config: RunConfig, tmp: Path) -> dict[s
     return EnergyResult(**json.loads(out_path.read_text())).row_fields()
 
 
+def _versus_step(index: int, case: Case, config: RunConfig, tmp: Path,
+                 exporter: Exporter | None) -> dict[str, Any]:
+    """fp32_max_abs_err and fp32_rmse: the variant against the same backend's fp32
+    artifact (exported first on the host), from the versus child; {} when there is no
+    fp32 artifact or the child fails (its output goes to the log)."""
+    fp32_case = dataclasses.replace(case, variant=FP32)
+    if exporter is not None and exporter.ensure(fp32_case, tmp):
+        return {}
+    try:
+        bundle = Bundle.load(config.bundle_root)
+    except BundleError:
+        return {}
+    artifact = bundle.artifact(case.model, FP32, case.backend)
+    if artifact is None or bundle.damaged(artifact.files):
+        return {}
+    out_path = tmp / f"case{index}.versus.json"
+    child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.versus",
+                       str(tmp / f"case{index}.json"), "--fp32-artifact",
+                       str(bundle.path(artifact.artifact)), "-o", str(out_path)],
+                      config.case_timeout_s)
+    if not child.ok:
+        config.log_failure(f"{case.label} (versus fp32)", child.output)
+        return {}
+    return json.loads(out_path.read_text())
+
+
+def quality_verdict(benchmark: Any, variant: Variant) -> dict[str, str]:
+    """status and reason from the workers' checks: the parity verdict, then an ok row
+    whose forecasts are degenerate (a worker's `accuracy_problem`: constant, NaN/inf,
+    worse than persistence) becomes `invalid` with the reason."""
+    verdict = parity_verdict(benchmark, variant)
+    problems = [run.get_metadata().get("accuracy_problem") for run in benchmark.get_runs()]
+    problem = next((text for text in problems if text), None)
+    if verdict["status"] != "ok" or problem is None:
+        return verdict
+    return {"status": "invalid", "reason": f"degenerate forecasts: {problem}"}
+
+
+def growth_verdict(fields: Mapping[str, Any], variant: Variant) -> dict[str, str]:
+    """An ok variant row whose RMSE grew beyond its variant's policy over the same
+    backend's fp32 becomes `invalid` with the reason; else nothing."""
+    why = variant.rmse_growth_reason(fields.get("rmse"), fields.get("fp32_rmse"))
+    if fields.get("status") != "ok" or not why:
+        return {}
+    return {"status": "invalid", "reason": f"degenerate forecasts: {why}"}
+
+
 def case_fields(case: Case) -> dict[str, Any]:
     """The row fields every case has: its key, runtime version, meter."""
     return {**case.to_dict(), "backend_version": get_backend(case.backend).version(),
@@ -251,9 +303,10 @@ def case_job(case: Case, config: RunConfig) -> tuple[dict[str, Any], WorkerJob |
     installed, variant not offered, artifact not in the bundle, a file altered."""
     fields = case_fields(case)
     backend = get_backend(case.backend)
+    unsupported = backend.unsupported_reason(case.variant)
+    if unsupported is not None:
+        return {**fields, "status": "unsupported", "reason": unsupported}, None
     why_not = backend.installed()
-    if why_not is None and case.variant not in backend.variants:
-        why_not = f"{backend.name} has no {case.variant} variant"
     if why_not is not None:
         return {**fields, "status": "skipped", "reason": why_not}, None
     try:
@@ -279,7 +332,7 @@ def case_job(case: Case, config: RunConfig) -> tuple[dict[str, Any], WorkerJob |
         tuning=dict(config.tuning.get(case.backend, {})),
         testset=str(bundle.path(testset)) if testset else None,
         tolerance=dataclasses.asdict(config.tolerance) if config.tolerance else None,
-        module_callable=config.callables.get(case.model))
+        module_callable=config.callables.get(case.model), notes=artifact.notes)
 
 
 def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
@@ -295,6 +348,8 @@ def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
                        *config.profile.pyperf_args()], config.case_timeout_s)
     if child.returncode == EXIT_UNAVAILABLE:
         return None, {"status": "skipped", "reason": child.reason}
+    if child.returncode == EXIT_UNSUPPORTED:
+        return None, {"status": "unsupported", "reason": child.reason}
     if not child.ok:
         config.log_failure(f"{case.label} (measure)", child.output)
         return None, {"status": "failed", "reason": child.reason}
@@ -315,7 +370,8 @@ def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:
                               **measured_environment(benchmark.get_metadata())}
     for key in ("load_ms", "first_run_ms"):
         fields[key] = statistics.median(gather(key)) if gather(key) else None
-    for key in ("peak_rss_mb", "rss_delta_mb", "max_abs_err", "max_rel_err", "rmse", "mae"):
+    for key in ("peak_rss_mb", "rss_delta_mb", "max_abs_err", "max_rel_err", "rmse", "mae",
+                "calibration_windows"):
         fields[key] = max(gather(key)) if gather(key) else None
     fields["settings"] = (gather("settings") or [""])[0]
     versions = gather("backend_version")
@@ -324,16 +380,18 @@ def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:
     return fields
 
 
-def parity_verdict(benchmark: Any) -> dict[str, str]:
-    """status ok, or failed with the reason, from the workers' parity checks: every worker
-    must have matched the reference within the tolerance, on every output."""
+def parity_verdict(benchmark: Any, variant: Variant) -> dict[str, str]:
+    """status ok, or the reason, from the workers' parity checks: every worker must have
+    matched the reference within the tolerance, on every output. Beyond it an fp32 row
+    `failed` (a broken conversion); a reduced-precision row is `invalid` (it ran, but
+    strays further than its variant allows)."""
     runs = [run.get_metadata() for run in benchmark.get_runs()]
     failing = [meta for meta in runs if meta.get("parity_ok") != 1]
     if runs and not failing:
         return {"status": "ok", "reason": ""}
     worst = failing[0] if failing else {}
     nan = float("nan")
-    return {"status": "failed",
+    return {"status": "failed" if variant.name == FP32 else "invalid",
             "reason": (f"parity: output {worst.get('parity_output', '?')!r} max_abs_err "
                        f"{worst.get('parity_output_abs_err', nan):.3g}, max_rel_err "
                        f"{worst.get('parity_output_rel_err', nan):.3g} exceed atol "

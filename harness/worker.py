@@ -25,6 +25,8 @@ from edge_rnn_harness.memory import peak_rss_mb, reset_peak_rss, rss_mb
 MEMORY_HOOK = "harness_memory"
 #: exit code of the case's manager when its runtime cannot be imported here (a skip)
 EXIT_UNAVAILABLE = 4
+#: exit code of the case's manager when the runtime cannot run the variant here
+EXIT_UNSUPPORTED = 5
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class WorkerJob:
     #: package.module:callable named on the command line (the torch reference rebuilds a
     #: module brought that way from it)
     module_callable: str | None = None
+    #: the exporter's notes on the artifact's variant, added to the recorded settings
+    notes: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         """Write the job as JSON."""
@@ -117,12 +121,14 @@ def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
     from edge_rnn_harness.backends.registry import get_backend
     from edge_rnn_harness.bundle import load_reference, load_windows
     from edge_rnn_harness.clock import time_once_ms
-    from edge_rnn_harness.parity import TOLERANCES, Tolerance, compare_outputs
+    from edge_rnn_harness.parity import Tolerance, compare_outputs
+    from edge_rnn_harness.variants import get_variant
 
     case = job.case
     backend = get_backend(case["backend"])
     windows = load_reference(Path(job.reference))
-    tolerance = Tolerance(**job.tolerance) if job.tolerance else TOLERANCES[case["variant"]]
+    tolerance = Tolerance(**job.tolerance) if job.tolerance else \
+        get_variant(case["variant"]).parity
     testset = load_windows(Path(job.testset)) if job.testset is not None else None
     MemoryHook.baseline_rss_mb = rss_mb()  # inputs and test data are already loaded
     made: dict[str, Any] = {}
@@ -141,12 +147,33 @@ def prepare_case(job: WorkerJob) -> tuple[Any, object, dict[str, Any]]:
                 "parity_output_abs_err": parity.outputs[parity.worst_output].max_abs_err,
                 "parity_output_rel_err": parity.outputs[parity.worst_output].max_rel_err,
                 "parity_atol": tolerance.atol, "parity_rtol": tolerance.rtol,
-                "settings": json.dumps(model.settings, sort_keys=True),
+                "settings": json.dumps({**model.settings, **job.notes}, sort_keys=True),
                 "backend_version": backend.version() or "-"}
     metadata.update(device_metadata())
+    if isinstance(job.notes.get("calibration_windows"), int):
+        metadata["calibration_windows"] = job.notes["calibration_windows"]
     if testset is not None:
-        metadata.update(leave_out_of_peak(lambda: forecast_accuracy(model, *testset)))
+        metadata.update(leave_out_of_peak(lambda: forecast_accuracy(
+            model, *testset, get_variant(case["variant"]))))
+    else:
+        metadata.update(parity_window_problem(outputs, windows, get_variant(case["variant"])))
     return model, fed[0], metadata
+
+
+def parity_window_problem(outputs: list[dict[str, np.ndarray]], windows: list,
+                          variant: Any) -> dict[str, str]:
+    """For a model without test windows: {"accuracy_problem": ...} when an output is
+    non-finite or constant over the parity windows while the reference's is not."""
+    from edge_rnn_harness.variants import degenerate_reason
+
+    for name in windows[0][1]:
+        problem = degenerate_reason(np.stack([out[name] for out in outputs]), None, None,
+                                    variant)
+        expected = degenerate_reason(np.stack([ref[name] for _, ref in windows]), None, None,
+                                     variant)
+        if problem and not expected:
+            return {"accuracy_problem": f"output {name!r} on the parity windows: {problem}"}
+    return {}
 
 
 def device_metadata() -> dict[str, Any]:
@@ -176,16 +203,33 @@ def leave_out_of_peak(step: Any) -> Any:
     return result
 
 
-def forecast_accuracy(model: Any, xs: np.ndarray, ys: np.ndarray) -> dict[str, float]:
-    """rmse and mae (data units) of the prepared model over every test-split window, one
-    window per call, exactly as it is deployed. Untimed."""
-    from edge_rnn_harness.models.metrics import mae, rmse
+def predict_windows(model: Any, xs: np.ndarray, horizon: int) -> np.ndarray:
+    """The prepared model's forecasts (n, horizon) for every window of `xs`, one window
+    per call, exactly as it is deployed. Untimed."""
     from edge_rnn_harness.models.spec import INPUT_NAME, OUTPUT_NAME
 
-    predictions = np.empty(ys.shape, dtype=np.float64)  # filled in place: no list of arrays
+    predictions = np.empty((len(xs), horizon), dtype=np.float64)  # filled in place
     for i in range(len(xs)):
         predictions[i] = model.run(model.feed({INPUT_NAME: xs[i:i + 1]}))[OUTPUT_NAME][0]
-    return {"rmse": rmse(predictions, ys), "mae": mae(predictions, ys)}
+    return predictions
+
+
+def forecast_accuracy(model: Any, xs: np.ndarray, ys: np.ndarray,
+                      variant: Any) -> dict[str, Any]:
+    """rmse and mae (data units) of the prepared model over every test-split window, and
+    `accuracy_problem` when its forecasts are degenerate for `variant` (constant,
+    non-finite, or worse than persistence). Untimed."""
+    from edge_rnn_harness.models.baselines import persistence_forecast
+    from edge_rnn_harness.models.metrics import mae, rmse
+    from edge_rnn_harness.variants import degenerate_reason
+
+    predictions = predict_windows(model, xs, ys.shape[1])
+    baseline_rmse = rmse(persistence_forecast(xs, ys.shape[1]), ys)
+    result: dict[str, Any] = {"rmse": rmse(predictions, ys), "mae": mae(predictions, ys)}
+    problem = degenerate_reason(predictions, ys, baseline_rmse, variant)
+    if problem:
+        result["accuracy_problem"] = problem
+    return result
 
 
 def main() -> int:
@@ -203,10 +247,15 @@ def main() -> int:
     if not args.worker:
         from edge_rnn_harness.backends.registry import get_backend
 
-        why_not = get_backend(job.case["backend"]).available()
+        backend = get_backend(job.case["backend"])
+        why_not = backend.available()
         if why_not is not None:
             print(ERROR_PREFIX + why_not, file=sys.stderr)
             return EXIT_UNAVAILABLE
+        why_not = backend.runs_here(job.case["variant"])
+        if why_not is not None:
+            print(ERROR_PREFIX + why_not, file=sys.stderr)
+            return EXIT_UNSUPPORTED
         runner.bench_time_func(job.bench_name, time_calls)
         return 0
     try:

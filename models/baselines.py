@@ -18,13 +18,19 @@ def _target_column(x: np.ndarray) -> np.ndarray:
     return x[:, :, 0].astype(np.float64)  # feature 0 is always the target series
 
 
+def persistence_forecast(x: np.ndarray, horizon: int) -> np.ndarray:
+    """The last hour of each window (n, seq_len, features) repeated `horizon` times:
+    (n, horizon), the forecast any useful model must beat."""
+    return np.repeat(_target_column(x)[:, -1:], horizon, axis=1)
+
+
 def baseline_forecasts(splits: Splits) -> dict[str, np.ndarray]:
     """Test-split forecasts (n, horizon) of: persistence (the last hour again), the same
     hour yesterday, and AR(seq_len) fitted by least squares on the training split."""
     test = _target_column(splits.test.x)
     horizon = splits.test.y.shape[1]
     seq_len = test.shape[1]
-    forecasts = {"persistence": np.repeat(test[:, -1:], horizon, axis=1)}
+    forecasts = {"persistence": persistence_forecast(splits.test.x, horizon)}
     if seq_len >= HOURS_PER_DAY:
         lag = seq_len - HOURS_PER_DAY
         forecasts["same hour yesterday"] = test[:, lag:lag + horizon]

@@ -35,6 +35,9 @@ class TrainConfig:
         + (1 - alpha) x MSE to the teacher's forecasts.
     prune_from, prune_amount: magnitude pruning; start from that trained model, zero the
         smallest `prune_amount` of each recurrent weight matrix, fine-tune with the mask.
+    prune_units: structured pruning instead: start from `prune_from` and keep, per
+        recurrent layer, the entry's hidden_size most important hidden units (whole rows
+        and columns removed, so the network really shrinks), then fine-tune.
     """
 
     epochs: int = 40
@@ -45,6 +48,7 @@ class TrainConfig:
     distill_alpha: float = 0.5
     prune_from: str | None = None
     prune_amount: float = 0.0
+    prune_units: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
@@ -151,6 +155,11 @@ MODELS: dict[str, ModelEntry] = {
                    "lstm with 50% of recurrent weights zeroed by magnitude, fine-tuned",
                    ALL_FEATURES, "lstm-pruned.pt",
                    TrainConfig(epochs=10, lr=1e-3, prune_from="lstm", prune_amount=0.5)),
+        ModelEntry("lstm-structured", dataclasses.replace(_LSTM_64, hidden_size=32),
+                   "lstm with half its hidden units removed (64 -> 32, by importance), "
+                   "fine-tuned: structured pruning that shrinks the network",
+                   ALL_FEATURES, "lstm-structured.pt",
+                   TrainConfig(epochs=40, lr=3e-3, prune_from="lstm", prune_units=True)),
         ModelEntry("lstm-uni", dataclasses.replace(_LSTM_64, input_features=1),
                    "lstm on the target alone (no covariates): fits any CSV series", (TARGET,),
                    "lstm-uni.pt", TrainConfig()),

@@ -50,6 +50,40 @@ def _magnitude_masks(model: Any, amount: float) -> dict[str, Any]:
     return masks
 
 
+def unit_importance(state: Mapping[str, Any], layer: int, num_layers: int) -> Any:
+    """Importance of each hidden unit of recurrent `layer`: the L2 norm of every weight
+    that carries its output onward (its column of the layer's hidden-to-hidden matrix and
+    of the next layer's input matrix, or of the head for the last layer)."""
+    outgoing = [state[f"rnn.weight_hh_l{layer}"]]
+    outgoing.append(state[f"rnn.weight_ih_l{layer + 1}"] if layer + 1 < num_layers
+                    else state["head.weight"])
+    return sum((w ** 2).sum(dim=0) for w in outgoing).sqrt()
+
+
+def structured_state(state: Mapping[str, Any], hidden: int, keep: int,
+                     num_layers: int, gates: int) -> tuple[dict[str, Any], list[list[int]]]:
+    """`state` (a forecaster's state dict with `hidden` units per layer) cut to the `keep`
+    most important units of each layer: rows of every gate, columns of the hidden-to-hidden
+    matrix, of the next layer's input matrix and of the head. Returns the new state and
+    the kept unit indices per layer (ascending)."""
+    import torch
+
+    new = {name: tensor.clone() for name, tensor in state.items()}
+    kept = []
+    for layer in range(num_layers):
+        order = unit_importance(state, layer, num_layers).argsort(descending=True)
+        units = order[:keep].sort().values
+        kept.append(units.tolist())
+        rows = torch.cat([units + g * hidden for g in range(gates)])
+        for name in (f"weight_ih_l{layer}", f"weight_hh_l{layer}", f"bias_ih_l{layer}",
+                     f"bias_hh_l{layer}"):
+            new[f"rnn.{name}"] = new[f"rnn.{name}"][rows]
+        new[f"rnn.weight_hh_l{layer}"] = new[f"rnn.weight_hh_l{layer}"][:, units]
+        following = f"rnn.weight_ih_l{layer + 1}" if layer + 1 < num_layers else "head.weight"
+        new[following] = new[following][:, units]
+    return new, kept
+
+
 def _apply_masks(model: Any, masks: dict[str, Any]) -> None:
     import torch
 
@@ -122,11 +156,15 @@ def train_model(entry: ModelEntry, dataset: Dataset, out_dir: Path,
         model = build(entry.spec, seed=config.seed)
         _fit_standardisation(model, splits.train)
         masks: dict[str, Any] = {}
+        pruning: dict[str, Any] = {}
         if config.prune_from:
             source = _trained(config.prune_from, out_dir, dataset, models)
-            model.load_state_dict(source.load().state_dict())
-            masks = _magnitude_masks(model, config.prune_amount)
-            _apply_masks(model, masks)
+            if config.prune_units:
+                pruning = _prune_units(model, source)
+            else:
+                model.load_state_dict(source.load().state_dict())
+                masks = _magnitude_masks(model, config.prune_amount)
+                _apply_masks(model, masks)
         teacher_y = None
         if config.teacher:
             teacher_y = _predict(_trained(config.teacher, out_dir, dataset, models).load(),
@@ -146,19 +184,51 @@ def train_model(entry: ModelEntry, dataset: Dataset, out_dir: Path,
         "seed": config.seed, "epochs": epochs, "best_epoch": best_epoch,
         "lr": config.lr, "batch_size": config.batch_size,
         "teacher": config.teacher, "distill_alpha": config.distill_alpha if config.teacher
-        else None, "prune_from": config.prune_from,
+        else None, "prune_from": config.prune_from, **pruning,
         "params": parameter_count(model), "recurrent_sparsity": recurrent_sparsity(model),
         "val_rmse": best_val, "test_rmse": rmse(prediction, splits.test.y),
         "test_mae": mae(prediction, splits.test.y),
         "baselines_test_rmse": {name: scores["rmse"]
                                 for name, scores in baseline_scores(splits).items()},
         "train_seconds": round(time.monotonic() - start_s, 1),
-        "torch": torch.__version__,
+        **training_platform(),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out_dir / entry.weights)
     (out_dir / entry.weights).with_suffix(".json").write_text(json.dumps(record, indent=2))
     return record
+
+
+def _prune_units(model: Any, source: ModelEntry) -> dict[str, Any]:
+    """Load `source`'s weights into the smaller `model`, keeping its most important hidden
+    units; the record's fields describing the cut."""
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[model.spec.cell]
+    spec = source.spec
+    if (spec.cell, spec.num_layers, spec.input_features) != \
+            (model.spec.cell, model.spec.num_layers, model.spec.input_features) or \
+            model.spec.hidden_size >= spec.hidden_size:
+        raise ValueError(f"structured pruning needs a smaller hidden size of the same cell "
+                         f"and layers than {source.name}")
+    state, kept = structured_state(source.load().state_dict(), spec.hidden_size,
+                                   model.spec.hidden_size, spec.num_layers, gates)
+    model.load_state_dict(state)
+    return {"pruning": f"structured: kept {model.spec.hidden_size} of {spec.hidden_size} "
+                       f"hidden units per layer by outgoing-weight L2 norm",
+            "kept_units": kept}
+
+
+def training_platform() -> dict[str, str]:
+    """The CPU and library builds the weights were trained with: bit-identical weights
+    are reproducible only on the same CPU and builds (across CPUs, to about 1e-6)."""
+    import platform
+
+    import torch
+
+    from edge_rnn_harness.environment import cpu_name
+
+    return {"torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "cpu": cpu_name(),
+            "machine": platform.machine()}
 
 
 def _fit(model: Any, splits: Any, config: Any, epochs: int, masks: dict[str, Any],

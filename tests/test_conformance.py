@@ -14,7 +14,8 @@ from edge_rnn_harness.backends.base import ArtifactError, RunOptions
 from edge_rnn_harness.backends.registry import BACKENDS
 from edge_rnn_harness.bundle import load_reference
 from edge_rnn_harness.models.spec import OUTPUT_NAME
-from edge_rnn_harness.parity import TOLERANCES, compare_outputs
+from edge_rnn_harness.parity import compare_outputs
+from edge_rnn_harness.variants import VARIANTS
 from tests.conftest import TINY_MODELS, Exported
 
 TINY = TINY_MODELS["lstm"]
@@ -48,7 +49,7 @@ def test_exported_model_matches_reference(backend: type, session_bundle: Exporte
     assert all(out[OUTPUT_NAME].shape == (1, entry.entry().spec.horizon) for out in outputs)
     parity = compare_outputs({OUTPUT_NAME: np.stack([o[OUTPUT_NAME] for o in outputs])},
                              {OUTPUT_NAME: np.stack([r[OUTPUT_NAME] for _, r in windows])},
-                             TOLERANCES["fp32"])
+                             VARIANTS["fp32"].parity)
     assert parity.within, parity
     assert parity.max_abs_err <= 1e-5
 

@@ -70,3 +70,40 @@ def test_report_of_a_bad_file_is_one_line(tmp_path: Path) -> None:
     bad.write_text("x\n1\n")
     result = run_cli("report", str(bad), "--out", str(tmp_path / "r"))
     assert result.returncode == 2 and "not a results CSV" in result.stderr
+
+
+def test_pareto_front_treats_rmse_below_the_tie_margin_as_equal() -> None:
+    """fp32 runtimes differ in RMSE by ~1e-8 GW: the slower one is not 'more accurate'."""
+    latency = np.array([0.08, 0.13, 0.05, 0.30])
+    error = np.array([0.0596287645, 0.059628744, 0.0606, 0.0574])
+    assert list(pareto_front(latency, error)) == [2, 0, 3]
+
+
+def test_report_shows_each_variant_against_its_fp32(tmp_path: Path) -> None:
+    from edge_rnn_harness.results import ResultsWriter, new_row
+
+    common = dict(run_id="r", model="lstm", scenario="single_stream", threads=1, batch=1,
+                  seq_len=24, dataset="elecdemand", latency_p90_ms=0.2, peak_rss_mb=60.0,
+                  rss_delta_mb=20.0)
+    writer = ResultsWriter(tmp_path / "run.csv")
+    writer.append(new_row(**common, variant="fp32", backend="onnxruntime", status="ok",
+                          latency_median_ms=0.08, artifact_bytes=76279, rmse=0.0596288))
+    writer.append(new_row(**common, variant="int8-dynamic", backend="onnxruntime",
+                          status="ok", latency_median_ms=0.09, artifact_bytes=24262,
+                          rmse=0.0606201, fp32_rmse=0.0596288))
+    writer.append(new_row(**common, variant="int8-static", backend="tflite", status="invalid",
+                          reason="degenerate forecasts", latency_median_ms=0.06,
+                          artifact_bytes=217038, rmse=0.1887, fp32_rmse=0.0596))
+    writer.append(new_row(**common, variant="fp16", backend="onnxruntime",
+                          status="unsupported", reason="no float16 kernels"))
+    writer.close()
+    out = tmp_path / "report"
+    result = run_cli("report", str(tmp_path / "run.csv"), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    report = (out / "report.md").read_text()
+    section = report.split("## Precision variants")[1].split("\n## ")[0]
+    assert re.search(r"int8-dynamic\s*\|\s*onnxruntime\s*\|\s*ok\s*\|.*\|\s*24,262\s*\|"
+                     r"\s*0\.0606\s*\|\s*\+1\.66%", section)
+    assert re.search(r"int8-static\s*\|\s*tflite\s*\|\s*invalid\s*\|.*\+216\.61%", section)
+    assert "fp16" not in section  # unsupported pairs are listed under cases not measured
+    assert "](pareto.png)" in report

@@ -10,7 +10,8 @@ from edge_rnn_harness.backends.base import RunOptions
 from edge_rnn_harness.backends.registry import BACKENDS
 from edge_rnn_harness.bundle import load_reference
 from edge_rnn_harness.models.spec import OUTPUT_NAME
-from edge_rnn_harness.parity import TOLERANCES, compare_outputs
+from edge_rnn_harness.parity import compare_outputs
+from edge_rnn_harness.variants import VARIANTS
 from tests.conftest import TINY_MODELS, Exported, run_cli
 
 TINY = TINY_MODELS["lstm"]
@@ -31,7 +32,7 @@ def test_non_default_option_is_applied_and_keeps_parity(name: str, key: str, val
         outputs = [model.run(model.feed(x)) for x, _ in windows]
     parity = compare_outputs({OUTPUT_NAME: np.stack([o[OUTPUT_NAME] for o in outputs])},
                              {OUTPUT_NAME: np.stack([r[OUTPUT_NAME] for _, r in windows])},
-                             TOLERANCES["fp32"])
+                             VARIANTS["fp32"].parity)
     assert parity.within
 
 

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from edge_rnn_harness.backends.base import Backend, Signature
+from edge_rnn_harness.backends.base import Backend, Calibration, Signature
 from edge_rnn_harness.bundle import Window
 from edge_rnn_harness.models.registry import ModelEntry
 
@@ -48,8 +48,14 @@ class ModelSource(ABC):
 
     @abstractmethod
     def export(self, backend: type[Backend], signature: Signature, variant: str,
-               out_dir: Path) -> Path:
-        """Write `backend`'s artifact under `out_dir` (may raise UnsupportedModel)."""
+               out_dir: Path, calibration: Calibration | None = None) -> Path:
+        """Write `backend`'s artifact for `variant` under `out_dir`, calibrating on
+        `calibration` where the variant needs it (may raise UnsupportedModel)."""
+
+    def calibration(self) -> Calibration | None:
+        """Calibration windows the model brought itself (real inputs a user supplied), or
+        None; a registered model's come from its dataset's training split instead."""
+        return None
 
     def seq_len(self) -> int:
         """Window length of a registered forecaster; 0 for a model brought as-is."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_rnn_harness.backends.base import Backend, Signature
+from edge_rnn_harness.backends.base import Backend, Calibration, Signature
 from edge_rnn_harness.sources.base import INPUT_SEED, ModelSource, Window
 
 TEST_DATA_PREFIX = "test_data_set_"
@@ -251,8 +251,14 @@ class OnnxSource(ModelSource):
         return Signature(windows[0][0], self.output_names()), windows
 
     def export(self, backend: type[Backend], signature: Signature, variant: str,
-               out_dir: Path) -> Path:
-        return backend.import_onnx(self.path, signature, variant, out_dir)
+               out_dir: Path, calibration: Calibration | None = None) -> Path:
+        return backend.import_onnx(self.path, signature, variant, out_dir, calibration)
+
+    def calibration(self) -> Calibration | None:
+        """The inputs of --inputs or of the test_data_set_N folders; None for random ones."""
+        if self.inputs_npz is None and not self.test_data_sets():
+            return None
+        return [inputs for inputs, _ in self._input_sets()]
 
     def params(self) -> int | None:
         return int(sum(np.prod(init.dims) for init in self.model().graph.initializer))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_rnn_harness.backends.base import Backend, Signature
+from edge_rnn_harness.backends.base import Backend, Calibration, Signature
 from edge_rnn_harness.models.registry import ModelEntry
 from edge_rnn_harness.models.spec import INPUT_NAME, OUTPUT_NAME
 from edge_rnn_harness.sources.base import INPUT_SEED, PARITY_WINDOWS, ModelSource, Window
@@ -54,8 +54,8 @@ class RegisteredSource(ModelSource):
         return Signature({INPUT_NAME: np.zeros_like(xs[0])}, (OUTPUT_NAME,)), windows
 
     def export(self, backend: type[Backend], signature: Signature, variant: str,
-               out_dir: Path) -> Path:
-        return backend.export(self._loaded(), signature, variant, out_dir)
+               out_dir: Path, calibration: Calibration | None = None) -> Path:
+        return backend.export(self._loaded(), signature, variant, out_dir, calibration)
 
     def seq_len(self) -> int:
         return self.model_entry.spec.seq_len

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_rnn_harness.backends.base import Backend, Signature
+from edge_rnn_harness.backends.base import Backend, Calibration, Signature
 from edge_rnn_harness.backends.torch_ref import as_tuple, module_from_callable
 from edge_rnn_harness.sources.base import INPUT_SEED, PARITY_WINDOWS, ModelSource, Window
 
@@ -65,8 +65,8 @@ class TorchCallableSource(ModelSource):
         return signature, windows
 
     def export(self, backend: type[Backend], signature: Signature, variant: str,
-               out_dir: Path) -> Path:
-        return backend.export(self.load()[0], signature, variant, out_dir)
+               out_dir: Path, calibration: Calibration | None = None) -> Path:
+        return backend.export(self.load()[0], signature, variant, out_dir, calibration)
 
     def params(self) -> int | None:
         return int(sum(p.numel() for p in self.load()[0].parameters()))

@@ -1,0 +1,213 @@
+"""Precision variants: every backend x variant pair is a row (ok, unsupported or invalid,
+never missing), each quantizer's real effect is recorded, every variant is compared with
+its own backend's fp32, and a degenerate model is `invalid`, never `ok`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from edge_rnn_harness.backends.registry import BACKENDS
+from edge_rnn_harness.bundle import BundleError, checked_notes
+from edge_rnn_harness.results import read_results
+from edge_rnn_harness.variants import VARIANT_NAMES, VARIANTS, degenerate_reason
+from tests.conftest import run_cli
+from tests.onnx_recurrent import CASES, build
+
+CALIBRATION_WINDOWS = 32
+
+
+@pytest.fixture(scope="module")
+def all_variants(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """`harness run --backends all --variants all --profile quick` on the trained lstm."""
+    tmp = tmp_path_factory.mktemp("variants")
+    out = tmp / "r.csv"
+    result = run_cli("run", "--model", "lstm", "--backends", "all", "--variants", "all",
+                     "--profile", "quick", "--calibration-windows", str(CALIBRATION_WINDOWS),
+                     "--out", str(out), "--bundle-dir", str(tmp / "bundle"), timeout=1200)
+    assert out.is_file(), result.stderr
+    assert result.returncode in (0, 1), result.stderr  # 1: an invalid row is a finding
+    return read_results(out).set_index(["variant", "backend"])
+
+
+def _settings(rows: pd.DataFrame, variant: str, backend: str) -> dict:
+    return json.loads(rows.loc[(variant, backend), "settings"])
+
+
+def test_every_backend_and_variant_pair_is_a_row(all_variants: pd.DataFrame) -> None:
+    expected = {(v, b) for v in VARIANT_NAMES for b in BACKENDS}
+    assert set(all_variants.index) == expected and len(all_variants) == len(expected)
+    assert set(all_variants["status"]) <= {"ok", "unsupported", "invalid"}
+    not_ok = all_variants[all_variants["status"] != "ok"]
+    assert not_ok["reason"].str.len().min() > 20  # every non-ok row says why
+
+
+def test_unsupported_pairs_are_the_declared_ones(all_variants: pd.DataFrame) -> None:
+    for (variant, backend), row in all_variants.iterrows():
+        why = BACKENDS[backend].unsupported_reason(variant)
+        assert (row["status"] == "unsupported") == (why is not None), (variant, backend)
+        if why:
+            assert row["reason"] == why and pd.isna(row["latency_median_ms"])
+    assert "casts a float16 model back" in all_variants.loc[("fp16", "onnxruntime"), "reason"]
+    assert "ncnn2int8" in all_variants.loc[("int8-static", "ncnn"), "reason"]
+
+
+def test_every_measured_variant_is_compared_with_its_fp32(all_variants: pd.DataFrame) -> None:
+    measured = all_variants[(all_variants["status"] != "unsupported")]
+    for (variant, backend), row in measured.iterrows():
+        assert row["rmse"] > 0 and row["artifact_bytes"] > 0
+        if variant == "fp32":
+            assert pd.isna(row["fp32_rmse"])
+            continue
+        assert row["fp32_rmse"] == pytest.approx(all_variants.loc[("fp32", backend), "rmse"],
+                                                 rel=1e-6)
+        assert 0 < row["fp32_max_abs_err"] < 5, (variant, backend)
+        assert row["settings"] and _settings(all_variants, variant, backend)["precision"] \
+            == variant
+
+
+def test_calibration_windows_are_recorded(all_variants: pd.DataFrame) -> None:
+    static = all_variants.xs("int8-static", level="variant")
+    measured = static[static["status"] != "unsupported"]
+    assert set(measured.index) == {"onnxruntime", "tflite", "openvino"}
+    assert (measured["calibration_windows"] == CALIBRATION_WINDOWS).all()
+    assert all_variants.xs("int8-dynamic", level="variant")["calibration_windows"].isna().all()
+
+
+def test_what_each_quantizer_touched_is_recorded(all_variants: pd.DataFrame) -> None:
+    dynamic = _settings(all_variants, "int8-dynamic", "onnxruntime")
+    assert dynamic["int8_ops"] == "LSTM,MatMul" and dynamic["float_ops"] == "none"
+    static = _settings(all_variants, "int8-static", "onnxruntime")
+    assert static["float_ops"] == "LSTM" and static["int8_ops"] == "Gemm"  # LSTM stays fp32
+    assert "FULLY_CONNECTED" in _settings(all_variants, "int8-dynamic", "tflite")[
+        "quantized_ops"]
+    openvino = _settings(all_variants, "int8-static", "openvino")
+    assert openvino["tool"] in ("nncf.quantize preset=performance",
+                                "nncf.quantize preset=mixed")
+    assert "performance: max error" in openvino["preset_choice"]
+    assert "RNNSeq:" in openvino["layer_precision"]  # read back from the compiled model
+    weights_only = _settings(all_variants, "int8-dynamic", "openvino")
+    assert weights_only["int8_weights"] == "MatMul"  # nncf leaves the LSTM's weights float
+    assert weights_only["float_weights"] == "LSTMSequence"
+    assert _settings(all_variants, "fp32", "openvino")["inference_precision"] == "fp32"
+    assert _settings(all_variants, "fp16", "ncnn")["fp16_storage"] is True
+
+
+def test_onnxruntime_dynamic_int8_meets_the_size_and_accuracy_targets(
+        all_variants: pd.DataFrame) -> None:
+    fp32, int8 = (all_variants.loc[(v, "onnxruntime")] for v in ("fp32", "int8-dynamic"))
+    assert int8["status"] == "ok"
+    assert fp32["artifact_bytes"] / int8["artifact_bytes"] >= 2.5
+    assert int8["rmse"] <= 1.02 * fp32["rmse"]
+
+
+def test_int8_rows_beyond_the_accuracy_policy_are_invalid(all_variants: pd.DataFrame) -> None:
+    for (variant, _), row in all_variants.iterrows():
+        policy = VARIANTS[variant].max_rmse_growth
+        if row["status"] == "ok" and policy is not None:
+            assert row["rmse"] <= (1 + policy) * row["fp32_rmse"]
+        if row["status"] == "invalid":
+            assert row["reason"].startswith(("degenerate forecasts", "parity"))
+
+
+def test_ort_fp16_really_falls_back_to_fp32(tmp_path: Path) -> None:
+    """Keeps the reason of the unsupported onnxruntime fp16 row true: the CPU provider
+    inserts casts back to float32 around the float16 LSTM."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = build(CASES[0], tmp_path / "m")
+    half = tmp_path / "half.onnx"
+    onnx.save(convert_float_to_float16(onnx.load(str(model)), keep_io_types=True), str(half))
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    options.log_severity_level = 3
+    ort.InferenceSession(str(half), options, providers=["CPUExecutionProvider"])
+    graph = onnx.load(options.optimized_model_filepath).graph
+    lstm = next(node for node in graph.node if node.op_type == "LSTM")
+    weights = {init.name: init.data_type for init in graph.initializer}
+    assert weights[lstm.input[1]] == onnx.TensorProto.FLOAT  # W was float16 in the file
+    assert weights[lstm.input[2]] == onnx.TensorProto.FLOAT
+
+
+def test_constant_output_model_is_invalid(tmp_path: Path) -> None:
+    """The committed lstm with its head's weights zeroed forecasts one constant: it runs
+    and matches its own reference, but it is no forecaster."""
+    import torch
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    state = torch.load(Path(__file__).parents[1] / "models/weights/lstm.pt",
+                       weights_only=True)
+    state["head.weight"].zero_()
+    torch.save(state, weights / "lstm.pt")
+    out = tmp_path / "r.csv"
+    result = run_cli("run", "--model", "lstm", "--weights-dir", str(weights), "--backends",
+                     "onnxruntime", "--variants", "fp32,int8-dynamic", "--profile", "quick",
+                     "--out", str(out), "--bundle-dir", str(tmp_path / "bundle"))
+    rows = read_results(out).set_index("variant")
+    assert result.returncode == 1, result.stderr
+    for variant in ("fp32", "int8-dynamic"):
+        assert rows.loc[variant, "status"] == "invalid"
+        assert "constant output" in rows.loc[variant, "reason"]
+
+
+def test_user_onnx_static_int8_needs_real_inputs(tmp_path: Path) -> None:
+    with_data = build(CASES[0], tmp_path / "with")
+    bare = tmp_path / "bare" / "bare.onnx"
+    bare.parent.mkdir()
+    shutil.copy(with_data, bare)
+    out = tmp_path / "r.csv"
+    run_cli("run", "--model", f"{with_data},{bare}", "--backends", "onnxruntime,openvino",
+            "--variants", "int8-dynamic,int8-static", "--profile", "quick", "--out", str(out),
+            "--bundle-dir", str(tmp_path / "bundle"))
+    rows = read_results(out).set_index(["model", "variant", "backend"])
+    assert len(rows) == 8
+    for backend in ("onnxruntime", "openvino"):
+        bare_static = rows.loc[("bare", "int8-static", backend)]
+        assert bare_static["status"] == "unsupported"
+        assert "needs calibration windows" in bare_static["reason"]
+        assert rows.loc[(with_data.stem, "int8-static", backend), "calibration_windows"] == 1
+        assert rows.loc[("bare", "int8-dynamic", backend), "status"] != "unsupported"
+
+
+def test_variants_run_from_a_bundle_on_the_device(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    exported = run_cli("export", "--model", "lstm", "--backends", "onnxruntime",
+                       "--variants", "int8-dynamic", "--out", str(bundle))
+    assert exported.returncode == 0, exported.stderr
+    assert "adding fp32" in exported.stderr
+    out = tmp_path / "r.csv"
+    result = run_cli("run", "--bundle", str(bundle), "--backends", "onnxruntime",
+                     "--variants", "int8-dynamic", "--profile", "quick", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    row = read_results(out).iloc[0]
+    assert row["status"] == "ok" and row["fp32_rmse"] > 0 and row["fp32_max_abs_err"] > 0
+    assert json.loads(row["settings"])["tool"].startswith("onnxruntime.quantization")
+
+
+@pytest.mark.parametrize("predictions, reason", [
+    (np.array([[1.0], [np.nan], [2.0]]), "NaN or infinite"),
+    (np.full((5, 1), 4.2), "constant output"),
+    (np.array([[9.0], [-9.0], [9.0]]), "worse than the persistence"),
+])
+def test_degenerate_forecasts_are_named(predictions: np.ndarray, reason: str) -> None:
+    targets = np.array([[1.0], [2.0], [3.0], [4.0], [5.0]])[:len(predictions)]
+    assert reason in degenerate_reason(predictions, targets, 1.0, VARIANTS["int8-static"])
+
+
+def test_a_good_forecast_is_not_degenerate() -> None:
+    targets = np.arange(10.0).reshape(-1, 1)
+    assert degenerate_reason(targets + 0.1, targets, 1.0, VARIANTS["fp32"]) == ""
+
+
+@pytest.mark.parametrize("notes", [[1, 2], {"tool": {"nested": 1}}, {"tool": "x" * 5000}])
+def test_hostile_artifact_notes_are_refused(notes: object) -> None:
+    with pytest.raises(BundleError, match="malformed notes"):
+        checked_notes(notes)
