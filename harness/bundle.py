@@ -15,6 +15,9 @@ Layout (every path in the manifest is relative to the bundle folder and stays in
 
 Manifest schema history (bump BUNDLE_SCHEMA on any change; keep reading older ones):
   1: first version.
+  2: an artifact may carry `notes` (what the exporter did for its variant: tool, ops
+     quantized and left float, calibration windows); calibration.npz holds training-split
+     windows by input name. Schema 1 bundles read as before (no notes).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-BUNDLE_SCHEMA = 1
+BUNDLE_SCHEMA = 2
 MANIFEST = "manifest.json"
 #: a manifest larger than this is refused unread
 MAX_MANIFEST_BYTES = 16 << 20
@@ -266,7 +269,8 @@ class Bundle:
 
 
 def _check_schema(root: Path, version: object) -> None:
-    if version == BUNDLE_SCHEMA:
+    if isinstance(version, int) and not isinstance(version, bool) and \
+            1 <= version <= BUNDLE_SCHEMA:
         return
     if isinstance(version, int) and not isinstance(version, bool) and version > BUNDLE_SCHEMA:
         raise BundleError(f"bundle {root}: schema {version} is newer than this harness reads "

@@ -687,12 +687,13 @@ def cmd_backends(args: argparse.Namespace) -> int:
     from edge_rnn_harness.table import table_console
 
     table = Table(header_style="bold")
-    for column in ("backend", "format", "version", "status"):
+    for column in ("backend", "format", "version", "variants", "status"):
         table.add_column(column)
     for name, backend in BACKENDS.items():
         reason = backend.available()
         status = "[green]available[/]" if reason is None else f"[yellow]unavailable[/]: {reason}"
-        table.add_row(name, backend.fmt, backend.version() or "-", status)
+        table.add_row(name, backend.fmt, backend.version() or "-", ", ".join(backend.variants),
+                      status)
     table_console().print(table)
     return EXIT_OK
 

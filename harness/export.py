@@ -168,6 +168,7 @@ class Exporter:
         return json.loads((self.root / MANIFEST).read_text())
 
     def _save(self) -> None:
+        self.manifest["bundle_schema"] = BUNDLE_SCHEMA  # what this harness writes now
         tmp = self.root / f".{MANIFEST}.tmp"
         tmp.write_text(json.dumps(self.manifest, indent=1))
         tmp.replace(self.root / MANIFEST)

@@ -187,6 +187,17 @@ def test_other_schemas_are_refused_naming_the_version(ort_bundle: Path, tmp_path
         Bundle.load(_edited(ort_bundle, tmp_path, lambda m: m.update(bundle_schema=schema)))
 
 
+def test_a_schema_1_bundle_still_loads(ort_bundle: Path, tmp_path: Path) -> None:
+    """Bundles exported before artifact notes existed run as they are."""
+    def older(manifest: dict) -> None:
+        manifest.update(bundle_schema=1)
+        for artifact in manifest["artifacts"]:
+            artifact.pop("notes", None)
+
+    bundle = Bundle.load(_edited(ort_bundle, tmp_path, older))
+    assert bundle.artifact("tiny", "fp32", "onnxruntime").notes == {}
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda m: m["artifacts"][0]["files"][0].update(sha256="abc"), "no valid sha256"),
     (lambda m: m["artifacts"][0]["files"][0].update(bytes=-1), "no valid byte count"),

@@ -54,6 +54,21 @@ def test_run_writes_csv_and_pyperf_json(quick_run: tuple) -> None:
     assert "Total number of values: 200" in stats.stdout
 
 
+def test_accuracy_pass_runs_in_the_first_worker_only(quick_run: tuple) -> None:
+    """The test-split pass gives one answer per artifact: one worker computes it, and the
+    row's rmse is that worker's."""
+    import pyperf
+
+    _, out, _ = quick_run
+    rows = read_results(out).set_index("backend")
+    for bench in pyperf.BenchmarkSuite.load(str(out.with_suffix(".json"))).get_benchmarks():
+        runs = [run.get_metadata() for run in bench.get_runs()]
+        with_rmse = [meta["rmse"] for meta in runs if "rmse" in meta]
+        backend = bench.get_name().split("/")[2]
+        assert len(runs) == 2 and len(with_rmse) == 1
+        assert with_rmse[0] == pytest.approx(rows.loc[backend, "rmse"], rel=1e-6)
+
+
 def test_run_prints_table_and_show_renders_it(quick_run: tuple) -> None:
     result, out, _ = quick_run
     assert "onnxruntime" in result.stdout and "median ms" in result.stdout

@@ -23,8 +23,9 @@ CALIBRATION_WINDOWS = 32
 
 
 @pytest.fixture(scope="module")
-def all_variants(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    """`harness run --backends all --variants all --profile quick` on the trained lstm."""
+def variants_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`harness run --backends all --variants all --profile quick` on the trained lstm:
+    the folder with its results (r.csv) and export cache (bundle/)."""
     tmp = tmp_path_factory.mktemp("variants")
     out = tmp / "r.csv"
     result = run_cli("run", "--model", "lstm", "--backends", "all", "--variants", "all",
@@ -32,7 +33,13 @@ def all_variants(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
                      "--out", str(out), "--bundle-dir", str(tmp / "bundle"), timeout=1200)
     assert out.is_file(), result.stderr
     assert result.returncode in (0, 1), result.stderr  # 1: an invalid row is a finding
-    return read_results(out).set_index(["variant", "backend"])
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def all_variants(variants_dir: Path) -> pd.DataFrame:
+    """The rows of that run, indexed by (variant, backend)."""
+    return read_results(variants_dir / "r.csv").set_index(["variant", "backend"])
 
 
 def _settings(rows: pd.DataFrame, variant: str, backend: str) -> dict:
@@ -96,6 +103,29 @@ def test_what_each_quantizer_touched_is_recorded(all_variants: pd.DataFrame) -> 
     assert weights_only["float_weights"] == "LSTMSequence"
     assert _settings(all_variants, "fp32", "openvino")["inference_precision"] == "fp32"
     assert _settings(all_variants, "fp16", "ncnn")["fp16_storage"] is True
+
+
+def test_calibration_is_part_of_the_cache_key(variants_dir: Path) -> None:
+    """The same calibration reuses the exported int8-static artifact; another window count
+    exports it again and the row says so."""
+    def static_run(windows: int, name: str) -> tuple[pd.Series, str]:
+        out = variants_dir / name
+        result = run_cli("run", "--model", "lstm", "--backends", "onnxruntime", "--variants",
+                         "int8-static", "--profile", "quick", "--calibration-windows",
+                         str(windows), "--out", str(out), "--bundle-dir",
+                         str(variants_dir / "bundle"))
+        return read_results(out).iloc[0], result.stdout + result.stderr
+
+    manifest = variants_dir / "bundle" / "manifest.json"
+    before = manifest.read_text()
+    same, _ = static_run(CALIBRATION_WINDOWS, "same.csv")
+    assert same["calibration_windows"] == CALIBRATION_WINDOWS
+    key = next(a["key"] for a in json.loads(manifest.read_text())["artifacts"]
+               if (a["variant"], a["backend"]) == ("int8-static", "onnxruntime"))
+    assert key in before  # not exported again
+    fewer, _ = static_run(8, "fewer.csv")
+    assert fewer["status"] == "ok" and fewer["calibration_windows"] == 8
+    assert key not in manifest.read_text()
 
 
 def test_onnxruntime_dynamic_int8_meets_the_size_and_accuracy_targets(
