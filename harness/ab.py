@@ -28,8 +28,14 @@ from edge_rnn_harness.isolation import run_child
 from edge_rnn_harness.plan import Case, bench_name
 from edge_rnn_harness.profiles import Profile
 from edge_rnn_harness.results import ResultsWriter, dump_suite, new_row
-from edge_rnn_harness.runner import RunConfig, case_job, measurement_fields, quality_verdict
-from edge_rnn_harness.variants import get_variant
+from edge_rnn_harness.runner import (
+    RunConfig,
+    case_job,
+    growth_verdict,
+    measurement_fields,
+    quality_verdict,
+)
+from edge_rnn_harness.variants import FP32, get_variant
 from edge_rnn_harness.worker import WorkerJob
 
 CALLS, PROCESSES = "calls", "processes"
@@ -133,6 +139,8 @@ def _measure_pairs(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side],
                     rows[side].update(measurement_fields(benchmark, case.batch))
                     rows[side].update(quality_verdict(benchmark, get_variant(case.variant)))
                     suites[side].append(benchmark)
+                if not failure:
+                    rows[1].update(_versus_baseline(pair, rows))
             for side in (0, 1):
                 if "status" not in rows[side]:
                     rows[side].update(status="skipped", reason=f"its A/B partner was not "
@@ -143,12 +151,25 @@ def _measure_pairs(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side],
                                outs[side].with_suffix(".json"))
 
 
+def _versus_baseline(pair: tuple[Case, Case], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A candidate variant against an fp32 baseline of the same backend: the baseline's
+    RMSE is its fp32 RMSE, and the variant's accuracy policy applies as in a run."""
+    base, cand = pair
+    if base.variant != FP32 or cand.variant == FP32 or base.backend != cand.backend \
+            or rows[0].get("rmse") is None:
+        return {}
+    fields = {"fp32_rmse": rows[0]["rmse"]}
+    return {**fields, **growth_verdict({**rows[1], **fields}, get_variant(cand.variant))}
+
+
 def ab_paths(out: Path) -> tuple[Path, Path]:
     """The baseline and candidate results of an A/B run written to `out` (a .csv name):
     <stem>-base.csv and <stem>-cand.csv beside it."""
     return (out.with_name(f"{out.stem}-base.csv"), out.with_name(f"{out.stem}-cand.csv"))
 
 
-def rename_of(pairs: list[tuple[Case, Case]]) -> Mapping[str, str]:
-    """Candidate model -> baseline model, where the two sides run different models."""
-    return {cand.model: base.model for base, cand in pairs if cand.model != base.model}
+def rename_of(pairs: list[tuple[Case, Case]], field: str = "model") -> Mapping[str, str]:
+    """Candidate -> baseline value of a key `field` ("model" or "variant"), where the two
+    sides differ in it."""
+    return {getattr(cand, field): getattr(base, field) for base, cand in pairs
+            if getattr(cand, field) != getattr(base, field)}

@@ -2,6 +2,7 @@
 
     harness ab --bundle main-bundle --cand-bundle pr-bundle --backends all
     harness ab --bundle b --model lstm --cand-model lstm-x4 --backends onnxruntime
+    harness ab --bundle b --variants fp32 --cand-variant int8-dynamic --backends tflite
     harness ab --bundle b --tune onnxruntime.graph_level=all \\
                --cand-tune onnxruntime.graph_level=basic --backends onnxruntime
 """
@@ -28,8 +29,8 @@ def add_ab_parser(commands: Any) -> None:
         description="Measure a baseline (A) and a candidate (B) in one command, interleaved "
         "so that drift, heat and neighbours fall on both alike, then judge them as "
         "'harness gate' does (exit 0 pass, 1 regression, 2 inconclusive or cannot judge). "
-        "The sides differ by bundle (--cand-bundle), model (--cand-model), tuning "
-        "(--cand-tune) or Python environment (--cand-python). Both sides in one Python: each "
+        "The sides differ by bundle (--cand-bundle), model (--cand-model), variant "
+        "(--cand-variant), tuning (--cand-tune) or Python environment (--cand-python). Both sides in one Python: each "
         "worker process prepares both and alternates single calls (A B B A ...); two Pythons: "
         "whole worker processes alternate. Writes OUT-base.csv and OUT-cand.csv with their "
         "pyperf JSON; the interleaving column says which was used.")
@@ -41,6 +42,9 @@ def add_ab_parser(commands: Any) -> None:
                     help="the baseline model in its bundle (default: the bundle's only model)")
     ab.add_argument("--cand-model", default=None, metavar="NAME",
                     help="the candidate model in its bundle (default: the baseline's)")
+    ab.add_argument("--cand-variant", default=None, metavar="NAME",
+                    help="the candidate's precision variant, e.g. int8-dynamic against a "
+                         "baseline --variants fp32 (one baseline variant then)")
     ab.add_argument("--tune", action="append", default=[], metavar="BACKEND.KEY=VALUE",
                     help="a backend option for the baseline (repeatable)")
     ab.add_argument("--cand-tune", action="append", default=None, metavar="BACKEND.KEY=VALUE",
@@ -101,6 +105,13 @@ def cmd_ab(args: argparse.Namespace) -> int:
               _side_model(bundles[1], args.cand_model or args.model, "--cand-model"))
     backends = _resolve_names(args.backends, backend_names(), "backend", "ab")
     variants = _resolve_names(args.variants, list(VARIANT_NAMES), "variant", "ab")
+    cand_variants = variants
+    if args.cand_variant is not None:
+        cand_variants = _resolve_names([args.cand_variant], list(VARIANT_NAMES), "variant",
+                                       "ab")
+        if len(variants) != 1:
+            raise UsageError("harness ab: --cand-variant needs exactly one baseline variant "
+                             "(--variants NAME)")
     tunings = (checked_tuning(args.tune, "ab", "--tune"),
                checked_tuning(args.tune if args.cand_tune is None else args.cand_tune, "ab",
                               "--cand-tune"))
@@ -115,8 +126,10 @@ def cmd_ab(args: argparse.Namespace) -> int:
                for path, bundle, tuning in zip(outs, bundles, tunings)]
     sides = (Side(configs[0]), Side(configs[1], args.cand_python) if args.cand_python
              else Side(configs[1]))
-    plans = [build_plan([(model, bundle.models[model].seq_len)], variants, backends,
-                        args.threads) for model, bundle in zip(models, bundles)]
+    plans = [build_plan([(model, bundle.models[model].seq_len)], side_variants, backends,
+                        args.threads)
+             for model, bundle, side_variants in zip(models, bundles,
+                                                     (variants, cand_variants))]
     pairs = list(zip(*plans))
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"harness ab: {len(pairs)} pair(s), profile {profile.name}, interleaving "
@@ -132,7 +145,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
         raise UsageError(f"harness ab: {error}") from None
     try:
         comparison = compare_runs(outs[0], outs[1], args.min_effect, args.alpha,
-                                  rename_of(pairs))
+                                  rename_of(pairs), rename_of(pairs, "variant"))
     except ValueError as error:
         raise UsageError(f"harness ab: {error}") from None
     return report_verdict(judge(comparison, thresholds_of(args), allow_mismatch=True),

@@ -43,12 +43,13 @@ def _probability(text: str) -> float:
                      "must be between 0 and 1 (exclusive)")
 
 
-def _rename(values: list[str]) -> dict[str, str]:
+def _rename(values: list[str], what: str = "model") -> dict[str, str]:
     mapping = {}
     for item in values:
         cand, sep, base = item.partition("=")
         if not (sep and cand and base):
-            raise UsageError(f"--rename-model {item!r} is not CANDIDATE_MODEL=BASELINE_MODEL")
+            raise UsageError(f"--rename-{what} {item!r} is not CANDIDATE_{what.upper()}="
+                             f"BASELINE_{what.upper()}")
         mapping[cand] = base
     return mapping
 
@@ -71,6 +72,11 @@ def _add_pair_args(parser: argparse.ArgumentParser, history: bool = False) -> No
                         metavar="CAND_MODEL=BASE_MODEL",
                         help="treat a candidate model as a baseline model (repeatable), "
                              "e.g. to compare two models as one case")
+    parser.add_argument("--rename-variant", action="append", default=[],
+                        metavar="CAND_VARIANT=BASE_VARIANT",
+                        help="treat a candidate variant as a baseline variant (repeatable), "
+                             "e.g. int8-dynamic=fp32 to judge what quantizing changed "
+                             "(settings differ: add --allow-mismatch)")
 
 
 def add_gate_args(parser: argparse.ArgumentParser) -> None:
@@ -160,7 +166,8 @@ def _comparison(args: argparse.Namespace, command: str) -> Any:
 
     try:
         comparison = compare_runs(args.base, args.cand, args.min_effect, args.alpha,
-                                  _rename(args.rename_model))
+                                  _rename(args.rename_model),
+                                  _rename(args.rename_variant, "variant"))
     except (ValueError, UsageError) as error:
         raise UsageError(f"harness {command}: {error}") from None
     except ImportError as error:

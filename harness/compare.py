@@ -260,10 +260,12 @@ def _keyed(frame: pd.DataFrame, path: Path) -> dict[tuple, dict]:
 
 
 def compare_runs(base_path: Path, cand_path: Path, min_effect: float = 0.05,
-                 alpha: float = 0.01, rename: Mapping[str, str] | None = None) -> Comparison:
+                 alpha: float = 0.01, rename: Mapping[str, str] | None = None,
+                 rename_variants: Mapping[str, str] | None = None) -> Comparison:
     """Join the two runs on the case key and compare every metric of every joined case.
 
-    rename maps candidate model names to baseline ones (to compare two models as one case).
+    rename maps candidate model names to baseline ones (to compare two models as one case);
+    rename_variants does the same for variants (a quantized candidate against fp32).
     Raises ValueError for unreadable or foreign files.
     """
     base_csv, base_json = resolve_pair(base_path)
@@ -271,8 +273,9 @@ def compare_runs(base_path: Path, cand_path: Path, min_effect: float = 0.05,
     base_frame, cand_frame = read_results(base_csv), read_results(cand_csv)
     base_raw, cand_raw = raw_values(base_json), raw_values(cand_json)
     cand_frame["bench_name"] = [_bench_name_in(cand_raw, r) for r in cand_frame.to_dict("records")]
-    if rename:
-        cand_frame["model"] = cand_frame["model"].replace(dict(rename))
+    for column, mapping in (("model", rename), ("variant", rename_variants)):
+        if mapping:
+            cand_frame[column] = cand_frame[column].replace(dict(mapping))
     base_rows, cand_rows = _keyed(base_frame, base_csv), _keyed(cand_frame, cand_csv)
     cases = []
     for key, base_row in base_rows.items():

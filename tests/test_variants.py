@@ -221,6 +221,22 @@ def test_variants_run_from_a_bundle_on_the_device(tmp_path: Path) -> None:
     assert row["status"] == "ok" and row["fp32_rmse"] > 0 and row["fp32_max_abs_err"] > 0
     assert json.loads(row["settings"])["tool"].startswith("onnxruntime.quantization")
 
+    # what quantizing buys, interleaved: the variant as the candidate of an fp32 baseline
+    ab = run_cli("ab", "--bundle", str(bundle), "--variants", "fp32", "--cand-variant",
+                 "int8-dynamic", "--backends", "onnxruntime", "--profile", "quick",
+                 "--out", str(tmp_path / "ab.csv"), "--max-slowdown", "off")
+    assert ab.returncode == 0, ab.stdout + ab.stderr
+    base, cand = (read_results(tmp_path / f"ab-{side}.csv").iloc[0] for side in ("base", "cand"))
+    assert (base["variant"], cand["variant"]) == ("fp32", "int8-dynamic")
+    assert cand["fp32_rmse"] == base["rmse"] and cand["status"] == "ok"
+    assert "artifact size" in ab.stdout and "-68." in ab.stdout  # 76,279 -> 24,155 bytes
+    compared = run_cli("compare", str(tmp_path / "ab-base.csv"), str(tmp_path / "ab-cand.csv"),
+                       "--rename-variant", "int8-dynamic=fp32", "--allow-mismatch")
+    assert compared.returncode == 0 and "artifact_bytes" in compared.stdout, compared.stderr
+    refused = run_cli("ab", "--bundle", str(bundle), "--variants", "fp32,int8-dynamic",
+                      "--cand-variant", "int8-dynamic", "--out", str(tmp_path / "x.csv"))
+    assert refused.returncode == 2 and "exactly one baseline variant" in refused.stderr
+
 
 @pytest.mark.parametrize("predictions, reason", [
     (np.array([[1.0], [np.nan], [2.0]]), "NaN or infinite"),
