@@ -288,7 +288,7 @@ def growth_verdict(fields: Mapping[str, Any], variant: Variant) -> dict[str, str
     why = variant.rmse_growth_reason(fields.get("rmse"), fields.get("fp32_rmse"))
     if fields.get("status") != "ok" or not why:
         return {}
-    return {"status": "invalid", "reason": f"degenerate forecasts: {why}"}
+    return {"status": "invalid", "reason": f"accuracy policy: {why}"}
 
 
 def case_fields(case: Case) -> dict[str, Any]:
