@@ -235,7 +235,8 @@ def require_calibration(backend: str, variant: str,
     if not calibration:
         raise UnsupportedModel(f"{backend} {variant} needs calibration windows and this model "
                                f"has none (a registered model takes them from its dataset's "
-                               f"training split; an ONNX file from --inputs NPZ)")
+                               f"training split, which --no-accuracy leaves out; an ONNX file "
+                               f"from --inputs NPZ or its test_data_set_N folders)")
     return calibration
 
 

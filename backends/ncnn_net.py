@@ -32,6 +32,7 @@ from edge_rnn_harness.backends.base import (
     write_notes,
 )
 from edge_rnn_harness.backends.onnx_export import ONNX_EXPORT_DEPS, OnnxFedBackend
+from edge_rnn_harness.variants import get_variant
 
 PNNX_TIMEOUT_S = 300
 #: the onnxruntime inside pnnx 20261020 reads ONNX IR versions up to 13
@@ -129,7 +130,7 @@ class NcnnBackend(OnnxFedBackend):
                           for array in signature.inputs.values())
         with tempfile.TemporaryDirectory() as tmp:
             _copy_for_pnnx(onnx_path, Path(tmp) / "model.onnx")
-            fp16 = int(variant == "fp16")
+            fp16 = int(get_variant(variant).float_precision == "fp16")
             done = subprocess.run([pnnx.EXEC_PATH, "model.onnx", f"inputshape={shapes}",
                                    f"fp16={fp16}"], cwd=tmp, capture_output=True, text=True,
                                   timeout=PNNX_TIMEOUT_S, check=False)
@@ -151,7 +152,7 @@ class NcnnBackend(OnnxFedBackend):
         net = ncnn.Net()
         net.opt.num_threads = options.threads
         net.opt.lightmode = lightmode == "on"
-        fp16 = options.variant == "fp16"
+        fp16 = get_variant(options.variant).float_precision == "fp16"
         fp16_arithmetic = fp16 and bool(ncnn.cpu_support_arm_asimdhp())
         for flag in ("use_fp16_packed", "use_fp16_storage"):
             setattr(net.opt, flag, fp16)  # fp32 means fp32 storage and arithmetic

@@ -28,8 +28,10 @@ from edge_rnn_harness.backends.base import (
     write_notes,
 )
 from edge_rnn_harness.backends.onnx_export import ONNX_EXPORT_DEPS, OnnxFedBackend
+from edge_rnn_harness.variants import get_variant
 
-_PRECISION_HINT = {"fp32": "f32", "fp16": "f16", "int8-dynamic": "f32", "int8-static": "f32"}
+#: the CPU plugin's precision hint for a variant's float precision
+_PRECISION_HINT = {"fp32": "f32", "fp16": "f16"}
 #: the CPU plugin's layer types that carry weights (read back from the runtime model)
 _WEIGHTED_LAYERS = frozenset({"RNNSeq", "RNNCell", "FullyConnected", "MatMul",
                               "Convolution"})
@@ -170,7 +172,7 @@ class OpenvinoBackend(OnnxFedBackend):
         """fp16 needs the CPU plugin's FP16 capability (else an f16 hint runs fp32)."""
         import openvino as ov
 
-        if variant == "fp16" and \
+        if get_variant(variant).float_precision == "fp16" and \
                 "FP16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             return ("OpenVINO's CPU plugin reports no FP16 capability on this CPU: an f16 "
                     "precision hint would run fp32")
@@ -187,7 +189,8 @@ class OpenvinoBackend(OnnxFedBackend):
             raise UnsupportedModel(why_not)
         config = {"INFERENCE_NUM_THREADS": options.threads, "PERFORMANCE_HINT": hint,
                   "NUM_STREAMS": 1,
-                  "INFERENCE_PRECISION_HINT": _PRECISION_HINT[options.variant]}
+                  "INFERENCE_PRECISION_HINT":
+                      _PRECISION_HINT[get_variant(options.variant).float_precision]}
         try:
             compiled = core.compile_model(core.read_model(str(artifact)), "CPU", config)
         except RuntimeError as error:

@@ -29,6 +29,8 @@ class Variant:
 
     name: the --variants name. summary: words for people.
     calibrated: its quantizer needs calibration windows (training split only).
+    float_precision: what the float parts compute in ("fp32" or "fp16"): adapters set their
+        precision flags from it (OpenVINO's hint, ncnn's fp16 options).
     parity: the largest difference from the fp32 reference's outputs on the parity
         windows; beyond it the row fails (the artifact is broken, not just less precise).
     max_rmse_growth: accuracy policy: a variant whose test RMSE exceeds the same
@@ -45,6 +47,7 @@ class Variant:
     summary: str
     calibrated: bool
     parity: Tolerance
+    float_precision: str = "fp32"
     max_rmse_growth: float | None = None
     max_rmse_vs_persistence: float | None = 1.0
 
@@ -65,7 +68,8 @@ VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (
     Variant(FP32, "float32 weights and arithmetic", calibrated=False,
             parity=Tolerance(atol=1e-5, rtol=1e-5), max_rmse_vs_persistence=None),
     Variant("fp16", "float16 weights; float16 arithmetic where the runtime has it",
-            calibrated=False, parity=Tolerance(atol=1e-2, rtol=1e-2), max_rmse_growth=0.05),
+            calibrated=False, parity=Tolerance(atol=1e-2, rtol=1e-2), float_precision="fp16",
+            max_rmse_growth=0.05),
     Variant("int8-dynamic", "int8 weights; activations quantized on the fly or kept float",
             calibrated=False, parity=Tolerance(atol=0.1, rtol=0.1), max_rmse_growth=0.25),
     Variant("int8-static", "int8 weights and activations, ranges from calibration windows",
