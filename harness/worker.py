@@ -15,12 +15,15 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
 from edge_rnn_harness.errors import ERROR_PREFIX, error_line
 from edge_rnn_harness.memory import peak_rss_mb, reset_peak_rss, rss_mb
+
+if TYPE_CHECKING:
+    from edge_rnn_harness.variants import Variant
 
 MEMORY_HOOK = "harness_memory"
 #: exit code of the case's manager when its runtime cannot be imported here (a skip)
@@ -141,10 +144,9 @@ def prepare_case(job: WorkerJob, accuracy_claim: Path | None = None
     from edge_rnn_harness.variants import get_variant
 
     case = job.case
-    backend = get_backend(case["backend"])
+    backend, variant = get_backend(case["backend"]), get_variant(case["variant"])
     windows = load_reference(Path(job.reference))
-    tolerance = Tolerance(**job.tolerance) if job.tolerance else \
-        get_variant(case["variant"]).parity
+    tolerance = Tolerance(**job.tolerance) if job.tolerance else variant.parity
     testset = load_windows(Path(job.testset)) if job.testset is not None else None
     MemoryHook.baseline_rss_mb = rss_mb()  # inputs and test data are already loaded
     made: dict[str, Any] = {}
@@ -169,15 +171,15 @@ def prepare_case(job: WorkerJob, accuracy_claim: Path | None = None
     if isinstance(job.notes.get("calibration_windows"), int):
         metadata["calibration_windows"] = job.notes["calibration_windows"]
     if testset is not None and (accuracy_claim is None or claim_once(accuracy_claim)):
-        metadata.update(leave_out_of_peak(lambda: forecast_accuracy(
-            model, *testset, get_variant(case["variant"]))))
+        metadata.update(leave_out_of_peak(lambda: forecast_accuracy(model, *testset,
+                                                                    variant)))
     elif testset is None:
-        metadata.update(parity_window_problem(outputs, windows, get_variant(case["variant"])))
+        metadata.update(parity_window_problem(outputs, windows, variant))
     return model, fed[0], metadata
 
 
 def parity_window_problem(outputs: list[dict[str, np.ndarray]], windows: list,
-                          variant: Any) -> dict[str, str]:
+                          variant: Variant) -> dict[str, str]:
     """For a model without test windows: {"accuracy_problem": ...} when an output is
     non-finite or constant over the parity windows while the reference's is not."""
     from edge_rnn_harness.variants import degenerate_reason
@@ -231,7 +233,7 @@ def predict_windows(model: Any, xs: np.ndarray, horizon: int) -> np.ndarray:
 
 
 def forecast_accuracy(model: Any, xs: np.ndarray, ys: np.ndarray,
-                      variant: Any) -> dict[str, Any]:
+                      variant: Variant) -> dict[str, Any]:
     """rmse and mae (data units) of the prepared model over every test-split window, and
     `accuracy_problem` when its forecasts are degenerate for `variant` (constant,
     non-finite, or worse than persistence). Untimed."""
