@@ -32,9 +32,9 @@ from edge_rnn_harness.backends.onnx_export import (
 )
 
 #: why fp16 is not offered (tests/test_variants.py checks the cast insertion still happens)
-ORT_FP16_WHY = ("onnxruntime's CPU provider has no float16 LSTM/GRU/Gemm kernels: it casts "
-                "a float16 model back to float32 around each op (InsertedPrecisionFreeCast), "
-                "so an fp16 row would be fp32 in disguise")
+ORT_FP16_WHY = ("onnxruntime's CPU provider has no float16 LSTM kernel: it casts a float16 "
+                "model's LSTM back to float32 (InsertedPrecisionFreeCast; checked with "
+                "onnxruntime 1.32 on x86_64), so an fp16 row would be fp32 in disguise")
 
 
 class OrtPrepared(PreparedModel):
