@@ -158,11 +158,11 @@ class LitertBackend(Backend):
         examples = tuple(torch.from_numpy(np.ascontiguousarray(a))
                          for a in signature.inputs.values())
         path = out_dir / "model.tflite"
-        if variant == "fp32":
-            litert_torch.convert(model, examples).export(str(path))
-            return path
-        float_path = out_dir.parent / f".{out_dir.name}-float.tflite"
+        float_path = path if variant == "fp32" else \
+            out_dir.parent / f".{out_dir.name}-float.tflite"  # the quantizer's input
         litert_torch.convert(model, examples).export(str(float_path))
+        if variant == "fp32":
+            return path
         try:
             notes = quantize_tflite(float_path, variant, path, list(signature.inputs),
                                     calibration)
