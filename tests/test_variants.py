@@ -175,8 +175,8 @@ def test_constant_output_model_is_invalid(tmp_path: Path) -> None:
 
     weights = tmp_path / "weights"
     weights.mkdir()
-    state = torch.load(Path(__file__).parents[1] / "models/weights/lstm.pt",
-                       weights_only=True)
+    committed = Path(__file__).parents[1] / "models/weights/lstm.pt"
+    state = torch.load(committed, weights_only=True)
     state["head.weight"].zero_()
     torch.save(state, weights / "lstm.pt")
     out = tmp_path / "r.csv"
