@@ -130,9 +130,12 @@ def _add_model_args(parser: argparse.ArgumentParser, default: str, names: list[s
 
 
 def _add_variants_arg(parser: argparse.ArgumentParser, variants: Sequence[str]) -> None:
+    from edge_rnn_harness.variants import VARIANTS
+
     parser.add_argument("--variants", type=_names, default=["fp32"], metavar="LIST",
                         help=f"comma-separated precision variants, or all (default fp32): "
-                             f"{', '.join(variants)}. A pair a runtime cannot do is an "
+                             f"{'; '.join(f'{v}: {VARIANTS[v].summary}' for v in variants)}. "
+                             f"A pair a runtime cannot do is an "
                              f"'unsupported' row with the reason; each variant is also "
                              f"compared with the same backend's fp32")
 

@@ -32,7 +32,8 @@ class Variant:
     float_precision: what the float parts compute in ("fp32" or "fp16"): adapters set their
         precision flags from it (OpenVINO's hint, ncnn's fp16 options).
     parity: the largest difference from the fp32 reference's outputs on the parity
-        windows; beyond it the row fails (the artifact is broken, not just less precise).
+        windows; beyond it an fp32 row is `failed` (a broken conversion) and any other
+        variant's row `invalid` (it strays further than its precision allows).
     max_rmse_growth: accuracy policy: a variant whose test RMSE exceeds the same
         backend's fp32 RMSE by more than this fraction is `invalid`: its forecasts are no
         longer the model's (None: not judged, fp32 itself).
@@ -67,10 +68,10 @@ FP32 = "fp32"
 VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (
     Variant(FP32, "float32 weights and arithmetic", calibrated=False,
             parity=Tolerance(atol=1e-5, rtol=1e-5), max_rmse_vs_persistence=None),
-    Variant("fp16", "float16 weights; float16 arithmetic where the runtime has it",
+    Variant("fp16", "float16 weights, float16 arithmetic where the runtime has it",
             calibrated=False, parity=Tolerance(atol=1e-2, rtol=1e-2), float_precision="fp16",
             max_rmse_growth=0.05),
-    Variant("int8-dynamic", "int8 weights; activations quantized on the fly or kept float",
+    Variant("int8-dynamic", "int8 weights, activations quantized on the fly or kept float",
             calibrated=False, parity=Tolerance(atol=0.1, rtol=0.1), max_rmse_growth=0.25),
     Variant("int8-static", "int8 weights and activations, ranges from calibration windows",
             calibrated=True, parity=Tolerance(atol=0.1, rtol=0.1), max_rmse_growth=0.25),
