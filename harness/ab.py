@@ -23,18 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from edge_rnn_harness import __version__
+from edge_rnn_harness.aggregate import growth_verdict, measurement_fields, quality_verdict
 from edge_rnn_harness.environment import environment
 from edge_rnn_harness.isolation import run_child
 from edge_rnn_harness.plan import Case, bench_name
 from edge_rnn_harness.profiles import Profile
 from edge_rnn_harness.results import ResultsWriter, dump_suite, new_row
-from edge_rnn_harness.runner import (
-    RunConfig,
-    case_job,
-    growth_verdict,
-    measurement_fields,
-    quality_verdict,
-)
+from edge_rnn_harness.runner import RunConfig, case_job
 from edge_rnn_harness.variants import FP32, get_variant
 from edge_rnn_harness.worker import WorkerJob
 
@@ -76,7 +71,8 @@ def _measure_pair(jobs: tuple[WorkerJob, WorkerJob], sides: tuple[Side, Side], t
             order = (0, 1) if process % 2 == 0 else (1, 0)
             steps = [(sides[i].python, [paths[i]], (i,)) for i in order]
         for python, job_paths, side_indices in steps:
-            child = run_child(_child(python, job_paths, out, profile), timeout_s)
+            child = run_child(_child(python, job_paths, out, profile), timeout_s,
+                              "measuring")
             if not child.ok:
                 return collected, child.reason
             for index, side in zip(side_indices, json.loads(out.read_text())["sides"]):

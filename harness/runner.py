@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -24,25 +23,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from edge_rnn_harness import __version__
+from edge_rnn_harness.aggregate import growth_verdict, measurement_fields, quality_verdict
 from edge_rnn_harness.backends.registry import get_backend
 from edge_rnn_harness.bundle import Bundle, BundleError
 from edge_rnn_harness.cpufreq import CpuPinning, current_governor
 from edge_rnn_harness.devicefs import SYSFS_ROOT_ENV
 from edge_rnn_harness.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S, EnergyResult
-from edge_rnn_harness.environment import environment, measured_environment
+from edge_rnn_harness.environment import environment
 from edge_rnn_harness.isolation import run_child
 from edge_rnn_harness.parity import Tolerance
 from edge_rnn_harness.plan import Case
 from edge_rnn_harness.profiles import Profile
 from edge_rnn_harness.results import ResultsWriter, dump_suite, new_row
-from edge_rnn_harness.stats import latency_summary_ms
 from edge_rnn_harness.thermal import (
     ThermalState,
     is_throttle_readable,
     temperature_c,
     throttle_reason,
 )
-from edge_rnn_harness.variants import FP32, Variant, get_variant
+from edge_rnn_harness.variants import FP32, get_variant
 from edge_rnn_harness.worker import EXIT_UNAVAILABLE, EXIT_UNSUPPORTED, MEMORY_HOOK, WorkerJob
 
 if TYPE_CHECKING:
@@ -237,7 +236,7 @@ def _energy_step(index: int, case: Case, config: RunConfig, tmp: Path) -> dict[s
                        "--loop-seconds", str(config.loop_s), "--ends-at",
                        repr(time.monotonic() + config.idle_s + config.loop_s),
                        "-o", str(out_path)],
-                      config.case_timeout_s)
+                      config.case_timeout_s, "measuring energy")
     if not child.ok:
         config.log_failure(f"{case.label} (energy)", child.output)
         return {"power_meter": config.power, "reason": f"power: {child.reason}"}
@@ -263,32 +262,11 @@ def _versus_step(index: int, case: Case, config: RunConfig, tmp: Path,
     child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.versus",
                        str(tmp / f"case{index}.json"), "--fp32-artifact",
                        str(bundle.path(artifact.artifact)), "-o", str(out_path)],
-                      config.case_timeout_s)
+                      config.case_timeout_s, "comparing with fp32")
     if not child.ok:
         config.log_failure(f"{case.label} (versus fp32)", child.output)
         return {}
     return json.loads(out_path.read_text())
-
-
-def quality_verdict(benchmark: Any, variant: Variant) -> dict[str, str]:
-    """status and reason from the workers' checks: the parity verdict, then an ok row
-    whose forecasts are degenerate (a worker's `accuracy_problem`: constant, NaN/inf,
-    worse than persistence) becomes `invalid` with the reason."""
-    verdict = parity_verdict(benchmark, variant)
-    problems = [run.get_metadata().get("accuracy_problem") for run in benchmark.get_runs()]
-    problem = next((text for text in problems if text), None)
-    if verdict["status"] != "ok" or problem is None:
-        return verdict
-    return {"status": "invalid", "reason": f"degenerate forecasts: {problem}"}
-
-
-def growth_verdict(fields: Mapping[str, Any], variant: Variant) -> dict[str, str]:
-    """An ok variant row whose RMSE grew beyond its variant's policy over the same
-    backend's fp32 becomes `invalid` with the reason; else nothing."""
-    why = variant.rmse_growth_reason(fields.get("rmse"), fields.get("fp32_rmse"))
-    if fields.get("status") != "ok" or not why:
-        return {}
-    return {"status": "invalid", "reason": f"accuracy policy: {why}"}
 
 
 def case_fields(case: Case) -> dict[str, Any]:
@@ -345,7 +323,7 @@ def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
     child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.worker", str(job_path),
                        "-o", str(out_path), "--quiet", "--hook", MEMORY_HOOK,
                        "--inherit-environ", SYSFS_ROOT_ENV,  # workers read the same device
-                       *config.profile.pyperf_args()], config.case_timeout_s)
+                       *config.profile.pyperf_args()], config.case_timeout_s, "measuring")
     if child.returncode == EXIT_UNAVAILABLE:
         return None, {"status": "skipped", "reason": child.reason}
     if child.returncode == EXIT_UNSUPPORTED:
@@ -354,46 +332,3 @@ def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
         config.log_failure(f"{case.label} (measure)", child.output)
         return None, {"status": "failed", "reason": child.reason}
     return pyperf.Benchmark.load(str(out_path)), {}
-
-
-def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:
-    """Row fields from one case's pyperf benchmark: latency statistics over every value
-    of every worker, and per-worker metadata aggregated (memory and errors: the worst
-    worker; load and first-run time: the median worker)."""
-    values = benchmark.get_values()
-    runs = [run.get_metadata() for run in benchmark.get_runs()]
-
-    def gather(key: str) -> list[Any]:
-        return [meta[key] for meta in runs if key in meta]
-
-    fields: dict[str, Any] = {"n_values": len(values), **latency_summary_ms(values, batch),
-                              **measured_environment(benchmark.get_metadata())}
-    for key in ("load_ms", "first_run_ms"):
-        fields[key] = statistics.median(gather(key)) if gather(key) else None
-    for key in ("peak_rss_mb", "rss_delta_mb", "max_abs_err", "max_rel_err", "rmse", "mae",
-                "calibration_windows"):
-        fields[key] = max(gather(key)) if gather(key) else None
-    fields["settings"] = (gather("settings") or [""])[0]
-    versions = gather("backend_version")
-    if versions and versions[0] != "-":
-        fields["backend_version"] = versions[0]
-    return fields
-
-
-def parity_verdict(benchmark: Any, variant: Variant) -> dict[str, str]:
-    """status ok, or the reason, from the workers' parity checks: every worker must have
-    matched the reference within the tolerance, on every output. Beyond it an fp32 row
-    `failed` (a broken conversion); a reduced-precision row is `invalid` (it ran, but
-    strays further than its variant allows)."""
-    runs = [run.get_metadata() for run in benchmark.get_runs()]
-    failing = [meta for meta in runs if meta.get("parity_ok") != 1]
-    if runs and not failing:
-        return {"status": "ok", "reason": ""}
-    worst = failing[0] if failing else {}
-    nan = float("nan")
-    return {"status": "failed" if variant.name == FP32 else "invalid",
-            "reason": (f"parity: output {worst.get('parity_output', '?')!r} max_abs_err "
-                       f"{worst.get('parity_output_abs_err', nan):.3g}, max_rel_err "
-                       f"{worst.get('parity_output_rel_err', nan):.3g} exceed atol "
-                       f"{worst.get('parity_atol', nan):g} + rtol "
-                       f"{worst.get('parity_rtol', nan):g} x |reference|")}

@@ -21,7 +21,9 @@ import pytest
 from edge_rnn_harness.results import read_results
 from tests.conftest import ROOT, run_cli
 
-pytestmark = pytest.mark.emulated
+# building the arm64 root from nothing and running under QEMU takes longer than the
+# suite's per-test limit
+pytestmark = [pytest.mark.emulated, pytest.mark.timeout(3900)]
 
 HANDLER = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 RUN_ARGS = ("--backends", "all", "--profile", "quick", "--power", "none")
