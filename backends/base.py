@@ -86,7 +86,8 @@ class PreparedModel(ABC):
     """A model loaded into a runtime, ready for repeated synchronous calls.
 
     `settings` holds the effective settings the runtime runs with (threads, precision,
-    providers or hints), recorded in every results row.
+    providers or hints) as read back from the runtime, and under "requested" those it
+    cannot report (see `settings_record`); recorded in every results row.
     """
 
     settings: dict[str, Any]
@@ -209,6 +210,27 @@ class Backend(ABC):
     def prepare(cls, artifact: Path, options: RunOptions) -> PreparedModel:
         """Load `artifact` into the runtime, ready to run. Untimed by the runner's clock
         but reported as `load_ms`. Raises ArtifactError for a file it cannot load."""
+
+
+#: the key of a row's settings under which values stand that were asked of the runtime but
+#: that it cannot report back
+REQUESTED = "requested"
+
+
+def settings_record(read: Mapping[str, Any],
+                    requested: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A row's `settings`: the values read back from the runtime after loading (what it
+    really runs with), and under "requested" the values it was asked for but has no way to
+    report, so the row never presents a request as a reading."""
+    return {**read, **({REQUESTED: dict(requested)} if requested else {})}
+
+
+def dtype_counts(dtypes: list[str]) -> str:
+    """Element types and how many tensors have each, e.g. "float32:12,int8:4"."""
+    counts: dict[str, int] = {}
+    for dtype in dtypes:
+        counts[dtype] = counts.get(dtype, 0) + 1
+    return ",".join(f"{dtype}:{count}" for dtype, count in sorted(counts.items()))
 
 
 def write_notes(out_dir: Path, notes: Mapping[str, Any]) -> None:

@@ -28,8 +28,10 @@ from edge_rnn_harness.backends.base import (
     Signature,
     UnsupportedModel,
     dist_version,
+    dtype_counts,
     missing_module,
     require_calibration,
+    settings_record,
     write_notes,
 )
 
@@ -191,9 +193,23 @@ class LitertBackend(Backend):
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise ArtifactError(f"LiteRT cannot load {artifact}: {error}") from error
-        settings = {"threads": options.threads, "precision": options.variant,
-                    "xnnpack": xnnpack, "interpreter": dist}
-        return LitertPrepared(interpreter, options, settings)
+        return LitertPrepared(interpreter, options, _read_settings(
+            interpreter, dist, {"threads": options.threads, "xnnpack": xnnpack,
+                                "precision": options.variant}))
+
+
+def _read_settings(interpreter: Any, dist: str, requested: dict[str, Any]) -> dict[str, Any]:
+    """What the interpreter reports: the element types of its tensors (weights included)
+    and of its inputs, and which package it came from. It has no call that says how many
+    threads it uses, whether the XNNPACK delegate took the graph, or in what precision
+    kernels compute: those stand as requested."""
+    return settings_record(
+        {"interpreter": dist,
+         "tensor_types": dtype_counts([np.dtype(d["dtype"]).name
+                                       for d in interpreter.get_tensor_details()]),
+         "input_types": ",".join(sorted({np.dtype(d["dtype"]).name
+                                         for d in interpreter.get_input_details()}))},
+        requested)
 
 
 def quantize_tflite(float_path: Path, variant: str, path: Path, input_names: list[str],

@@ -25,6 +25,7 @@ from edge_rnn_harness.backends.base import (
     Signature,
     UnsupportedModel,
     require_calibration,
+    settings_record,
     write_notes,
 )
 from edge_rnn_harness.backends.onnx_export import ONNX_EXPORT_DEPS, OnnxFedBackend
@@ -196,15 +197,19 @@ class OpenvinoBackend(OnnxFedBackend):
         except RuntimeError as error:
             message = " ".join(str(error).split())
             raise ArtifactError(f"OpenVINO cannot load {artifact}: {message}") from error
-        settings = {
-            "threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
-            "precision": options.variant,
-            "inference_precision": _fp_name(str(compiled.get_property(
-                "INFERENCE_PRECISION_HINT"))),
-            "hint": hint, "streams": int(compiled.get_property("NUM_STREAMS")),
-            "layer_precision": layer_precisions(compiled),
-        }
-        return OpenvinoPrepared(compiled, settings)
+        return OpenvinoPrepared(compiled, _read_settings(compiled))
+
+
+def _read_settings(compiled: Any) -> dict[str, Any]:
+    """Every setting read back from the compiled model's properties and runtime graph:
+    threads, inference precision, performance hint, streams, each layer's precision."""
+    return settings_record({
+        "threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
+        "precision": _fp_name(str(compiled.get_property("INFERENCE_PRECISION_HINT"))),
+        "hint": str(compiled.get_property("PERFORMANCE_HINT")).rsplit(".", 1)[-1],
+        "streams": int(compiled.get_property("NUM_STREAMS")),
+        "layer_precision": layer_precisions(compiled),
+    })
 
 
 def layer_precisions(compiled: Any) -> str:

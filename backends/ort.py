@@ -22,6 +22,7 @@ from edge_rnn_harness.backends.base import (
     RunOptions,
     Signature,
     require_calibration,
+    settings_record,
     write_notes,
 )
 from edge_rnn_harness.backends.onnx_export import (
@@ -139,7 +140,18 @@ class OrtBackend(OnnxFedBackend):
                                            providers=["CPUExecutionProvider"])
         except Exception as error:  # ORT raises its own Fail/InvalidProtobuf types
             raise ArtifactError(f"onnxruntime cannot load {artifact}: {error}") from error
-        effective = session.get_session_options()
-        settings = {"threads": effective.intra_op_num_threads, "precision": options.variant,
-                    "provider": "CPUExecutionProvider", "graph_level": level_name}
-        return OrtPrepared(session, settings)
+        return OrtPrepared(session, _read_settings(session, levels, options.variant))
+
+
+def _read_settings(session: Any, levels: dict[str, Any], variant: str) -> dict[str, Any]:
+    """What the session reports: its options (threads, graph level), its providers and
+    the element types of its inputs. It cannot say in what precision its kernels compute,
+    so the precision stands as requested (the quantizer's notes say which ops are int8)."""
+    effective = session.get_session_options()
+    level = {value: name for name, value in levels.items()}[
+        effective.graph_optimization_level]
+    return settings_record(
+        {"threads": effective.intra_op_num_threads, "graph_level": level,
+         "providers": ",".join(session.get_providers()),
+         "input_types": ",".join(sorted({i.type for i in session.get_inputs()}))},
+        {"precision": variant})

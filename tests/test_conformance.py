@@ -64,14 +64,44 @@ def test_outputs_depend_on_inputs(backend: type, session_bundle: Exported) -> No
     np.testing.assert_array_equal(first, again)  # no state leaks between calls
 
 
+#: per backend, the settings its runtime has no call to report (the row holds them under
+#: "requested"); everything else in `settings` is read back from the loaded runtime
+UNREPORTABLE = {"onnxruntime": {"precision"}, "tflite": {"threads", "xnnpack", "precision"},
+                "openvino": set(), "ncnn": set(), "torch": set()}
+
+
 @pytest.mark.parametrize("threads", [1, 2])
-def test_threads_are_honoured_and_recorded(backend: type, session_bundle: Exported,
-                                           threads: int) -> None:
+def test_settings_are_read_back_or_marked_requested(backend: type, session_bundle: Exported,
+                                                    threads: int) -> None:
     with backend.prepare(_artifact(session_bundle, backend),
                          RunOptions(threads=threads)) as model:
-        assert model.settings["threads"] == threads
-        assert model.settings["precision"] == "fp32"
-        json.dumps(model.settings)  # recorded in the CSV as JSON
+        settings = model.settings
+    requested = settings.get("requested", {})
+    assert set(requested) == UNREPORTABLE[backend.name]
+    assert not set(requested) & set(settings)  # a value is read or requested, never both
+    assert settings.get("threads", requested.get("threads")) == threads
+    assert settings.get("precision", requested.get("precision")) == "fp32"
+    json.dumps(settings)  # recorded in the CSV as JSON
+
+
+def test_what_each_runtime_reports(session_bundle: Exported) -> None:
+    """Values only the loaded runtime knows: its providers and input types, its tensors'
+    element types, the hint and per-layer precision of a compiled model."""
+    expected = {
+        "onnxruntime": {"providers": "CPUExecutionProvider", "input_types": "tensor(float)",
+                        "graph_level": "all"},
+        "tflite": {"input_types": "float32"},
+        "openvino": {"hint": "LATENCY", "streams": 1, "precision": "fp32"},
+        "ncnn": {"fp16_storage": False, "fp16_arithmetic": False, "lightmode": "on"},
+    }
+    for name, values in expected.items():
+        backend = _available(name)
+        with backend.prepare(_artifact(session_bundle, backend), RunOptions(threads=1)) as model:
+            assert {key: model.settings.get(key) for key in values} == values, name
+            if name == "tflite":
+                assert model.settings["tensor_types"].startswith("float32:")
+            if name == "openvino":
+                assert "RNNSeq:f32" in model.settings["layer_precision"]
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "missing"])
