@@ -29,6 +29,7 @@ from edge_rnn_harness.backends.base import (
     PreparedModel,
     RunOptions,
     Signature,
+    settings_record,
     write_notes,
 )
 from edge_rnn_harness.backends.onnx_export import ONNX_EXPORT_DEPS, OnnxFedBackend
@@ -81,13 +82,17 @@ class NcnnPrepared(PreparedModel):
         self.settings = settings
 
     def feed(self, inputs: Mapping[str, np.ndarray]) -> object:
-        arrays = [np.ascontiguousarray(inputs[name][0], dtype=np.float32)
-                  for name, _ in self._inputs]
-        return arrays, [self._ncnn.Mat(array) for array in arrays]  # arrays outlive Mats
+        """ncnn-owned copies of the inputs. A Mat wrapping numpy memory has no reference
+        count, and ncnn in light mode dereferences it before an in-place first layer
+        (e.g. a scalar BinaryOp): a segfault. An owned Mat held here has two references
+        during `run`, so ncnn copies it before working in place and the fed input stays
+        the same for every timed call."""
+        return [self._ncnn.Mat(np.ascontiguousarray(inputs[name][0], dtype=np.float32)).clone()
+                for name, _ in self._inputs]
 
     def run(self, fed: object) -> dict[str, np.ndarray]:
         extractor = self._net.create_extractor()
-        for (_, blob), mat in zip(self._inputs, fed[1]):  # type: ignore[index]
+        for (_, blob), mat in zip(self._inputs, fed):  # type: ignore[call-overload]
             extractor.input(blob, mat)
         outputs = {}
         for name, blob in self._outputs:
@@ -168,9 +173,13 @@ class NcnnBackend(OnnxFedBackend):
         if not loaded or not net.input_names() or not net.output_names():
             detail = " ".join("".join(said).split()) or "not a valid ncnn param/bin pair"
             raise ArtifactError(f"ncnn cannot load {artifact}: {detail}")
-        settings = {"threads": net.opt.num_threads, "precision": options.variant,
-                    "lightmode": lightmode, "fp16_storage": net.opt.use_fp16_storage,
-                    "fp16_arithmetic": net.opt.use_fp16_arithmetic}
+        # read back from the net's own options after loading (ncnn turns off what the CPU
+        # cannot do): the arithmetic precision follows use_fp16_arithmetic
+        settings = settings_record({
+            "threads": net.opt.num_threads, "lightmode": "on" if net.opt.lightmode else "off",
+            "precision": "fp16" if net.opt.use_fp16_arithmetic else "fp32",
+            "fp16_storage": net.opt.use_fp16_storage,
+            "fp16_arithmetic": net.opt.use_fp16_arithmetic})
         if len(net.input_names()) != len(options.input_names) or \
                 len(net.output_names()) != len(options.output_names):
             raise ArtifactError(f"ncnn model {artifact} has {len(net.input_names())} inputs and "

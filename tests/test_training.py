@@ -44,7 +44,10 @@ def test_training_writes_weights_and_record(trained: tuple[Path, dict]) -> None:
     assert record["data_sha256"] == elecdemand().digest()
     assert record["split_windows"] == {"train": 6115, "val": 1310, "test": 1311}
     assert record["params"] == SMALL.parameter_count()
-    assert 0 < record["test_rmse"] < 1.0 and 0 < record["test_mae"] <= record["test_rmse"]
+    # measured here (Intel Xeon); a 2-epoch model retrained on another CPU differs by float
+    # rounding (about 1e-6 relative for the 40-epoch lstm, README), far inside 1e-4
+    assert record["test_rmse"] == pytest.approx(0.2960795545, rel=1e-4)
+    assert record["test_mae"] == pytest.approx(0.2465952765, rel=1e-4)
     assert 1 <= record["best_epoch"] <= 2
     assert set(record["baselines_test_rmse"]) == {"persistence", "same hour yesterday",
                                                   "AR(24) least squares"}
@@ -72,7 +75,7 @@ def test_distillation_reads_the_teacher(trained: tuple[Path, dict]) -> None:
     record = train_model(_entry("pupil", teacher="small", distill_alpha=0.5), elecdemand(),
                          out, models={"small": _entry("small")})
     assert record["teacher"] == "small" and record["distill_alpha"] == 0.5
-    assert record["test_rmse"] < 1.0
+    assert record["test_rmse"] == pytest.approx(0.3184632068, rel=1e-4)  # measured here
 
 
 def test_pruning_zeroes_half_the_recurrent_weights(trained: tuple[Path, dict]) -> None:
@@ -155,10 +158,11 @@ def test_covariates_make_the_default_model_better() -> None:
     assert _record("lstm")["test_rmse"] < _record("lstm-uni")["test_rmse"]
 
 
-def test_student_is_4x_smaller_and_within_5_percent_of_teacher() -> None:
+def test_student_is_19x_smaller_at_under_1_percent_more_error() -> None:
+    """README: 19x fewer parameters than the teacher at +0.6% test RMSE."""
     teacher, student = _record("lstm-teacher"), _record("lstm-student")
-    assert teacher["params"] >= 4 * student["params"]
-    assert student["test_rmse"] <= 1.05 * teacher["test_rmse"]
+    assert (teacher["params"], student["params"]) == (201_345, 10_609)  # 18.98x
+    assert 1.0 < student["test_rmse"] / teacher["test_rmse"] < 1.01
 
 
 def test_pruned_model_is_half_sparse() -> None:
@@ -167,5 +171,6 @@ def test_pruned_model_is_half_sparse() -> None:
 
 def test_structured_model_is_smaller_and_within_5_percent_of_lstm() -> None:
     lstm, slim = _record("lstm"), _record("lstm-structured")
-    assert slim["params"] * 3 < lstm["params"] and slim["prune_from"] == "lstm"
-    assert slim["test_rmse"] <= 1.05 * lstm["test_rmse"]
+    assert (lstm["params"], slim["params"]) == (18_241, 5_025)  # README: 3.6x fewer
+    assert slim["prune_from"] == "lstm"
+    assert abs(slim["test_rmse"] / lstm["test_rmse"] - 1) < 0.005  # 0.0595 vs 0.0596
