@@ -495,7 +495,8 @@ def _model_sources(args: argparse.Namespace, command: str = "run") -> dict[str, 
         shapes = dict(parse_shape(text) for text in args.shape)
         sources = {}
         for spec in dict.fromkeys(args.models or [DEFAULT_MODEL]):
-            source = resolve_source(spec, args.weights_dir, args.inputs, shapes)
+            source = resolve_source(spec, args.weights_dir, args.inputs, shapes,
+                                    args.case_timeout)
             source.identity()  # validates: weights present, ONNX file, inputs and shapes
             if source.name in sources:
                 raise ValueError(f"two models are named {source.name!r}; rename a file")

@@ -24,16 +24,18 @@ class ChildResult:
     returncode: int | None = None
 
 
-def run_child(cmd: list[str], timeout_s: float) -> ChildResult:
+def run_child(cmd: list[str], timeout_s: float, step: str = "") -> ChildResult:
     """Run `cmd` in its own process group; kill the whole group (pyperf workers included)
-    after `timeout_s` seconds or on Ctrl-C (which is then re-raised)."""
+    after `timeout_s` seconds or on Ctrl-C (which is then re-raised). `step` names what
+    the child was doing in the timeout reason (e.g. "measuring")."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
         output, _ = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
-        return ChildResult(False, f"timeout after {timeout_s:g} s (--case-timeout)", "")
+        doing = f" while {step}" if step else ""
+        return ChildResult(False, f"timeout after {timeout_s:g} s{doing} (--case-timeout)", "")
     except KeyboardInterrupt:
         _kill_group(proc)
         raise

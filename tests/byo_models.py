@@ -53,3 +53,43 @@ def make_worker_crash() -> tuple[nn.Module, torch.Tensor]:
     """A module that segfaults the measuring worker (for the crash test)."""
     torch.manual_seed(0)
     return CrashesInWorker().eval(), torch.randn(1, 4)
+
+
+class HangsInWorker(nn.Module):
+    """A linear map that sleeps for an hour when it runs inside a pyperf worker process
+    (a runtime stuck in measurement), and computes normally anywhere else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import sys
+        import time
+
+        if "--worker" in sys.argv:
+            time.sleep(3600)
+        return self.linear(x)
+
+
+def make_worker_hang() -> tuple[nn.Module, torch.Tensor]:
+    """A module that hangs the measuring worker (for the measurement timeout test)."""
+    torch.manual_seed(0)
+    return HangsInWorker().eval(), torch.randn(1, 4)
+
+
+def make_sleepy() -> None:
+    """A callable that never returns (for the probe timeout test)."""
+    import time
+
+    time.sleep(3600)
+
+
+def make_raising() -> None:
+    """A callable that raises (for the one-line error test)."""
+    raise RuntimeError("no weights in this folder")
+
+
+def make_exiting() -> None:
+    """A callable that exits the process (for the one-line error test)."""
+    raise SystemExit(7)

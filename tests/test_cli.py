@@ -45,7 +45,9 @@ def test_run_writes_csv_and_pyperf_json(quick_run: tuple) -> None:
         assert row["artifact_bytes"] > 0 and row["load_ms"] > 0 and row["first_run_ms"] > 0
         assert row["max_abs_err"] <= 1e-5
         assert json.loads(row["settings"])["threads"] == 1
-        assert row["power_meter"] == "none"
+        # no --power: no energy step ran, so every power cell is empty, not zero
+        assert row["power_meter"] == "none" and row[["power_mean_w", "energy_per_inf_mj",
+                                                     "energy_inferences"]].isna().all()
     assert len(set(frame["run_id"])) == 1
     stats = subprocess.run([sys.executable, "-m", "pyperf", "stats", str(out.with_suffix(
         ".json"))], capture_output=True, text=True, check=False)
@@ -141,7 +143,7 @@ def test_hanging_case_is_killed_and_recorded(tmp_path: Path) -> None:
     assert result.returncode == 1
     frame = read_results(out)
     assert frame.loc[0, "status"] == "failed"
-    assert "timeout" in frame.loc[0, "reason"]
+    assert frame.loc[0, "reason"] == "export: timeout after 0.5 s (--case-timeout)"
 
 
 def test_backends_lists_every_backend_with_version() -> None:
@@ -218,16 +220,22 @@ def _wait_for(condition: object, what: str, timeout_s: float = 300) -> None:
 def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path, signal_name: str) -> None:
     """SIGINT (or SIGTERM) while the second case is measuring: exit 130, the first case's
     row is on disk, and none of the processes that were measuring (manager and workers)
-    survives."""
+    survives. No race: the second case's worker hangs until it is killed, so the signal
+    always lands while it measures; the harness starts with SIGINT's default disposition
+    (a shell running the tests in the background would hand it down ignored)."""
     import signal
 
     import psutil
 
     out = tmp_path / "i.csv"
     proc = subprocess.Popen([sys.executable, "-m", "edge_rnn_harness", "run", "--backends",
-                             "onnxruntime,torch", *QUICK, "--out", str(out), "--bundle-dir",
+                             "onnxruntime,torch", "--model", "tests.byo_models:make_worker_hang",
+                             "--profile", "quick", "--out", str(out), "--bundle-dir",
                              str(tmp_path / "bundle")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # pytest runs no other thread here (pytest-timeout: signal method)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT,  # noqa: PLW1509
+                                                             signal.SIG_DFL))
     parent = psutil.Process(proc.pid)
 
     def measuring_workers() -> list[psutil.Process]:
@@ -254,6 +262,37 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path, signal_name: str
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
 
 
+def test_a_hang_while_measuring_is_killed_and_named(tmp_path: Path) -> None:
+    """A model that hangs inside the measuring worker: after --case-timeout the case's whole
+    process group is killed (every process collected while it was measuring is gone), the
+    row is `failed` saying the measurement timed out, and the next backend still measures."""
+    import psutil
+
+    out = tmp_path / "h.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "edge_rnn_harness", "run", "--backends",
+                             "torch,onnxruntime", "--model", "tests.byo_models:make_worker_hang",
+                             "--profile", "quick", "--case-timeout", "20", "--out", str(out),
+                             "--bundle-dir", str(tmp_path / "bundle")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parent = psutil.Process(proc.pid)
+
+    def hanging_worker() -> bool:
+        try:
+            return any("--worker" in p.cmdline() for p in parent.children(recursive=True))
+        except psutil.NoSuchProcess:
+            return False
+
+    _wait_for(hanging_worker, "the hanging worker")
+    measuring = parent.children(recursive=True)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stderr
+    frame = read_results(out)
+    assert list(frame["status"]) == ["failed", "ok"]
+    assert frame.loc[0, "reason"] == "timeout after 20 s while measuring (--case-timeout)"
+    _, alive = psutil.wait_procs(measuring, timeout=10)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
+
+
 def test_worker_segfault_is_a_failed_row_and_the_run_goes_on(tmp_path: Path) -> None:
     """A model whose forward pass segfaults inside the measuring worker: that case is
     `failed` naming the signal, the next backend still measures, exit code 1."""
@@ -269,7 +308,9 @@ def test_worker_segfault_is_a_failed_row_and_the_run_goes_on(tmp_path: Path) -> 
 
 def test_two_runs_with_one_out_do_not_mix(tmp_path: Path) -> None:
     """While one run writes r.csv, a second run with the same --out is refused in one line
-    (exit 2) and the first run's rows are all there, under one run id."""
+    (exit 2) and the first run's rows are all there, under one run id. The first run is
+    stopped (SIGSTOP) while the second tries, so it cannot have finished: no race."""
+    import signal
     import time
 
     out = tmp_path / "r.csv"
@@ -281,8 +322,12 @@ def test_two_runs_with_one_out_do_not_mix(tmp_path: Path) -> None:
     while not out.exists() or not out.read_text():
         assert time.monotonic() < deadline and first.poll() is None, "no header written"
         time.sleep(0.05)
-    second = run_cli("run", "--backends", "onnxruntime", *QUICK, "--out", str(out),
-                     "--bundle-dir", str(tmp_path / "bundle2"))
+    first.send_signal(signal.SIGSTOP)  # it holds the lock and cannot finish meanwhile
+    try:
+        second = run_cli("run", "--backends", "onnxruntime", *QUICK, "--out", str(out),
+                         "--bundle-dir", str(tmp_path / "bundle2"))
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert second.returncode == 2
     assert "is being written by another harness process" in second.stderr
     assert len(second.stderr.strip().splitlines()) == 1

@@ -36,6 +36,17 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     (lambda t: ("train", "--model", "lstm", "--out", str(_write(t, "file", ""))),
      "harness train: cannot write --out"),
     (lambda t: ("run", "--weights-dir", str(t / "nowhere")), "weights"),
+    # the user's callable runs in a probe child: its failures are one line, exit 2
+    (lambda t: ("run", "--model", "tests.byo_models:make_raising"),
+     ("--model tests.byo_models:make_raising: calling it raised RuntimeError: no weights in "
+     "this folder")),
+    (lambda t: ("run", "--model", "tests.byo_models:make_exiting"),
+     "--model tests.byo_models:make_exiting: it called sys.exit(7)"),
+    (lambda t: ("run", "--model", "tests.byo_models:make_sleepy", "--case-timeout", "5"),
+     ("--model tests.byo_models:make_sleepy: timeout after 5 s while importing and calling it "
+     "(--case-timeout)")),
+    (lambda t: ("export", "--model", "tests.byo_models:make_sleepy", "--case-timeout", "5",
+                "--out", str(t / "b")), "timeout after 5 s while importing and calling it"),
 ])
 def test_bad_input_is_refused_in_one_line(tmp_path: Path, make_args: object,
                                           message: str) -> None:

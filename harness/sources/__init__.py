@@ -26,7 +26,7 @@ def source_from_description(description: dict[str, Any]) -> ModelSource:
         return RegisteredSource(get_entry(description["name"],
                                           Path(description["weights_dir"])))
     if kind == "torch":
-        return TorchCallableSource(description["target"])
+        return TorchCallableSource(description["target"], _probed=description.get("probed"))
     if kind == "onnx":
         return OnnxSource(Path(description["path"]),
                           Path(description["inputs"]) if description["inputs"] else None,
@@ -36,8 +36,10 @@ def source_from_description(description: dict[str, Any]) -> ModelSource:
 
 def resolve_source(spec: str, weights_dir: Path | None = None,
                    inputs: Path | None = None,
-                   shapes: dict[str, tuple[int, ...]] | None = None) -> ModelSource:
-    """A `--model` value: a registered name, a path to an .onnx file, or module:callable.
+                   shapes: dict[str, tuple[int, ...]] | None = None,
+                   timeout_s: float = 600.0) -> ModelSource:
+    """A `--model` value: a registered name, a path to an .onnx file, or module:callable
+    (imported and called in a child within `timeout_s` seconds).
 
     Raises ValueError naming what is wrong (unknown name, unreadable file, bad callable).
     """
@@ -46,8 +48,8 @@ def resolve_source(spec: str, weights_dir: Path | None = None,
         source.identity()  # validates the file, the inputs and the shapes
         return source
     if ":" in spec:
-        source = TorchCallableSource(spec)
-        source.load()
+        source = TorchCallableSource(spec, timeout_s=timeout_s)
+        source.identity()  # in the probe child
         return source
     return RegisteredSource(get_entry(spec, weights_dir))
 
