@@ -1,0 +1,239 @@
+"""Mutation testing of the harness's core modules with cosmic-ray: how many small plausible
+bugs (a flipped comparison, an off-by-one constant, `and` for `or`) the tests catch.
+
+    pip install -e ".[all,test,mutation]"
+    python tools/mutation.py                  # every core module (about an hour here)
+    python tools/mutation.py --module gate    # one module
+
+It never touches this checkout: the tracked files are copied to a work folder, the copy is
+imported through PYTHONPATH (ahead of the editable install), and cosmic-ray mutates the
+copy one mutant at a time, running the module's fast tests against each. It prints, per
+module, the mutants killed and survived and the score (killed / (killed + survived), timeouts
+count as killed), then every survivor not listed in tools/mutation_equivalent.toml with the
+reason it changes nothing observable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EQUIVALENT_FILE = ROOT / "tools" / "mutation_equivalent.toml"
+PYTEST = "python -m pytest -x -q -p no:cacheprovider"
+CORE = "tests/test_core_logic.py"
+
+#: module -> the tests run against each of its mutants (fast, in process)
+TARGETS: dict[str, str] = {
+    "stats": f"{PYTEST} {CORE} tests/test_stats_parity_memory.py -k 'statistic or values "
+             f"or latency_summary'",
+    "clock": f"{PYTEST} tests/test_clock.py {CORE} -k 'clock or feeding or time_'",
+    "parity": f"{PYTEST} {CORE} tests/test_stats_parity_memory.py -k parity",
+    "aggregate": f"{PYTEST} {CORE} -k 'worker or parity_needs or accuracy_from'",
+    "gate": f"{PYTEST} {CORE} -k 'not deny_significance'",
+    "compare": f"{PYTEST} {CORE}",
+    "results": f"{PYTEST} tests/test_results.py",
+}
+#: seconds one mutant's tests may take before it counts as killed (a hang)
+TIMEOUT_S = 120
+#: the output recorded for a mutant skipped because it lies in a type annotation
+ANNOTATION = "type annotation (never evaluated)"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One module's mutants: counts and the survivors (line, operator, occurrence, diff);
+    `annotations` were skipped as equivalent (inside a type annotation)."""
+
+    module: str
+    killed: int
+    survived: list[tuple[int, str, int, str]]
+    incompetent: int
+    annotations: int = 0
+
+    @property
+    def score(self) -> float:
+        """killed / (killed + survived), as a fraction."""
+        total = self.killed + len(self.survived)
+        return self.killed / total if total else 1.0
+
+
+def copy_checkout(work: Path) -> Path:
+    """Copy the tracked files into `work` and build an import tree for the copy; return the
+    folder to put on PYTHONPATH."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    for name in files:
+        target = work / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    package = work / "_import" / "edge_rnn_harness"
+    package.mkdir(parents=True)
+    for entry in (work / "harness").iterdir():
+        (package / entry.name).symlink_to(entry)
+    for sub in ("backends", "models"):
+        (package / sub).symlink_to(work / sub)
+    return work / "_import"
+
+
+def run_module(module: str, work: Path, env: dict[str, str]) -> Outcome:
+    """Initialise and execute one cosmic-ray session for harness/<module>.py."""
+    config = work / f"mutation-{module}.toml"
+    session = work / f"mutation-{module}.sqlite"
+    config.write_text(f"""[cosmic-ray]
+module-path = "harness/{module}.py"
+timeout = {TIMEOUT_S}
+excluded-modules = []
+test-command = "{TARGETS[module]}"
+
+[cosmic-ray.distributor]
+name = "local"
+""")
+    baseline = subprocess.run(TARGETS[module], shell=True, cwd=work, env=env,
+                              capture_output=True, text=True, check=False)
+    if baseline.returncode != 0:
+        raise SystemExit(f"tools/mutation.py: the tests of {module} fail unmutated:\n"
+                         f"{baseline.stdout[-2000:]}")
+    subprocess.run(["cosmic-ray", "init", str(config), str(session)], cwd=work, env=env,
+                   check=True, stdout=subprocess.DEVNULL)
+    skip_annotations(work / "harness" / f"{module}.py", session)
+    subprocess.run(["cosmic-ray", "exec", str(config), str(session)], cwd=work, env=env,
+                   check=True, stdout=subprocess.DEVNULL)
+    return read_session(module, session)
+
+
+def annotation_spans(path: Path) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) positions of every type annotation in a module that never evaluates
+    them (`from __future__ import annotations`); [] for any other module."""
+    tree = ast.parse(path.read_text())
+    postponed = any(isinstance(node, ast.ImportFrom) and node.module == "__future__" and
+                    any(alias.name == "annotations" for alias in node.names)
+                    for node in tree.body)
+    if not postponed:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+            found.append(node.annotation)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns:
+            found.append(node.returns)
+    return [((n.lineno, n.col_offset), (n.end_lineno or n.lineno, n.end_col_offset or 0))
+            for n in found]
+
+
+def skip_annotations(path: Path, session: Path) -> None:
+    """Mark the mutants inside a type annotation as skipped (equivalent: the annotation is
+    a string that nothing evaluates), so no time is spent testing them."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    spans = annotation_spans(path)
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in list(db.pending_work_items):
+            mutation = item.mutations[0]
+            if any(start <= tuple(mutation.start_pos) and tuple(mutation.end_pos) <= end
+                   for start, end in spans):
+                db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED,
+                                                      output=ANNOTATION))
+
+
+def read_session(module: str, session: Path) -> Outcome:
+    """Count a finished session's outcomes."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome
+
+    killed, incompetent, annotations, survived = 0, 0, 0, []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            mutation = item.mutations[0]
+            if result.output == ANNOTATION:
+                annotations += 1
+            elif result.test_outcome == TestOutcome.KILLED:
+                killed += 1  # a failing test, or a timeout
+            elif result.test_outcome == TestOutcome.SURVIVED:
+                survived.append((mutation.start_pos[0], mutation.operator_name,
+                                 mutation.occurrence, result.diff or ""))
+            else:  # the mutant could not be applied or tested: not counted
+                incompetent += 1
+    return Outcome(module, killed, sorted(survived), incompetent, annotations)
+
+
+def equivalents() -> dict[tuple[str, int, str, int], str]:
+    """(module, line, operator, occurrence) -> why that surviving mutant is equivalent."""
+    if not EQUIVALENT_FILE.is_file():
+        return {}
+    data = tomllib.loads(EQUIVALENT_FILE.read_text())
+    return {(item["module"], item["line"], item["operator"], item["occurrence"]): item["why"]
+            for item in data.get("mutant", [])}
+
+
+def report(outcomes: list[Outcome]) -> int:
+    """Print the scores and unexplained survivors; 1 if any survivor is unexplained."""
+    known = equivalents()
+    unexplained = 0
+    print("mutants: tested (killed + survived); annotation: skipped, inside a type annotation; "
+          "equivalent: survivors listed in tools/mutation_equivalent.toml")
+    print(f"{'module':<10} {'mutants':>7} {'killed':>7} {'survived':>8} {'annotation':>10} "
+          f"{'equivalent':>10} {'score':>7} {'score w/o equiv.':>16}")
+    for outcome in outcomes:
+        equivalent = [s for s in outcome.survived if (outcome.module, *s[:3]) in known]
+        total = outcome.killed + len(outcome.survived)
+        adjusted = outcome.killed / (total - len(equivalent)) if total > len(equivalent) else 1
+        print(f"{outcome.module:<10} {total:>7} {outcome.killed:>7} "
+              f"{len(outcome.survived):>8} {outcome.annotations:>10} {len(equivalent):>10} "
+              f"{outcome.score:>7.1%} {adjusted:>16.1%}")
+    killed = sum(o.killed for o in outcomes)
+    total = killed + sum(len(o.survived) for o in outcomes)
+    equivalent = sum(1 for o in outcomes for s in o.survived if (o.module, *s[:3]) in known)
+    annotations = sum(o.annotations for o in outcomes)
+    print(f"{'all':<10} {total:>7} {killed:>7} {total - killed:>8} {annotations:>10} "
+          f"{equivalent:>10} {killed / total:>7.1%} {killed / (total - equivalent):>16.1%}")
+    for outcome in outcomes:
+        for line, operator, occurrence, diff in outcome.survived:
+            if (outcome.module, line, operator, occurrence) in known:
+                continue
+            unexplained += 1
+            print(f"\nSURVIVED harness/{outcome.module}.py:{line} {operator} #{occurrence}")
+            print("\n".join(d for d in diff.splitlines() if d[:1] in "+-" and d[:3] not in
+                            ("+++", "---")))
+    return 1 if unexplained else 0
+
+
+def main() -> int:
+    """Parse the options, mutate each chosen module in a copy, print the report."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--module", action="append", choices=sorted(TARGETS),
+                        help="mutate only this core module (repeatable; default: all)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="work folder for the copy and the sessions (default: a new "
+                             "folder under /tmp); must not exist")
+    args = parser.parse_args()
+    if shutil.which("cosmic-ray") is None:
+        print("tools/mutation.py: cosmic-ray is not installed; pip install -e "
+              "'.[all,test,mutation]'", file=sys.stderr)
+        return 2
+    import tempfile
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="harness-mutation-")) / "copy"
+    if work.exists():
+        print(f"tools/mutation.py: {work} exists; give a new --work folder", file=sys.stderr)
+        return 2
+    work.mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(copy_checkout(work))}
+    outcomes = []
+    for module in args.module or list(TARGETS):
+        print(f"mutating harness/{module}.py ...", flush=True)
+        outcomes.append(run_module(module, work, env))
+    print(f"(sessions in {work})")
+    return report(outcomes)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
