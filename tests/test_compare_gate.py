@@ -11,6 +11,7 @@ import pytest
 
 from edge_rnn_harness.compare import bootstrap_ratio_ci, compare_runs
 from edge_rnn_harness.gate import Thresholds, judge
+from edge_rnn_harness.metrics import METRICS
 from edge_rnn_harness.results import SCHEMA_VERSION
 from tests.conftest import run_cli, write_run
 
@@ -235,3 +236,54 @@ def test_emulated_rows_are_never_judged_against_a_real_device(tmp_path: Path) ->
     assert "device mismatch" in compare.stderr
     both = write_run(tmp_path / "arm2.csv", seed=3, onnxruntime=emulated, openvino=emulated)
     assert run_cli("compare", str(cand), str(both)).returncode == 0
+
+
+#: per gated metric: the candidate's override (+30%), and the options that leave the
+#: other latency metric out of the way
+_GROWTH = {
+    "latency_median_ms": ({}, ()),
+    "latency_p90_ms": ({}, ("--max-slowdown", "off")),
+    "peak_rss_mb": ({"peak_rss_mb": 68.0 * 1.3}, ()),
+    "artifact_bytes": ({"artifact_bytes": int(76279 * 1.3)}, ()),
+    "rmse": ({"rmse": 0.0596 * 1.3}, ()),
+    "energy_per_inf_mj": ({"energy_per_inf_mj": 1.3}, ()),
+}
+
+
+@pytest.mark.parametrize("metric", METRICS, ids=lambda m: m.gate_option)
+def test_every_threshold_option_is_honoured_on_the_command_line(tmp_path: Path,
+                                                                metric: object) -> None:
+    """A 30% growth of one metric: its option at 50 passes, at 10 is a regression that
+    names the metric."""
+    override, others = _GROWTH[metric.column]  # type: ignore[attr-defined]
+    latency = metric.percentile is not None  # type: ignore[attr-defined]
+    base_fields = {"energy_per_inf_mj": 1.0} if metric.column == "energy_per_inf_mj" else {}  # type: ignore[attr-defined]
+    base = write_run(tmp_path / "a.csv", seed=1, onnxruntime=base_fields, openvino=base_fields)
+    cand = write_run(tmp_path / "b.csv", seed=2 if latency else 1,
+                     factor=1.3 if latency else 1.0,
+                     onnxruntime={**base_fields, **override}, openvino={**base_fields, **override})
+    option = metric.gate_option  # type: ignore[attr-defined]
+    loose = run_cli("gate", str(base), str(cand), *others, option, "50")
+    assert loose.returncode == 0, loose.stdout
+    strict = run_cli("gate", str(base), str(cand), *others, option, "10")
+    assert strict.returncode == 1, strict.stdout
+    assert f"{metric.label} +" in strict.stdout and "over the 10% limit" in strict.stdout  # type: ignore[attr-defined]
+
+
+def test_alpha_and_min_effect_are_honoured_on_the_command_line(tmp_path: Path) -> None:
+    """A 30% slowdown on few noisy values (rank test p about 1e-6): a regression by
+    default; with --alpha below that p-value, or a --min-effect larger than the change,
+    not significant, so the gate cannot pass it either: inconclusive, exit 2."""
+    def noisy(seed: int, factor: float) -> list[list[float]]:
+        rng = np.random.default_rng(seed)
+        return [list(25e-6 * factor * rng.lognormal(0.0, 0.3, 15)) for _ in range(6)]
+
+    base = write_run(tmp_path / "a.csv", seed=1, raw={"onnxruntime": noisy(3, 1.0),
+                                                      "openvino": noisy(3, 1.0)})
+    slow = write_run(tmp_path / "b.csv", seed=2, raw={"onnxruntime": noisy(4, 1.3),
+                                                      "openvino": noisy(3, 1.0)})
+    assert run_cli("gate", str(base), str(slow)).returncode == 1
+    for option, value in (("--alpha", "1e-12"), ("--min-effect", "60")):
+        result = run_cli("gate", str(base), str(slow), option, value)
+        assert result.returncode == 2, (option, result.stdout)
+        assert "INCONCLUSIVE" in result.stdout
