@@ -4,10 +4,11 @@ compared with the committed training record.
 
 The tolerance holds across CPUs: the records were written on other machines (AMD EPYC and
 Intel Xeon VMs), and torch, onnxruntime, OpenVINO, LiteRT and ncnn each sum in their own
-order, so fp32 forecasts differ from the record's by float rounding only: measured here the
-largest relative RMSE difference over these 35 pairs is about 1e-6 (README); 2e-5 allows
-20x that and is still 50x tighter than the smallest RMSE difference between two of the
-models (lstm-student against lstm-teacher, 0.6%).
+order, so fp32 forecasts differ from the record's by float rounding only: measured here
+(Intel Xeon VM) the largest relative RMSE difference over all 40 model x backend pairs is
+1.7e-6 (lstm-teacher on tflite; README); 2e-5 allows about 12x that and is still over 100x
+tighter than the smallest RMSE difference between two of the models (lstm-structured
+against lstm, 0.26%).
 """
 
 from __future__ import annotations
