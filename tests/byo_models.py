@@ -32,50 +32,38 @@ def not_a_model() -> str:
     return "nope"
 
 
-class CrashesInWorker(nn.Module):
-    """A linear map that dereferences a null pointer (a real SIGSEGV) when it runs inside a
-    pyperf worker process, and computes normally anywhere else (tracing, the reference)."""
+class MisbehavesInWorker(nn.Module):
+    """A linear map that misbehaves when it runs inside a pyperf worker process (`crash`:
+    dereferences a null pointer, a real SIGSEGV; `hang`: sleeps for an hour, a runtime
+    stuck in measurement), and computes normally anywhere else (tracing, the reference)."""
 
-    def __init__(self) -> None:
+    def __init__(self, how: str) -> None:
         super().__init__()
+        self.how = how
         self.linear = nn.Linear(4, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         import ctypes
         import sys
+        import time
 
         if "--worker" in sys.argv:
-            ctypes.string_at(0)
+            if self.how == "crash":
+                ctypes.string_at(0)
+            time.sleep(3600)
         return self.linear(x)
 
 
 def make_worker_crash() -> tuple[nn.Module, torch.Tensor]:
     """A module that segfaults the measuring worker (for the crash test)."""
     torch.manual_seed(0)
-    return CrashesInWorker().eval(), torch.randn(1, 4)
-
-
-class HangsInWorker(nn.Module):
-    """A linear map that sleeps for an hour when it runs inside a pyperf worker process
-    (a runtime stuck in measurement), and computes normally anywhere else."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(4, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import sys
-        import time
-
-        if "--worker" in sys.argv:
-            time.sleep(3600)
-        return self.linear(x)
+    return MisbehavesInWorker("crash").eval(), torch.randn(1, 4)
 
 
 def make_worker_hang() -> tuple[nn.Module, torch.Tensor]:
-    """A module that hangs the measuring worker (for the measurement timeout test)."""
+    """A module that hangs the measuring worker (for the timeout and Ctrl-C tests)."""
     torch.manual_seed(0)
-    return HangsInWorker().eval(), torch.randn(1, 4)
+    return MisbehavesInWorker("hang").eval(), torch.randn(1, 4)
 
 
 def make_sleepy() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,18 +46,24 @@ TARGETS: dict[str, str] = {
 TIMEOUT_S = 120
 #: the output recorded for a mutant skipped because it lies in a type annotation
 ANNOTATION = "type annotation (never evaluated)"
+#: ... and for one that turns an arithmetic operator into a bitwise or shift operator
+BITWISE = "arithmetic to bitwise operator (left out)"
+ARITHMETIC_TO_BITWISE = re.compile(
+    r"core/ReplaceBinaryOperator_(Add|Sub|Mul|Div|FloorDiv|Mod|Pow)_"
+    r"(BitOr|BitAnd|BitXor|LShift|RShift)")
 
 
 @dataclass(frozen=True)
 class Outcome:
     """One module's mutants: counts and the survivors (line, operator, occurrence, diff);
-    `annotations` were skipped as equivalent (inside a type annotation)."""
+    skipped untested: `annotations` (equivalent) and `bitwise` (left out)."""
 
     module: str
     killed: int
     survived: list[tuple[int, str, int, str]]
     incompetent: int
     annotations: int = 0
+    bitwise: int = 0
 
     @property
     def score(self) -> float:
@@ -87,6 +94,8 @@ def run_module(module: str, work: Path, env: dict[str, str]) -> Outcome:
     """Initialise and execute one cosmic-ray session for harness/<module>.py."""
     config = work / f"mutation-{module}.toml"
     session = work / f"mutation-{module}.sqlite"
+    if session.exists():  # an interrupted mutant leaves its file changed: put it back
+        shutil.copy2(ROOT / "harness" / f"{module}.py", work / "harness" / f"{module}.py")
     config.write_text(f"""[cosmic-ray]
 module-path = "harness/{module}.py"
 timeout = {TIMEOUT_S}
@@ -96,14 +105,15 @@ test-command = "{TARGETS[module]}"
 [cosmic-ray.distributor]
 name = "local"
 """)
-    baseline = subprocess.run(TARGETS[module], shell=True, cwd=work, env=env,
-                              capture_output=True, text=True, check=False)
-    if baseline.returncode != 0:
-        raise SystemExit(f"tools/mutation.py: the tests of {module} fail unmutated:\n"
-                         f"{baseline.stdout[-2000:]}")
-    subprocess.run(["cosmic-ray", "init", str(config), str(session)], cwd=work, env=env,
-                   check=True, stdout=subprocess.DEVNULL)
-    skip_annotations(work / "harness" / f"{module}.py", session)
+    if not session.exists():  # else --resume: its pending mutants only
+        baseline = subprocess.run(TARGETS[module], shell=True, cwd=work, env=env,
+                                  capture_output=True, text=True, check=False)
+        if baseline.returncode != 0:
+            raise SystemExit(f"tools/mutation.py: the tests of {module} fail unmutated:\n"
+                             f"{baseline.stdout[-2000:]}")
+        subprocess.run(["cosmic-ray", "init", str(config), str(session)], cwd=work, env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+    skip_mutants(work / "harness" / f"{module}.py", session)
     subprocess.run(["cosmic-ray", "exec", str(config), str(session)], cwd=work, env=env,
                    check=True, stdout=subprocess.DEVNULL)
     return read_session(module, session)
@@ -128,9 +138,11 @@ def annotation_spans(path: Path) -> list[tuple[tuple[int, int], tuple[int, int]]
             for n in found]
 
 
-def skip_annotations(path: Path, session: Path) -> None:
-    """Mark the mutants inside a type annotation as skipped (equivalent: the annotation is
-    a string that nothing evaluates), so no time is spent testing them."""
+def skip_mutants(path: Path, session: Path) -> None:
+    """Mark as skipped, before any test runs: the mutants inside a type annotation
+    (equivalent: the annotation is a string nothing evaluates), and those that replace an
+    arithmetic operator with a bitwise or shift one (left out: the arithmetic replacements
+    of the same expression are kept, and on floats these only raise TypeError)."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
@@ -140,8 +152,13 @@ def skip_annotations(path: Path, session: Path) -> None:
             mutation = item.mutations[0]
             if any(start <= tuple(mutation.start_pos) and tuple(mutation.end_pos) <= end
                    for start, end in spans):
-                db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED,
-                                                      output=ANNOTATION))
+                why = ANNOTATION
+            elif ARITHMETIC_TO_BITWISE.fullmatch(mutation.operator_name):
+                why = BITWISE
+            else:
+                continue
+            db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED,
+                                                  output=why))
 
 
 def read_session(module: str, session: Path) -> Outcome:
@@ -149,12 +166,14 @@ def read_session(module: str, session: Path) -> Outcome:
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome
 
-    killed, incompetent, annotations, survived = 0, 0, 0, []
+    killed, incompetent, annotations, bitwise, survived = 0, 0, 0, 0, []
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item, result in db.completed_work_items:
             mutation = item.mutations[0]
             if result.output == ANNOTATION:
                 annotations += 1
+            elif ARITHMETIC_TO_BITWISE.fullmatch(mutation.operator_name):
+                bitwise += 1  # left out, whether or not an older run tested it
             elif result.test_outcome == TestOutcome.KILLED:
                 killed += 1  # a failing test, or a timeout
             elif result.test_outcome == TestOutcome.SURVIVED:
@@ -162,7 +181,7 @@ def read_session(module: str, session: Path) -> Outcome:
                                  mutation.occurrence, result.diff or ""))
             else:  # the mutant could not be applied or tested: not counted
                 incompetent += 1
-    return Outcome(module, killed, sorted(survived), incompetent, annotations)
+    return Outcome(module, killed, sorted(survived), incompetent, annotations, bitwise)
 
 
 def equivalents() -> dict[tuple[str, int, str, int], str]:
@@ -178,23 +197,27 @@ def report(outcomes: list[Outcome]) -> int:
     """Print the scores and unexplained survivors; 1 if any survivor is unexplained."""
     known = equivalents()
     unexplained = 0
-    print("mutants: tested (killed + survived); annotation: skipped, inside a type annotation; "
+    print("mutants: tested (killed + survived); skipped untested: annotation (inside a type "
+          "annotation: equivalent) and bitwise (arithmetic to bitwise/shift: left out); "
           "equivalent: survivors listed in tools/mutation_equivalent.toml")
     print(f"{'module':<10} {'mutants':>7} {'killed':>7} {'survived':>8} {'annotation':>10} "
-          f"{'equivalent':>10} {'score':>7} {'score w/o equiv.':>16}")
+          f"{'bitwise':>7} {'equivalent':>10} {'score':>7} {'score w/o equiv.':>16}")
     for outcome in outcomes:
         equivalent = [s for s in outcome.survived if (outcome.module, *s[:3]) in known]
         total = outcome.killed + len(outcome.survived)
         adjusted = outcome.killed / (total - len(equivalent)) if total > len(equivalent) else 1
         print(f"{outcome.module:<10} {total:>7} {outcome.killed:>7} "
-              f"{len(outcome.survived):>8} {outcome.annotations:>10} {len(equivalent):>10} "
+              f"{len(outcome.survived):>8} {outcome.annotations:>10} {outcome.bitwise:>7} "
+              f"{len(equivalent):>10} "
               f"{outcome.score:>7.1%} {adjusted:>16.1%}")
     killed = sum(o.killed for o in outcomes)
     total = killed + sum(len(o.survived) for o in outcomes)
     equivalent = sum(1 for o in outcomes for s in o.survived if (o.module, *s[:3]) in known)
     annotations = sum(o.annotations for o in outcomes)
+    bitwise = sum(o.bitwise for o in outcomes)
     print(f"{'all':<10} {total:>7} {killed:>7} {total - killed:>8} {annotations:>10} "
-          f"{equivalent:>10} {killed / total:>7.1%} {killed / (total - equivalent):>16.1%}")
+          f"{bitwise:>7} {equivalent:>10} {killed / total:>7.1%} "
+          f"{killed / (total - equivalent):>16.1%}")
     for outcome in outcomes:
         for line, operator, occurrence, diff in outcome.survived:
             if (outcome.module, line, operator, occurrence) in known:
@@ -213,7 +236,11 @@ def main() -> int:
                         help="mutate only this core module (repeatable; default: all)")
     parser.add_argument("--work", type=Path, default=None,
                         help="work folder for the copy and the sessions (default: a new "
-                             "folder under /tmp); must not exist")
+                             "folder under /tmp); must not exist unless --resume")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with the sessions in --work (e.g. after Ctrl-C): only "
+                             "the mutants not yet tested run; the copy must match this "
+                             "checkout's core modules")
     args = parser.parse_args()
     if shutil.which("cosmic-ray") is None:
         print("tools/mutation.py: cosmic-ray is not installed; pip install -e "
@@ -222,11 +249,19 @@ def main() -> int:
     import tempfile
 
     work = args.work or Path(tempfile.mkdtemp(prefix="harness-mutation-")) / "copy"
-    if work.exists():
-        print(f"tools/mutation.py: {work} exists; give a new --work folder", file=sys.stderr)
+    if args.resume:
+        if args.work is None or not (work / "_import").is_dir():
+            print("tools/mutation.py: --resume needs the --work folder of an earlier run",
+                  file=sys.stderr)
+            return 2
+        env = {**os.environ, "PYTHONPATH": str(work / "_import")}
+    elif work.exists():
+        print(f"tools/mutation.py: {work} exists; give a new --work folder (or --resume)",
+              file=sys.stderr)
         return 2
-    work.mkdir(parents=True)
-    env = {**os.environ, "PYTHONPATH": str(copy_checkout(work))}
+    else:
+        work.mkdir(parents=True)
+        env = {**os.environ, "PYTHONPATH": str(copy_checkout(work))}
     outcomes = []
     for module in args.module or list(TARGETS):
         print(f"mutating harness/{module}.py ...", flush=True)

@@ -96,7 +96,7 @@ def plant(work: Path, bug: Bug) -> str:
 
 def first_failure(output: str) -> str:
     """The first FAILED/ERROR test id in pytest's -q -rfE summary."""
-    found = re.search(r"^(?:FAILED|ERROR) (\S+)", output, re.MULTILINE)
+    found = re.search(r"^(?:FAILED|ERROR) (.+?)(?: - |$)", output, re.MULTILINE)
     return found.group(1) if found else "(no test id: see the output)"
 
 
