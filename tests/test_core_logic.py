@@ -683,13 +683,24 @@ def test_verdict_lines_say_the_growth_and_the_limit_exactly(tmp_path: Path) -> N
                        "(68 -> 85), over the 10% limit",
         "openvino": "lstm/fp32/openvino single_stream s24 t1 b1: peak memory +2.9% "
                     "(68 -> 70), within the 10% limit"}
+    smaller = _gate(tmp_path, {}, {"onnxruntime": {"peak_rss_mb": 40.0}})
+    assert next(m.detail for m in smaller.metrics if m.metric.column == "peak_rss_mb") == (
+        "lstm/fp32/onnxruntime single_stream s24 t1 b1: peak memory -41.2% (68 -> 40), "
+        "within the 10% limit")
 
 
-def test_an_inconclusive_latency_says_what_this_data_resolves(tmp_path: Path) -> None:
-    """Few noisy values, +8%: the interval reaches beyond 1.10, so the gate cannot pass it
-    and says how wide a change the data resolves: half the interval's width."""
-    base = _spread_runs(11, 1.0, 3, 8, 0.3)
-    cand = _spread_runs(12, 1.08, 3, 8, 0.3)
+@pytest.mark.parametrize("seed, factor, sigma, values, resolves", [
+    (38, 1.04, 0.3, 8, 29),    # +3.7%, interval 0.776-1.346
+    (100, 1.0, 1.0, 6, 106),   # -25%, interval 0.290-2.401
+])
+def test_an_inconclusive_latency_says_what_this_data_resolves(
+        tmp_path: Path, seed: int, factor: float, sigma: float, values: int,
+        resolves: int) -> None:
+    """Few noisy values: the interval reaches beyond 1.10 though the median grew less, so
+    the gate cannot pass it; it says how wide a change the data resolves (half the
+    interval's width) and the case is not among those that pass."""
+    base = _spread_runs(seed, 1.0, 3, values, sigma)
+    cand = _spread_runs(seed + 1, factor, 3, values, sigma)
     base_path = write_run(tmp_path / "a.csv", seed=1, raw={"onnxruntime": base,
                                                            "openvino": base})
     cand_path = write_run(tmp_path / "b.csv", seed=1, raw={"onnxruntime": cand,
@@ -697,12 +708,13 @@ def test_an_inconclusive_latency_says_what_this_data_resolves(tmp_path: Path) ->
     verdict = judge(compare_runs(base_path, cand_path), Thresholds())
     latency = next(m for m in verdict.metrics if m.metric.column == "latency_median_ms")
     assert latency.verdict == INCONCLUSIVE and verdict.exit_code == 2
-    resolves = (latency.ci_high - latency.ci_low) / 2 * 100
+    assert latency.ratio < 1.10 < latency.ci_high
     assert latency.detail.endswith(
         f"does not rule out a growth beyond the 10% limit (this data resolves changes of "
-        f"about +-{resolves:.0f}%): measure more worker processes (--profile default or "
+        f"about +-{resolves}%): measure more worker processes (--profile default or "
         f"rigorous), or use interleaved A/B mode (harness ab) or --history")
     assert f"its 95% interval {latency.ci_low:.3f}-{latency.ci_high:.3f}" in latency.detail
+    assert verdict.passed == ["lstm/fp32/openvino single_stream s24 t1 b1"]
 
 
 def test_a_throttled_row_cannot_be_judged_and_an_empty_flag_can(tmp_path: Path) -> None:
@@ -719,3 +731,64 @@ def test_a_failed_first_case_does_not_stop_the_others(tmp_path: Path) -> None:
                                                          "latency_median_ms": None}})
     assert verdict.exit_code == 1 and len(verdict.regressions) == 1
     assert verdict.passed == ["lstm/fp32/openvino single_stream s24 t1 b1"]
+
+
+def test_a_problem_in_the_first_case_does_not_stop_the_others(tmp_path: Path) -> None:
+    verdict = _gate(tmp_path, cand_over={"onnxruntime": {"throttled": True}})
+    assert len(verdict.problems) == 1
+    assert verdict.passed == ["lstm/fp32/openvino single_stream s24 t1 b1"]
+
+
+def test_a_first_case_missing_from_the_candidate_does_not_stop_the_others(
+        tmp_path: Path) -> None:
+    base, cand = _pair(tmp_path)
+    lines = cand.read_text().splitlines()
+    cand.write_text("\n".join([lines[0], lines[2]]) + "\n")  # openvino only
+    comparison = compare_runs(base, cand)
+    assert [c.key[2] for c in comparison.cases] == ["openvino"]
+    assert [k[2] for k in comparison.only_base] == ["onnxruntime"]
+
+
+def test_a_change_exactly_at_the_minimum_effect_is_significant(tmp_path: Path) -> None:
+    base = _spread_runs(8, 1.0, 6, 100, 0.02)
+    cand = _spread_runs(9, 1.03, 6, 100, 0.02)
+    effect = abs(_latency_change(tmp_path, base, cand, min_effect=0.01).ratio - 1)
+    assert _latency_change(tmp_path, base, cand, min_effect=effect).significant
+
+
+def test_compare_defaults_are_the_documented_ones() -> None:
+    """README: significant at p < 0.01 and a change of at least 5%."""
+    defaults = inspect.signature(compare_runs).parameters
+    assert (defaults["alpha"].default, defaults["min_effect"].default) == (0.01, 0.05)
+
+
+def test_more_values_in_the_candidate_is_not_a_pair(tmp_path: Path) -> None:
+    base_runs, cand_runs = _golden_runs()
+    over = {"onnxruntime": {"interleaving": "calls", "run_id": "ab1"}}
+    raw = {"onnxruntime": [list(r[:-1] * 25e-6) for r in base_runs]}
+    longer = {"onnxruntime": [list(r * 25e-6) for r in cand_runs]}
+    pair = _pair(tmp_path, over, over, raw, longer)
+    assert _changes(compare_runs(*pair))["latency_median_ms"].note == ""
+
+
+def test_a_zero_median_cannot_be_judged(tmp_path: Path) -> None:
+    base, cand = _pair(tmp_path, {"onnxruntime": {"latency_median_ms": 0.0}})
+    assert compare_runs(base, cand).cases[0].problems == [
+        "baseline row is ok but its latency_median_ms is 0.0: not a positive number"]
+
+
+def test_another_suffix_is_not_taken_for_the_json(tmp_path: Path) -> None:
+    from edge_rnn_harness.compare import resolve_pair
+
+    base, _ = _pair(tmp_path)
+    for suffix in (".txt", ".zip"):
+        with pytest.raises(ValueError, match="no results CSV at"):
+            resolve_pair(base.with_suffix(suffix))
+
+
+def test_a_resample_count_that_is_not_a_multiple_of_the_chunk() -> None:
+    """150 replicates: one chunk of 100, one of 50 (pinned, seeded)."""
+    base, cand = _golden_runs()
+    assert bootstrap_ratio_ci(base, cand, 50, resamples=150) == pytest.approx(
+        (1.1811868877966814, 1.256889694049738), rel=1e-9)
+

@@ -4,6 +4,8 @@ bugs (a flipped comparison, an off-by-one constant, `and` for `or`) the tests ca
     pip install -e ".[all,test,mutation]"
     python tools/mutation.py                  # every core module (about an hour here)
     python tools/mutation.py --module gate    # one module
+    python tools/mutation.py --resume --work DIR            # go on after an interruption
+    python tools/mutation.py --resume --recheck --work DIR  # survivors against new tests
 
 It never touches this checkout: the tracked files are copied to a work folder, the copy is
 imported through PYTHONPATH (ahead of the editable install), and cosmic-ray mutates the
@@ -161,6 +163,37 @@ def skip_mutants(path: Path, session: Path) -> None:
                                                   output=why))
 
 
+def recheck(module: str, work: Path, env: dict[str, str]) -> int:
+    """Test every surviving mutant of the module's session again, against this checkout's
+    tests as they are now (copied into the work folder first), and record the new outcome;
+    returns how many the new tests kill. A mutant once killed stays killed, as tests are
+    only ever added."""
+    from cosmic_ray.mutating import mutate_and_test
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome
+
+    shutil.copytree(ROOT / "tests", work / "tests", dirs_exist_ok=True)
+    killed_now = 0
+    previous, os.environ["PYTHONPATH"] = os.environ.get("PYTHONPATH"), env["PYTHONPATH"]
+    cwd = Path.cwd()
+    os.chdir(work)  # the mutation's module path is relative to the copy
+    try:
+        with use_db(str(work / f"mutation-{module}.sqlite"), WorkDB.Mode.open) as db:
+            for item, result in list(db.completed_work_items):
+                if result.test_outcome != TestOutcome.SURVIVED:
+                    continue
+                again = mutate_and_test(item.mutations, TARGETS[module], TIMEOUT_S)
+                db.set_result(item.job_id, again)
+                killed_now += again.test_outcome == TestOutcome.KILLED
+    finally:
+        os.chdir(cwd)
+        if previous is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = previous
+    return killed_now
+
+
 def read_session(module: str, session: Path) -> Outcome:
     """Count a finished session's outcomes."""
     from cosmic_ray.work_db import WorkDB, use_db
@@ -237,6 +270,9 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=None,
                         help="work folder for the copy and the sessions (default: a new "
                              "folder under /tmp); must not exist unless --resume")
+    parser.add_argument("--recheck", action="store_true",
+                        help="with --resume: test the survivors again against the tests as "
+                             "they are now (after adding tests to kill them)")
     parser.add_argument("--resume", action="store_true",
                         help="go on with the sessions in --work (e.g. after Ctrl-C): only "
                              "the mutants not yet tested run; the copy must match this "
@@ -249,6 +285,9 @@ def main() -> int:
     import tempfile
 
     work = args.work or Path(tempfile.mkdtemp(prefix="harness-mutation-")) / "copy"
+    if args.recheck and not args.resume:
+        print("tools/mutation.py: --recheck goes with --resume --work DIR", file=sys.stderr)
+        return 2
     if args.resume:
         if args.work is None or not (work / "_import").is_dir():
             print("tools/mutation.py: --resume needs the --work folder of an earlier run",
@@ -264,6 +303,11 @@ def main() -> int:
         env = {**os.environ, "PYTHONPATH": str(copy_checkout(work))}
     outcomes = []
     for module in args.module or list(TARGETS):
+        if args.recheck:
+            print(f"re-testing the survivors of harness/{module}.py ...", flush=True)
+            print(f"  killed now: {recheck(module, work, env)}", flush=True)
+            outcomes.append(read_session(module, work / f"mutation-{module}.sqlite"))
+            continue
         print(f"mutating harness/{module}.py ...", flush=True)
         outcomes.append(run_module(module, work, env))
     print(f"(sessions in {work})")
