@@ -5,6 +5,7 @@ the aggregation of worker results, compare's significance and every path of the 
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import time
 from pathlib import Path
@@ -305,7 +306,7 @@ def test_a_speedup_passes(tmp_path: Path) -> None:
 def test_a_slowdown_beyond_the_limit_is_a_regression(tmp_path: Path) -> None:
     verdict = _gate(tmp_path, factor=1.5)
     assert verdict.exit_code == EXIT_REGRESSION
-    assert len(verdict.regressions) == 2 and not verdict.problems
+    assert len(verdict.regressions) == 2 and not verdict.problems and verdict.passed == []
     assert all("median latency +" in line for line in verdict.regressions)
 
 
@@ -626,8 +627,9 @@ def test_comparison_records_are_frozen(tmp_path: Path) -> None:
 
     base, _ = _pair(tmp_path)
     comparison = compare_runs(base, base)
+    metric_verdict = judge(comparison, Thresholds()).metrics[0]
     for record in (comparison, comparison.cases[0], comparison.cases[0].changes[0],
-                   Thresholds()):
+                   Thresholds(), metric_verdict):
         with pytest.raises(dataclasses.FrozenInstanceError):
             record.cases = []  # type: ignore[misc, union-attr]
 
@@ -792,3 +794,120 @@ def test_a_resample_count_that_is_not_a_multiple_of_the_chunk() -> None:
     assert bootstrap_ratio_ci(base, cand, 50, resamples=150) == pytest.approx(
         (1.1811868877966814, 1.256889694049738), rel=1e-9)
 
+
+
+# --- parity records and their validation ---
+
+
+@pytest.mark.parametrize("atol, rtol", [(-1e-12, 0.0), (0.0, -1e-12), (math.inf, 0.0),
+                                        (0.0, math.inf), (float("inf"), 0.0),
+                                        (0.0, float("inf")), (math.nan, 0.0), (0.0, math.nan)])
+def test_a_tolerance_must_be_finite_and_not_negative(atol: float, rtol: float) -> None:
+    with pytest.raises(ValueError, match="tolerances must be finite numbers >= 0"):
+        Tolerance(atol=atol, rtol=rtol)
+
+
+def test_a_zero_tolerance_is_exact_equality() -> None:
+    tol = Tolerance(atol=0.0, rtol=0.0)
+    assert compare_outputs({"y": np.array([2.0])}, {"y": np.array([2.0])}, tol).within
+    assert not compare_outputs({"y": np.array([2.0 + 1e-15])}, {"y": np.array([2.0])},
+                               tol).within
+
+
+def test_parity_records_are_frozen() -> None:
+    import dataclasses
+
+    result = compare_outputs({"y": np.array([1.0])}, {"y": np.array([1.0])},
+                             Tolerance(atol=0.1, rtol=0.0))
+    for record in (Tolerance(atol=0.1, rtol=0.0), result, result.outputs["y"]):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            record.within = False  # type: ignore[misc, union-attr]
+
+
+@pytest.mark.parametrize("out_size, ref_size, message", [
+    (1, 2, "output 'y' has 1 elements, the reference 2"),
+    (3, 2, "output 'y' has 3 elements, the reference 2"),
+])
+def test_outputs_of_another_size_cannot_be_compared(out_size: int, ref_size: int,
+                                                    message: str) -> None:
+    from edge_rnn_harness.parity import ParityError
+
+    with pytest.raises(ParityError, match=re.escape(message)):
+        compare_outputs({"y": np.zeros(out_size)}, {"y": np.zeros(ref_size)},
+                        Tolerance(atol=0.1, rtol=0.0))
+
+
+def test_large_outputs_of_one_size_compare() -> None:
+    """300 elements each (beyond the integers CPython caches): the sizes are equal."""
+    result = compare_outputs({"y": np.ones(300)}, {"y": np.ones(300)},
+                             Tolerance(atol=0.0, rtol=0.0))
+    assert result.within and result.max_abs_err == 0.0 and result.max_rel_err == 0.0
+
+
+@pytest.mark.parametrize("a_error, b_error, worst", [
+    (0.5, 0.2, "b"),    # a: 0.5 of 1.1 allowed; b: 0.2 of 0.1 -> b is furthest beyond
+    (1.0, 0.05, "a"),   # a: 0.91 of its allowance; b: 0.5 of its allowance
+    (0.5, 0.08, "b"),   # both within: a 0.45, b 0.8 of the allowance
+    (0.5, 0.04, "a"),   # both within: a 0.45, b 0.4
+    (0.0, 0.0, "a"),    # nothing off: the first output
+])
+def test_parity_worst_output_by_excess_over_its_allowance(a_error: float, b_error: float,
+                                                          worst: str) -> None:
+    ref = {"a": np.array([100.0]), "b": np.array([0.0])}
+    result = compare_outputs({"a": np.array([100.0 + a_error]), "b": np.array([b_error])},
+                             ref, Tolerance(atol=0.1, rtol=0.01))
+    assert result.worst_output == worst
+    assert result.max_abs_err == pytest.approx(max(a_error, b_error))
+    assert result.outputs["b"].max_rel_err == pytest.approx(b_error / 1e-6)
+
+
+def test_an_empty_output_has_zero_errors() -> None:
+    result = compare_outputs({"y": np.zeros(0)}, {"y": np.zeros(0)},
+                             Tolerance(atol=0.0, rtol=0.0))
+    assert result.within and (result.max_abs_err, result.max_rel_err) == (0.0, 0.0)
+    exact = compare_outputs({"a": np.zeros(0), "b": np.ones(2)},
+                            {"a": np.zeros(0), "b": np.ones(2)}, Tolerance(atol=0.0, rtol=0.0))
+    assert exact.worst_output == "a"  # nothing off anywhere: the first output
+
+
+# --- the status verdicts that follow from the workers' checks ---
+
+
+def test_parity_beyond_for_fp16_is_invalid_and_a_worker_without_parity_is_not_worst() -> None:
+    mixed = _benchmark({}, _parity_meta(0, 3e-4))
+    for name in ("fp16", "int8-static"):
+        assert parity_verdict(mixed, get_variant(name))["status"] == "invalid"
+    assert "max_abs_err 0.0003," in parity_verdict(mixed, get_variant("fp32"))["reason"]
+
+
+def test_degenerate_forecasts_make_an_ok_row_invalid() -> None:
+    from edge_rnn_harness.aggregate import quality_verdict
+
+    fp32 = get_variant("fp32")
+    clean = _benchmark(_parity_meta(1, 1e-7), _parity_meta(1, 1e-7))
+    assert quality_verdict(clean, fp32) == {"status": "ok", "reason": ""}
+    constant = _benchmark({**_parity_meta(1, 1e-7), "accuracy_problem": "constant forecasts"},
+                          _parity_meta(1, 1e-7))
+    assert quality_verdict(constant, fp32) == {
+        "status": "invalid", "reason": "degenerate forecasts: constant forecasts"}
+    broken = _benchmark({**_parity_meta(0, 1.0), "accuracy_problem": "constant forecasts"})
+    assert quality_verdict(broken, fp32)["status"] == "failed"  # the parity verdict first
+
+
+def test_rmse_growth_beyond_the_variant_policy_makes_an_ok_row_invalid() -> None:
+    from edge_rnn_harness.aggregate import growth_verdict
+
+    int8 = get_variant("int8-dynamic")  # at most +25% over the same backend's fp32
+    grown = {"status": "ok", "rmse": 0.08, "fp32_rmse": 0.06}
+    verdict = growth_verdict(grown, int8)
+    assert verdict["status"] == "invalid"
+    assert verdict["reason"].startswith("accuracy policy: ")
+    assert growth_verdict({**grown, "rmse": 0.0601}, int8) == {}
+    assert growth_verdict({**grown, "status": "failed"}, int8) == {}
+    assert growth_verdict({"status": "ok", "rmse": 0.08}, int8) == {}  # no fp32 to compare
+
+
+@pytest.mark.parametrize("version, expected", [("1.32.0", "1.32.0"), ("-", None)])
+def test_the_runtime_version_comes_from_the_workers(version: str, expected: str | None) -> None:
+    fields = measurement_fields(_benchmark({"backend_version": version}), batch=1)
+    assert fields.get("backend_version") == expected

@@ -38,8 +38,10 @@ TARGETS: dict[str, str] = {
     "stats": f"{PYTEST} {CORE} tests/test_stats_parity_memory.py -k 'statistic or values "
              f"or latency_summary'",
     "clock": f"{PYTEST} tests/test_clock.py {CORE} -k 'clock or feeding or time_'",
-    "parity": f"{PYTEST} {CORE} tests/test_stats_parity_memory.py -k parity",
-    "aggregate": f"{PYTEST} {CORE} -k 'worker or parity_needs or accuracy_from'",
+    "parity": f"{PYTEST} {CORE} tests/test_stats_parity_memory.py -k 'parity or tolerance "
+              f"or output'",
+    "aggregate": f"{PYTEST} {CORE} -k 'worker or parity or accuracy_from or degenerate or "
+                 f"growth or version'",
     "gate": f"{PYTEST} {CORE} -k 'not deny_significance'",
     "compare": f"{PYTEST} {CORE}",
     "results": f"{PYTEST} tests/test_results.py",
