@@ -35,7 +35,7 @@ CORE = "tests/test_core_logic.py"
 
 #: module -> the tests run against each of its mutants (fast, in process)
 TARGETS: dict[str, str] = {
-    "stats": f"{PYTEST} {CORE} tests/test_stats_parity_memory.py -k 'statistic or values "
+    "stats": f"{PYTEST} {CORE} tests/test_stats_parity_memory.py -k 'statistic or value "
              f"or latency_summary'",
     "clock": f"{PYTEST} tests/test_clock.py {CORE} -k 'clock or feeding or time_'",
     "parity": f"{PYTEST} {CORE} tests/test_stats_parity_memory.py -k 'parity or tolerance "
