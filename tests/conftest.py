@@ -82,6 +82,22 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600
                           text=True, cwd=cwd or ROOT, timeout=timeout, check=False)
 
 
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def popen_harness(*args: str, **kwargs: object) -> subprocess.Popen:
+    """Start `python -m edge_rnn_harness ARGS` with pipes, and with SIGINT at its default
+    disposition: a shell running the tests in the background hands SIGINT down ignored,
+    and a Ctrl-C test would then wait for a run that never sees the signal. (pytest runs
+    no other thread here: pytest-timeout uses the signal method.)"""
+    return subprocess.Popen([sys.executable, "-m", "edge_rnn_harness", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint, **kwargs)  # noqa: PLW1509
+
+
 #: backends of the synthetic runs below
 SYNTHETIC_BACKENDS = ("onnxruntime", "openvino")
 

@@ -16,7 +16,7 @@ from edge_rnn_harness.models.registry import get_entry
 from edge_rnn_harness.plan import Case
 from edge_rnn_harness.results import read_results
 from edge_rnn_harness.sources import RegisteredSource
-from tests.conftest import run_cli
+from tests.conftest import popen_harness, run_cli
 
 QUICK = ("--model", "tiny", "--profile", "quick")
 
@@ -228,14 +228,9 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path, signal_name: str
     import psutil
 
     out = tmp_path / "i.csv"
-    proc = subprocess.Popen([sys.executable, "-m", "edge_rnn_harness", "run", "--backends",
-                             "onnxruntime,torch", "--model", "tests.byo_models:make_worker_hang",
-                             "--profile", "quick", "--out", str(out), "--bundle-dir",
-                             str(tmp_path / "bundle")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            # pytest runs no other thread here (pytest-timeout: signal method)
-                            preexec_fn=lambda: signal.signal(signal.SIGINT,  # noqa: PLW1509
-                                                             signal.SIG_DFL))
+    proc = popen_harness("run", "--backends", "onnxruntime,torch", "--model",
+                         "tests.byo_models:make_worker_hang", "--profile", "quick", "--out",
+                         str(out), "--bundle-dir", str(tmp_path / "bundle"))
     parent = psutil.Process(proc.pid)
 
     def measuring_workers() -> list[psutil.Process]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge_rnn_harness.results import read_results
+from tests.conftest import popen_harness
 from tests.fake_device import PMIC_WATTS, cpufreq_tree, device_env, fake_vcgencmd, ina219
 from tests.test_cli import _rows_written, _wait_for
 
@@ -145,11 +146,9 @@ def test_ctrl_c_during_a_sweep_restores_the_cpu(tiny_bundle: Path, tmp_path: Pat
     root = tmp_path / "root"
     policies = cpufreq_tree(root)
     out = tmp_path / "r.csv"
-    proc = subprocess.Popen([sys.executable, "-m", "edge_rnn_harness", "run", "--bundle",
-                             str(tiny_bundle), *QUICK, "--power", "none", "--out", str(out),
-                             "--cpu-freq", "600000,1200000,1800000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=device_env(root))
+    proc = popen_harness("run", "--bundle", str(tiny_bundle), *QUICK, "--power", "none",
+                         "--out", str(out), "--cpu-freq", "600000,1200000,1800000",
+                         env=device_env(root))
     _wait_for(lambda: _rows_written(out) == 1, "the first row")
     assert (policies / "policy0/scaling_governor").read_text().strip() == "userspace"
     proc.send_signal(signal.SIGINT)

@@ -117,3 +117,61 @@ def test_the_pyperf_json_is_replaced_atomically(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="No space left"):
         dump_suite(Broken(), path)
     assert path.read_bytes() == good and list(tmp_path.iterdir()) == [path]
+
+
+def test_the_schema_version_and_the_columns_every_version_has() -> None:
+    """README: schema 4; a file of any version needs these columns to load."""
+    from edge_rnn_harness.results import REQUIRED_COLUMNS
+
+    assert SCHEMA_VERSION == 4
+    assert REQUIRED_COLUMNS == ("schema_version", "model", "variant", "backend", "scenario",
+                                "threads", "batch", "seq_len", "status")
+
+
+def test_a_held_results_file_is_busy_and_a_free_one_is_not(tmp_path: Path) -> None:
+    from edge_rnn_harness.results import OutputBusy, check_not_busy
+
+    path = tmp_path / "deep" / "er" / "r.csv"  # the writer makes the folders
+    check_not_busy(path)  # no file yet: free
+    writer = ResultsWriter(path)
+    with pytest.raises(OutputBusy, match="is being written by another harness process"):
+        check_not_busy(path)
+    writer.close()
+    check_not_busy(path)  # released
+
+
+def test_a_cell_reading_na_stays_text(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    writer = ResultsWriter(path)
+    writer.append(_row(reason="NA", status="failed", model="NA"))
+    writer.close()
+    row = read_results(path).iloc[0]
+    assert (row["reason"], row["model"]) == ("NA", "NA")
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not a readable file (Is a directory)"),
+    ("", "not a results CSV (No columns to parse from file)"),
+    ("\xff\xfe\x00garbage", "not a results CSV"),
+])
+def test_unreadable_files_say_why_in_one_line(tmp_path: Path, content: str | None,
+                                              message: str) -> None:
+    path = tmp_path / "r.csv"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content.encode("latin-1"))
+    with pytest.raises(ValueError) as error:
+        read_results(path)
+    assert str(error.value) == f"{path}: {message}" or message == "not a results CSV" and \
+        str(error.value).startswith(f"{path}: not a results CSV (")
+
+
+def test_an_unknown_status_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    writer = ResultsWriter(path)
+    writer.append(_row())
+    writer.close()
+    path.write_text(path.read_text().replace(",ok,", ",great,"))
+    with pytest.raises(ValueError, match="status 'great' is not one of ok, "):
+        read_results(path)
