@@ -19,6 +19,15 @@ def _row(**fields: object) -> dict:
     return new_row(**base)
 
 
+def _written(path: Path, *rows: dict) -> Path:
+    """A results CSV holding `rows`, written and closed."""
+    writer = ResultsWriter(path)
+    for row in rows:
+        writer.append(row)
+    writer.close()
+    return path
+
+
 def test_round_trip_keeps_values_and_types(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     writer = ResultsWriter(path)
@@ -142,9 +151,7 @@ def test_a_held_results_file_is_busy_and_a_free_one_is_not(tmp_path: Path) -> No
 
 def test_a_cell_reading_na_stays_text(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
-    writer = ResultsWriter(path)
-    writer.append(_row(reason="NA", status="failed", model="NA"))
-    writer.close()
+    _written(path, _row(reason="NA", status="failed", model="NA"))
     row = read_results(path).iloc[0]
     assert (row["reason"], row["model"]) == ("NA", "NA")
 
@@ -169,9 +176,30 @@ def test_unreadable_files_say_why_in_one_line(tmp_path: Path, content: str | Non
 
 def test_an_unknown_status_is_named(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
-    writer = ResultsWriter(path)
-    writer.append(_row())
-    writer.close()
+    _written(path, _row())
     path.write_text(path.read_text().replace(",ok,", ",great,"))
     with pytest.raises(ValueError, match="status 'great' is not one of ok, "):
         read_results(path)
+
+
+def test_true_stays_true(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    _written(path, _row(throttled=True), _row(throttled=False, backend="openvino"))
+    assert read_results(path)["throttled"].tolist() == [True, False]
+
+
+def test_a_bad_number_names_its_column(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    _written(path, _row())
+    path.write_text(path.read_text().replace("0.0412345678", "fast"))
+    with pytest.raises(ValueError, match="column 'latency_median_ms' has a bad value"):
+        read_results(path)
+
+
+@pytest.mark.parametrize("value, finite", [(1.5, True), ("2", True), (None, False),
+                                           ("abc", False), (float("nan"), False),
+                                           (float("inf"), False), (pd.NA, False)])
+def test_is_finite_number(value: object, finite: bool) -> None:
+    from edge_rnn_harness.results import is_finite_number
+
+    assert is_finite_number(value) is finite
