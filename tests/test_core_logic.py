@@ -911,3 +911,105 @@ def test_rmse_growth_beyond_the_variant_policy_makes_an_ok_row_invalid() -> None
 def test_the_runtime_version_comes_from_the_workers(version: str, expected: str | None) -> None:
     fields = measurement_fields(_benchmark({"backend_version": version}), batch=1)
     assert fields.get("backend_version") == expected
+
+
+# --- compare: the remaining boundaries (the last mutation survivors) ---
+
+
+@pytest.mark.parametrize("base_count, cand_count", [(2, 3), (3, 2)])
+def test_one_process_more_is_not_identical_measurements(tmp_path: Path, base_count: int,
+                                                        cand_count: int) -> None:
+    runs = _spread_runs(21, 1.0, 3, 40, 0.05)
+    latency = _latency_change(tmp_path, runs[:base_count], runs[:cand_count])
+    assert latency.note != "identical measurements" and latency.p_value != 1.0
+
+
+def test_the_paired_p_value_is_wilcoxon_on_log_ratios_of_either_sign(tmp_path: Path) -> None:
+    from scipy.stats import wilcoxon
+
+    rng = np.random.default_rng(7)
+    base_runs = [rng.lognormal(0, 0.1, 50) for _ in range(4)]
+    cand_runs = [b * rng.lognormal(0.01, 0.05, 50) for b in base_runs]  # signs mixed
+    over = {"onnxruntime": {"interleaving": "calls", "run_id": "ab1"}}
+    pair = _pair(tmp_path, over, over, {"onnxruntime": [list(r * 25e-6) for r in base_runs]},
+                 {"onnxruntime": [list(r * 25e-6) for r in cand_runs]})
+    latency = _changes(compare_runs(*pair))["latency_median_ms"]
+    expected = wilcoxon(np.log(np.concatenate(cand_runs) * 25e-6)
+                        - np.log(np.concatenate(base_runs) * 25e-6)).pvalue
+    assert 1e-6 < expected < 0.5
+    assert latency.p_value == pytest.approx(expected, rel=1e-9)
+
+
+def test_an_interval_ending_exactly_at_1_from_below_is_not_significant(tmp_path: Path) -> None:
+    base = [[50e-6] * 40, [50e-6] * 40]
+    cand = [[25e-6] * 40, [50e-6] * 40]
+    change = _latency_change(tmp_path, base, cand)
+    assert (change.ci_low, change.ci_high) == (0.5, 1.0) and change.p_value < 1e-6
+    assert not change.significant
+
+
+def test_a_small_decrease_of_a_single_number_is_not_significant(tmp_path: Path) -> None:
+    base, cand = _pair(tmp_path, cand_over={"onnxruntime": {"peak_rss_mb": 66.0}})
+    assert not _changes(compare_runs(base, cand))["peak_rss_mb"].significant  # -2.9%
+    effect = abs(66.0 / 68.0 - 1)
+    assert _changes(compare_runs(base, cand, min_effect=effect))["peak_rss_mb"].significant
+
+
+@pytest.mark.parametrize("base_over, cand_over", [
+    ({"interleaving": "processes", "run_id": "ab1"}, {"interleaving": "processes",
+                                                      "run_id": "ab1"}),
+    ({"interleaving": "calls", "run_id": "ab2"}, {"interleaving": "calls", "run_id": "ab1"}),
+])
+def test_only_one_interleaved_run_is_a_pair(tmp_path: Path, base_over: dict,
+                                            cand_over: dict) -> None:
+    base_runs, cand_runs = _golden_runs()
+    pair = _pair(tmp_path, {"onnxruntime": base_over}, {"onnxruntime": cand_over},
+                 {"onnxruntime": [list(r * 25e-6) for r in base_runs]},
+                 {"onnxruntime": [list(r * 25e-6) for r in cand_runs]})
+    assert _changes(compare_runs(*pair))["latency_median_ms"].note == ""
+
+
+@pytest.mark.parametrize("base_value, cand_value, expected", [
+    ("2.0", "1.0", "backend_version: 2.0 vs 1.0"),
+    (None, "1.0", "backend_version: None vs 1.0"),
+])
+def test_a_mismatch_either_way_or_against_an_empty_cell(tmp_path: Path, base_value: object,
+                                                        cand_value: str, expected: str) -> None:
+    base, cand = _pair(tmp_path, {"onnxruntime": {"backend_version": base_value}},
+                       {"onnxruntime": {"backend_version": cand_value}})
+    assert compare_runs(base, cand).cases[0].mismatches == [expected]
+
+
+def test_an_emulated_baseline_is_not_judged_against_a_real_candidate(tmp_path: Path) -> None:
+    from edge_rnn_harness.environment import EMULATED_MARK
+
+    base, cand = _pair(tmp_path, {"onnxruntime": {"device": f"box{EMULATED_MARK}"}})
+    assert compare_runs(base, cand).cases[0].problems[0].startswith("device mismatch")
+
+
+def test_raw_values_are_found_under_the_current_benchmark_name(tmp_path: Path) -> None:
+    import json
+
+    base, cand = _pair(tmp_path)
+    for path in (base, cand):
+        json_path = path.with_suffix(".json")
+        suite = json.loads(json_path.read_text())
+        for bench in suite["benchmarks"]:
+            for run in bench["runs"]:
+                name = run["metadata"].get("name") if "metadata" in run else None
+                if name:
+                    run["metadata"]["name"] = name.replace("/t1/", "/single_stream/s24/t1/")
+            meta = bench.get("metadata", {})
+            if "name" in meta:
+                meta["name"] = meta["name"].replace("/t1/", "/single_stream/s24/t1/")
+        json_path.write_text(json.dumps(suite))
+    assert "lstm/fp32/onnxruntime/single_stream/s24/t1/b1" in json.dumps(
+        json.loads(cand.with_suffix(".json").read_text()))
+    latency = _changes(compare_runs(base, cand))["latency_median_ms"]
+    assert latency.note == "identical measurements"  # the raw values were found
+
+
+def test_a_skipped_row_needs_no_latency(tmp_path: Path) -> None:
+    base, cand = _pair(tmp_path, {"onnxruntime": {"status": "skipped", "reason": "x",
+                                                  "latency_median_ms": None}})
+    assert compare_runs(base, cand).cases[0].problems == []
