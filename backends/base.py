@@ -227,10 +227,9 @@ def settings_record(read: Mapping[str, Any],
 
 def dtype_counts(dtypes: list[str]) -> str:
     """Element types and how many tensors have each, e.g. "float32:12,int8:4"."""
-    counts: dict[str, int] = {}
-    for dtype in dtypes:
-        counts[dtype] = counts.get(dtype, 0) + 1
-    return ",".join(f"{dtype}:{count}" for dtype, count in sorted(counts.items()))
+    from collections import Counter
+
+    return ",".join(f"{dtype}:{count}" for dtype, count in sorted(Counter(dtypes).items()))
 
 
 def write_notes(out_dir: Path, notes: Mapping[str, Any]) -> None:
