@@ -38,6 +38,10 @@ from edge_rnn_harness.variants import get_variant
 PNNX_TIMEOUT_S = 300
 #: the onnxruntime inside pnnx 20261020 reads ONNX IR versions up to 13
 PNNX_MAX_IR_VERSION = 13
+#: numpy element type -> pnnx's name for it in inputshape= (pnnx's ir.cpp type_to_string)
+PNNX_TYPES = {"float32": "f32", "float64": "f64", "float16": "f16", "int32": "i32",
+              "int64": "i64", "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "bool",
+              "complex64": "c64", "complex128": "c128"}
 
 
 @contextlib.contextmanager
@@ -60,13 +64,33 @@ def _native_stderr() -> Iterator[list[str]]:
 
 
 def _copy_for_pnnx(onnx_path: Path, path: Path) -> None:
-    """Copy the ONNX file for pnnx, declaring IR version 13 where it declares a newer one
-    (the operators and opset are unchanged; pnnx's embedded onnxruntime refuses IR 14)."""
+    """Copy the ONNX file for pnnx: initializers no longer listed among the graph inputs
+    (pnnx matches its input shapes to every graph input in order, so an old model that
+    lists its weights as inputs, IR < 4, got its shapes on the weights), and IR version
+    13 where it declares a newer one (pnnx's embedded onnxruntime refuses IR 14; the
+    operators and opset are unchanged)."""
     import onnx
 
     model = onnx.load(str(onnx_path))
-    model.ir_version = min(model.ir_version, PNNX_MAX_IR_VERSION)
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in initializers]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    model.ir_version = max(4, min(model.ir_version, PNNX_MAX_IR_VERSION))
     onnx.save(model, str(path))
+
+
+def pnnx_input_shapes(inputs: Mapping[str, np.ndarray]) -> str:
+    """pnnx's inputshape argument: each input's shape and element type in order, e.g.
+    "[1,24,1]f32,[2]i32" (without the type pnnx assumes f32 and refuses other inputs).
+    ValueError for an element type pnnx has no name for."""
+    parts = []
+    for name, array in inputs.items():
+        kind = PNNX_TYPES.get(np.dtype(array.dtype).name)
+        if kind is None:
+            raise ValueError(f"input {name!r} is {array.dtype}, which pnnx cannot take")
+        parts.append("[" + ",".join(str(n) for n in array.shape) + "]" + kind)
+    return ",".join(parts)
 
 
 class NcnnPrepared(PreparedModel):
@@ -131,8 +155,7 @@ class NcnnBackend(OnnxFedBackend):
         fp16=1 (float16 weights) for the fp16 variant."""
         import pnnx
 
-        shapes = ",".join("[" + ",".join(str(n) for n in array.shape) + "]"
-                          for array in signature.inputs.values())
+        shapes = pnnx_input_shapes(signature.inputs)
         with tempfile.TemporaryDirectory() as tmp:
             _copy_for_pnnx(onnx_path, Path(tmp) / "model.onnx")
             fp16 = int(get_variant(variant).float_precision == "fp16")

@@ -64,11 +64,16 @@ def parity_verdict(benchmark: Any, variant: Variant) -> dict[str, str]:
     matched the reference within the tolerance, on every output; the reason quotes the
     worker furthest from it. Beyond it an fp32 row
     `failed` (a broken conversion); a reduced-precision row is `invalid` (it ran, but
-    strays further than its variant allows)."""
+    strays further than its variant allows). A row that misses the reference but matches
+    the second opinion that disputes it is `invalid` with that reason (the reference, not
+    the runtime, is in doubt); an ok row notes NaN/inf the reference held."""
     runs = [run.get_metadata() for run in benchmark.get_runs()]
     failing = [meta for meta in runs if meta.get("parity_ok") != 1]
     if runs and not failing:
-        return {"status": "ok", "reason": ""}
+        return {"status": "ok", "reason": runs[0].get("reference_non_finite", "")}
+    disputes = [meta.get("reference_disputed") for meta in failing]
+    if runs and all(disputes):
+        return {"status": "invalid", "reason": disputes[0]}
     worst = max(failing, key=lambda meta: meta.get("parity_output_abs_err", 0.0),
                 default={})
     nan = float("nan")

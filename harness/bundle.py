@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_rnn_harness.parity import SecondOpinion
+
 BUNDLE_SCHEMA = 2
 MANIFEST = "manifest.json"
 #: a manifest larger than this is refused unread
@@ -306,6 +308,20 @@ def load_reference(path: Path) -> list[Window]:
                          f"must match)")
     return [({n: a[i] for n, a in inputs.items()}, {n: a[i] for n, a in outputs.items()})
             for i in range(counts.pop())]
+
+
+def load_second_opinion(path: Path) -> SecondOpinion | None:
+    """The reference file's second opinion (arrays "second:<name>" and the strings
+    "reference_by" and "second_by"), or None where it has none."""
+    arrays = load_npz(path)
+    outputs = {k[7:]: a for k, a in arrays.items() if k.startswith("second:")}
+    if not outputs:
+        return None
+    names = [arrays.get(key) for key in ("reference_by", "second_by")]
+    if any(name is None or name.dtype.kind != "U" or name.ndim for name in names):
+        raise ValueError(f"{path}: a second opinion needs the strings reference_by and "
+                         f"second_by")
+    return SecondOpinion(str(names[0]), str(names[1]), outputs)
 
 
 def load_windows(path: Path) -> tuple[np.ndarray, np.ndarray]:

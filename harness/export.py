@@ -39,6 +39,7 @@ from edge_rnn_harness.bundle import (
 )
 from edge_rnn_harness.errors import ERROR_PREFIX, error_line
 from edge_rnn_harness.isolation import run_child
+from edge_rnn_harness.parity import SecondOpinion
 from edge_rnn_harness.plan import Case, case_label
 from edge_rnn_harness.sources import ModelSource, source_from_description
 from edge_rnn_harness.variants import DEFAULT_CALIBRATION_WINDOWS, get_variant
@@ -74,11 +75,17 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     tmp.replace(path)
 
 
-def write_reference(path: Path, windows: list[Window]) -> None:
-    """Save reference windows: arrays "in:<name>" and "out:<name>" stacked over windows."""
+def write_reference(path: Path, windows: list[Window],
+                    opinion: SecondOpinion | None = None) -> None:
+    """Save reference windows: arrays "in:<name>" and "out:<name>" stacked over windows,
+    and a second opinion's disputed outputs as "second:<name>" with the strings
+    "reference_by" and "second_by"."""
     arrays = {f"in:{name}": np.stack([w[0][name] for w in windows]) for name in windows[0][0]}
     arrays.update({f"out:{name}": np.stack([w[1][name] for w in windows])
                    for name in windows[0][1]})
+    if opinion is not None:
+        arrays.update({f"second:{name}": a for name, a in opinion.outputs.items()})
+        arrays.update(reference_by=np.str_(opinion.reference_by), second_by=np.str_(opinion.by))
     write_npz(path, arrays)
 
 
@@ -105,7 +112,7 @@ def export_artifact(root: Path, source: ModelSource, backend: type[Backend],
     signature, windows = source.reference()
     folder = root / source.folder_name()
     reference = folder / "reference.npz"
-    write_reference(reference, windows)
+    write_reference(reference, windows, source.second_opinion(windows))
     target = folder / variant / backend.name
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{backend.name}-", dir=target.parent))

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -45,13 +46,14 @@ class RichReporter:
         status = row["status"]
         if status == "ok" and is_finite_number(row["latency_median_ms"]):
             detail = (f"median {row['latency_median_ms']:.4f} ms, "
-                      f"max abs err {row['max_abs_err']:.1e}")
+                      f"max abs err {row['max_abs_err']:.1e}"
+                      + (f"; {row['reason']}" if row["reason"] else ""))
         else:
             detail = str(row["reason"] or "")
         style = {"ok": "green", "failed": "red"}.get(str(status), "yellow")
-        self._console.print(f"[{style}]{status:>7}[/] {case.label}: {detail}")
+        self._console.print(f"[{style}]{status:>7}[/] {escape(f'{case.label}: {detail}')}")
         self._progress.advance(self._task)
 
     def notice(self, text: str) -> None:
         """Print a one-line notice."""
-        self._console.print(f"[yellow]note[/]: {text}")
+        self._console.print(f"[yellow]note[/]: {escape(text)}")

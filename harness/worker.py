@@ -23,6 +23,7 @@ from edge_rnn_harness.errors import ERROR_PREFIX, error_line
 from edge_rnn_harness.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
 if TYPE_CHECKING:
+    from edge_rnn_harness.parity import Tolerance
     from edge_rnn_harness.variants import Variant
 
 MEMORY_HOOK = "harness_memory"
@@ -155,10 +156,9 @@ def prepare_case(job: WorkerJob, accuracy_claim: Path | None = None
     fed = [model.feed(inputs) for inputs, _ in windows]
     first_run_ms = time_once_ms(lambda: made.update(first=model.run(fed[0])))
     outputs = [made["first"]] + [model.run(x) for x in fed[1:]]
-    parity = compare_outputs(
-        {name: np.stack([out[name] for out in outputs]) for name in outputs[0]},
-        {name: np.stack([ref[name] for _, ref in windows]) for name in windows[0][1]},
-        tolerance)
+    stacked = {name: np.stack([out[name] for out in outputs]) for name in outputs[0]}
+    reference = {name: np.stack([ref[name] for _, ref in windows]) for name in windows[0][1]}
+    parity = compare_outputs(stacked, reference, tolerance)
     metadata: dict[str, Any] = {"load_ms": load_ms, "first_run_ms": first_run_ms,
                 "max_abs_err": parity.max_abs_err, "max_rel_err": parity.max_rel_err,
                 "parity_ok": int(parity.within), "parity_output": parity.worst_output,
@@ -168,6 +168,7 @@ def prepare_case(job: WorkerJob, accuracy_claim: Path | None = None
                 "settings": json.dumps({**model.settings, **job.notes}, sort_keys=True),
                 "backend_version": backend.version() or "-"}
     metadata.update(device_metadata())
+    metadata.update(reference_doubts(stacked, reference, parity.within, job, tolerance))
     if isinstance(job.notes.get("calibration_windows"), int):
         metadata["calibration_windows"] = job.notes["calibration_windows"]
     if testset is not None and (accuracy_claim is None or claim_once(accuracy_claim)):
@@ -176,6 +177,28 @@ def prepare_case(job: WorkerJob, accuracy_claim: Path | None = None
     elif testset is None:
         metadata.update(parity_window_problem(outputs, windows, variant))
     return model, fed[0], metadata
+
+
+def reference_doubts(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray],
+                     within: bool, job: WorkerJob, tolerance: Tolerance) -> dict[str, str]:
+    """What parity alone would hide about the reference: {"reference_non_finite": ...}
+    when its outputs hold NaN or infinities (matched element by element), and
+    {"reference_disputed": ...} when this runtime misses the reference but matches the
+    second opinion stored beside it (bundle.load_second_opinion)."""
+    from edge_rnn_harness.bundle import load_second_opinion
+    from edge_rnn_harness.parity import non_finite_count, reference_dispute
+
+    doubts = {}
+    counts = non_finite_count(reference)
+    if counts:
+        doubts["reference_non_finite"] = "; ".join(
+            f"the reference's output {name!r} has {count} NaN/inf element(s), each matched "
+            f"as an equal value" for name, count in counts.items())
+    opinion = None if within else load_second_opinion(Path(job.reference))
+    dispute = opinion and reference_dispute(outputs, reference, opinion, tolerance)
+    if dispute:
+        doubts["reference_disputed"] = dispute
+    return doubts
 
 
 def parity_window_problem(outputs: list[dict[str, np.ndarray]], windows: list,

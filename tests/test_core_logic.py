@@ -199,6 +199,24 @@ def test_parity_needs_every_worker_and_reports_the_worst() -> None:
     assert parity_verdict(_benchmark({}), fp32)["status"] == "failed"  # no parity: no proof
 
 
+def test_parity_blames_the_reference_only_when_every_failing_worker_disputes_it() -> None:
+    fp32 = get_variant("fp32")
+    disputed = {**_parity_meta(0, 0.79), "reference_disputed": "reference disagrees: 'y'"}
+    assert parity_verdict(_benchmark(disputed, disputed), fp32) == {
+        "status": "invalid", "reason": "reference disagrees: 'y'"}
+    assert parity_verdict(_benchmark(_parity_meta(1, 0.0), disputed), fp32) == {
+        "status": "invalid", "reason": "reference disagrees: 'y'"}
+    one_not = parity_verdict(_benchmark(disputed, _parity_meta(0, 0.79)), fp32)
+    assert one_not["status"] == "failed" and one_not["reason"].startswith("parity: output 'y'")
+
+
+def test_an_ok_row_says_the_reference_held_nan() -> None:
+    note = "the reference's output 'y' has 2 NaN/inf element(s), each matched"
+    meta = {**_parity_meta(1, 0.0), "reference_non_finite": note}
+    assert parity_verdict(_benchmark(meta, meta), get_variant("fp32")) == {
+        "status": "ok", "reason": note}
+
+
 # --- compare: p-value, interval and minimum effect each decide alone ---
 
 
@@ -959,6 +977,8 @@ def test_a_small_decrease_of_a_single_number_is_not_significant(tmp_path: Path) 
     ({"interleaving": "processes", "run_id": "ab1"}, {"interleaving": "processes",
                                                       "run_id": "ab1"}),
     ({"interleaving": "calls", "run_id": "ab2"}, {"interleaving": "calls", "run_id": "ab1"}),
+    ({"interleaving": "processes", "run_id": "ab1"}, {"interleaving": "calls",
+                                                      "run_id": "ab1"}),
 ])
 def test_only_one_interleaved_run_is_a_pair(tmp_path: Path, base_over: dict,
                                             cand_over: dict) -> None:

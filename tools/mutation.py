@@ -38,10 +38,11 @@ TARGETS: dict[str, str] = {
     "stats": f"{PYTEST} {CORE} tests/test_stats_parity_memory.py -k 'statistic or value "
              f"or latency_summary'",
     "clock": f"{PYTEST} tests/test_clock.py {CORE} -k 'clock or feeding or time_'",
-    "parity": f"{PYTEST} {CORE} tests/test_stats_parity_memory.py -k 'parity or tolerance "
-              f"or output'",
+    "parity": f"{PYTEST} {CORE} tests/test_stats_parity_memory.py "
+              f"tests/test_reference_doubts.py -k 'parity or tolerance or output or "
+              f"non_finite or dispute'",
     "aggregate": f"{PYTEST} {CORE} -k 'worker or parity or accuracy_from or degenerate or "
-                 f"growth or version'",
+                 f"growth or version or reference_held'",
     "gate": f"{PYTEST} {CORE} -k 'not deny_significance'",
     "compare": f"{PYTEST} {CORE}",
     "results": f"{PYTEST} tests/test_results.py",
@@ -175,6 +176,8 @@ def recheck(module: str, work: Path, env: dict[str, str]) -> int:
     from cosmic_ray.work_item import TestOutcome
 
     shutil.copytree(ROOT / "tests", work / "tests", dirs_exist_ok=True)
+    # an interrupted recheck leaves its mutant in the copy: put the module back
+    shutil.copy2(ROOT / "harness" / f"{module}.py", work / "harness" / f"{module}.py")
     killed_now = 0
     previous, os.environ["PYTHONPATH"] = os.environ.get("PYTHONPATH"), env["PYTHONPATH"]
     cwd = Path.cwd()

@@ -14,6 +14,7 @@ from typing import Any
 from edge_rnn_harness.backends.base import Backend, Calibration, Signature
 from edge_rnn_harness.bundle import Window
 from edge_rnn_harness.models.registry import ModelEntry
+from edge_rnn_harness.parity import SecondOpinion
 
 PARITY_WINDOWS = 8
 INPUT_SEED = 1234
@@ -45,6 +46,12 @@ class ModelSource(ABC):
     @abstractmethod
     def reference(self) -> tuple[Signature, list[Window]]:
         """The signature and the reference windows (may import torch or onnx)."""
+
+    def second_opinion(self, windows: list[Window]) -> SecondOpinion | None:
+        """A second implementation's outputs where it disputes the reference windows'
+        expected outputs (see parity.SecondOpinion); None for a reference that is the
+        model's own definition or its shipped outputs."""
+        return None
 
     @abstractmethod
     def export(self, backend: type[Backend], signature: Signature, variant: str,

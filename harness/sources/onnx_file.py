@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from edge_rnn_harness.backends.base import Backend, Calibration, Signature
+from edge_rnn_harness.parity import SecondOpinion, compare_outputs
 from edge_rnn_harness.sources.base import INPUT_SEED, ModelSource, Window
+from edge_rnn_harness.variants import FP32, get_variant
 
 TEST_DATA_PREFIX = "test_data_set_"
 
@@ -249,6 +251,38 @@ class OnnxSource(ModelSource):
             windows.append((inputs, {name: np.asarray(expected[name])
                                      for name in self.output_names()}))
         return Signature(windows[0][0], self.output_names()), windows
+
+    def second_opinion(self, windows: list[Window]) -> SecondOpinion | None:
+        """Where every expected output came from onnx's ReferenceEvaluator (nothing
+        shipped): onnxruntime's outputs on the same inputs (graph optimizations off), for
+        each output the two compute differently beyond fp32 parity tolerance. None when they
+        agree, the outputs were shipped, or onnxruntime is missing or cannot run the model
+        (the evaluator's reference then stands alone)."""
+        if any(expected is not None for _, expected in self._input_sets()):
+            return None
+        try:
+            import onnx
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            session = ort.InferenceSession(str(self.path), options,
+                                           providers=["CPUExecutionProvider"])
+            runs = [dict(zip(self.output_names(), session.run(None, inputs)))
+                    for inputs, _ in windows]
+        except Exception:  # noqa: BLE001 -- ImportError or any onnxruntime refusal
+            return None
+        stacked = {name: np.stack([run[name] for run in runs]) for name in self.output_names()}
+        reference = {name: np.stack([w[1][name] for w in windows]) for name in stacked}
+        tolerance = get_variant(FP32).parity
+        disputed = {name: stacked[name] for name in stacked
+                    if stacked[name].size == reference[name].size and not compare_outputs(
+                        {name: stacked[name]}, {name: reference[name]}, tolerance).within}
+        if not disputed:
+            return None
+        return SecondOpinion(f"onnx.reference.ReferenceEvaluator {onnx.__version__}",
+                             f"onnxruntime {ort.__version__} (graph optimizations off)",
+                             disputed)
 
     def export(self, backend: type[Backend], signature: Signature, variant: str,
                out_dir: Path, calibration: Calibration | None = None) -> Path:
