@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -183,10 +184,25 @@ def _artifact(root: Path, raw: object, index: int) -> ArtifactInfo:
     converters = raw.get("converters") or {}
     if not isinstance(converters, dict):
         raise BundleError(f"bundle manifest: {where} has malformed converters")
-    return ArtifactInfo(_text(raw, "model", where), _text(raw, "variant", where),
-                        _text(raw, "backend", where), artifact, files,
+    backend, variant = _text(raw, "backend", where), _text(raw, "variant", where)
+    _check_known(backend, variant, where)
+    return ArtifactInfo(_text(raw, "model", where), variant, backend, artifact, files,
                         {str(k): str(v) for k, v in converters.items()},
                         raw.get("key") or "", checked_notes(raw.get("notes"), where))
+
+
+def _check_known(backend: str, variant: str, where: str) -> None:
+    """BundleError for a backend or variant this harness does not know (a bundle from a
+    newer harness, or an edited one)."""
+    from edge_rnn_harness.backends.registry import backend_names
+    from edge_rnn_harness.variants import VARIANT_NAMES
+
+    for kind, name, known in (("backend", backend, backend_names()),
+                              ("variant", variant, VARIANT_NAMES)):
+        if name not in known:
+            raise BundleError(f"bundle manifest: {where}: {kind} {name!r} is not one this "
+                              f"harness knows ({', '.join(known)}); export the bundle again "
+                              f"with this harness")
 
 
 #: longest text value kept from an artifact's notes
@@ -285,13 +301,18 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an .npz written by the harness, without unpickling (object arrays
     are refused) and refusing more than MAX_NPZ_BYTES once loaded. ValueError otherwise."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        if not path.is_file() or path.stat().st_size > MAX_NPZ_BYTES:
+            raise ValueError(f"not a regular file of at most {MAX_NPZ_BYTES >> 20} MiB")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy holds one array
+            raise ValueError("a single array, not an .npz archive of named arrays")  # noqa: TRY004
+        with loaded as data:
             total = sum(info.file_size for info in data.zip.infolist())
             if total > MAX_NPZ_BYTES:
                 raise ValueError(f"{path.name}: {total} bytes of arrays exceed the "
                                  f"{MAX_NPZ_BYTES >> 20} MiB limit")
             return {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path}: not a readable numpy .npz "
                          f"({' '.join(str(error).split())[:160]})") from None
 

@@ -29,17 +29,36 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
-def _positive_ints(text: str) -> list[int]:
+#: largest whole number an option takes (a count of windows, epochs, ...)
+MAX_COUNT = 1_000_000
+#: largest --threads value (a runtime asked for billions of threads exhausts the machine)
+MAX_THREADS = 1024
+
+
+def _positive_ints(text: str, limit: int = MAX_COUNT) -> list[int]:
     values = []
     for part in text.split(","):
         try:
             value = int(part)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{part!r} is not a whole number") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{value} is not a positive whole number")
+        if not 1 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"{value} is not a whole number from 1 to "
+                                             f"{limit:,}")
         values.append(value)
     return values
+
+
+def _thread_counts(text: str) -> list[int]:
+    return _positive_ints(text, MAX_THREADS)
+
+
+def user_path(text: str) -> Path:
+    """A path option or argument; ArgumentTypeError for an empty one or one with a NUL
+    character (no file system takes it)."""
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file path")
+    return Path(text)
 
 
 def _positive_int(text: str) -> int:
@@ -101,7 +120,7 @@ def checked_tuning(values: Sequence[str], command: str, flag: str
 
 
 def _add_dataset_args(parser: argparse.ArgumentParser, purpose: str) -> None:
-    parser.add_argument("--dataset", type=Path, default=None, metavar="CSV",
+    parser.add_argument("--dataset", type=user_path, default=None, metavar="CSV",
                         help=f"your own hourly series as a CSV, {purpose} (default: the "
                              f"bundled Victoria 2014 electricity demand, in GW)")
     parser.add_argument("--column", default=None, metavar="NAME",
@@ -144,7 +163,7 @@ def add_measure_args(parser: argparse.ArgumentParser) -> None:
     """--threads and --profile: what each case measures and for how long."""
     from edge_rnn_harness.profiles import PROFILES
 
-    parser.add_argument("--threads", type=_positive_ints, default=[1], metavar="N[,N...]",
+    parser.add_argument("--threads", type=_thread_counts, default=[1], metavar="N[,N...]",
                         help="intra-op thread counts to measure (default 1)")
     parser.add_argument("--profile", default="default", metavar="NAME",
                         help="how long to measure: " + "; ".join(
@@ -162,7 +181,7 @@ def _add_source_args(parser: argparse.ArgumentParser, no_accuracy_help: str) -> 
     """Options of the host side: where models and data come from."""
     from edge_rnn_harness.variants import DEFAULT_CALIBRATION_WINDOWS
 
-    parser.add_argument("--inputs", type=Path, default=None, metavar="NPZ",
+    parser.add_argument("--inputs", type=user_path, default=None, metavar="NPZ",
                         help="for an .onnx model: input arrays by input name (default: the "
                              "test_data_set_N/input_K.pb files beside the model, else seeded "
                              "random inputs of the input shapes)")
@@ -170,7 +189,7 @@ def _add_source_args(parser: argparse.ArgumentParser, no_accuracy_help: str) -> 
                         help="for an .onnx model: fill an input's dynamic dimensions, e.g. "
                              "x=1x24x1 (repeatable)")
     _add_dataset_args(parser, "whose test split measures rmse/mae")
-    parser.add_argument("--weights-dir", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--weights-dir", type=user_path, default=None, metavar="DIR",
                         help="read model weights from DIR (written by harness train --out "
                              "DIR) instead of the committed models/weights")
     parser.add_argument("--no-accuracy", action="store_true", help=no_accuracy_help)
@@ -200,7 +219,7 @@ def build_parser() -> _Parser:
     run.add_argument("--backends", type=_names, default=["all"], metavar="LIST",
                      help=f"comma-separated backends, or 'all' (default). "
                           f"Registered: {', '.join(backend_names())}")
-    run.add_argument("--bundle", type=Path, default=None, metavar="DIR",
+    run.add_argument("--bundle", type=user_path, default=None, metavar="DIR",
                      help="run the artifacts of a bundle written by 'harness export' and "
                           "never export (a device needs only the [device] extra); a case "
                           "whose artifact the bundle lacks is skipped, a file whose sha256 "
@@ -213,11 +232,11 @@ def build_parser() -> _Parser:
                      help="parity: relative tolerance, replacing the variant's (fp32: 1e-5)")
     _add_variants_arg(run, VARIANT_NAMES)
     add_measure_args(run)
-    run.add_argument("--out", type=Path, default=None, metavar="CSV",
+    run.add_argument("--out", type=user_path, default=None, metavar="CSV",
                      help="results CSV (default results/<UTC timestamp>.csv; an existing "
                           "file is replaced); the pyperf JSON is written beside it with the "
                           "same stem")
-    run.add_argument("--bundle-dir", type=Path, default=None, metavar="DIR",
+    run.add_argument("--bundle-dir", type=user_path, default=None, metavar="DIR",
                      help="without --bundle: the bundle kept as export cache (default "
                           "./bundle); artifacts are exported into it, reused while current, "
                           "and run from it")
@@ -242,7 +261,7 @@ def build_parser() -> _Parser:
                         help=f"comma-separated backends, or 'all' (default). "
                              f"Registered: {', '.join(backend_names())}")
     _add_variants_arg(export, VARIANT_NAMES)
-    export.add_argument("--out", type=Path, required=True, metavar="DIR",
+    export.add_argument("--out", type=user_path, required=True, metavar="DIR",
                         help="the bundle folder (created; an existing bundle is updated)")
     _add_timeout_arg(export, DEFAULT_CASE_TIMEOUT_S)
     _add_source_args(export, "write no test-split or calibration windows into the bundle "
@@ -258,7 +277,7 @@ def build_parser() -> _Parser:
                        metavar="LIST", help="comma-separated trainable models, or 'all' "
                        "(in registry order, so teachers come before students)")
     _add_dataset_args(train, "to train on")
-    train.add_argument("--out", type=Path, default=None, metavar="DIR",
+    train.add_argument("--out", type=user_path, default=None, metavar="DIR",
                        help="where to write weights (default: the committed models/weights; "
                             "required with --dataset so committed weights are not replaced)")
     train.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
@@ -274,7 +293,7 @@ def build_parser() -> _Parser:
     add_parsers(commands)
     show = commands.add_parser("show", help="print a results CSV as a table",
                                description="Render a results CSV as the terminal table.")
-    show.add_argument("results", type=Path, metavar="RESULTS.csv")
+    show.add_argument("results", type=user_path, metavar="RESULTS.csv")
     return parser
 
 
@@ -312,7 +331,7 @@ def _check_writable(out: Path, command: str = "run") -> None:
         raise UsageError(f"harness {command}: {error}") from None
 
 
-def _check_writable_dir(folder: Path, command: str) -> None:
+def _check_writable_dir(folder: Path, command: str, flag: str = "--out") -> None:
     """UsageError unless `folder` is (or can be made) a writable folder; checked before
     any work, so a long step does not end in a traceback."""
     import os
@@ -320,10 +339,10 @@ def _check_writable_dir(folder: Path, command: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UsageError(f"harness {command}: cannot write --out {folder} "
+        raise UsageError(f"harness {command}: cannot write {flag} {folder} "
                          f"({error.strerror or error})") from None
     if not os.access(folder, os.W_OK):
-        raise UsageError(f"harness {command}: cannot write --out {folder} (permission denied)")
+        raise UsageError(f"harness {command}: cannot write {flag} {folder} (permission denied)")
 
 
 def _refuse_output_over_input(out: Path, inputs: list[Path | None]) -> None:
@@ -410,6 +429,7 @@ def _run_host(args: argparse.Namespace, common: dict[str, Any], variants: list[s
     entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]
     dataset = None if args.no_accuracy or not entries else _accuracy_dataset(args, entries)
     root = args.bundle_dir or Path("bundle")
+    _check_writable_dir(root, "run", "--bundle-dir")
     config = RunConfig(bundle_root=root, **common,
                        callables={name: source.target for name, source in sources.items()
                                   if isinstance(source, TorchCallableSource)})

@@ -19,7 +19,13 @@ from edge_rnn_harness.errors import UsageError
 
 def add_ab_parser(commands: Any) -> None:
     """The `harness ab` subcommand."""
-    from edge_rnn_harness.cli import _add_timeout_arg, _add_variants_arg, _names, add_measure_args
+    from edge_rnn_harness.cli import (
+        _add_timeout_arg,
+        _add_variants_arg,
+        _names,
+        add_measure_args,
+        user_path,
+    )
     from edge_rnn_harness.cli_compare import add_gate_args, add_judging_args
     from edge_rnn_harness.runner import DEFAULT_CASE_TIMEOUT_S
     from edge_rnn_harness.variants import VARIANT_NAMES
@@ -34,9 +40,9 @@ def add_ab_parser(commands: Any) -> None:
         "worker process prepares both and alternates single calls (A B B A ...); two Pythons: "
         "whole worker processes alternate. Writes OUT-base.csv and OUT-cand.csv with their "
         "pyperf JSON; the interleaving column says which was used.")
-    ab.add_argument("--bundle", type=Path, required=True, metavar="DIR",
+    ab.add_argument("--bundle", type=user_path, required=True, metavar="DIR",
                     help="the baseline's bundle (harness export)")
-    ab.add_argument("--cand-bundle", type=Path, default=None, metavar="DIR",
+    ab.add_argument("--cand-bundle", type=user_path, default=None, metavar="DIR",
                     help="the candidate's bundle (default: the same bundle)")
     ab.add_argument("--model", default=None, metavar="NAME",
                     help="the baseline model in its bundle (default: the bundle's only model)")
@@ -57,7 +63,7 @@ def add_ab_parser(commands: Any) -> None:
                     help="comma-separated backends, or 'all' (default)")
     _add_variants_arg(ab, VARIANT_NAMES)
     add_measure_args(ab)
-    ab.add_argument("--out", type=Path, default=None, metavar="CSV",
+    ab.add_argument("--out", type=user_path, default=None, metavar="CSV",
                     help="results name: writes <stem>-base.csv and <stem>-cand.csv (default "
                          "results/ab-<UTC timestamp>.csv)")
     _add_timeout_arg(ab, DEFAULT_CASE_TIMEOUT_S)

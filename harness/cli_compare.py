@@ -55,14 +55,16 @@ def _rename(values: list[str], what: str = "model") -> dict[str, str]:
 
 
 def _add_pair_args(parser: argparse.ArgumentParser, history: bool = False) -> None:
+    from edge_rnn_harness.cli import user_path
+
     if history:
-        parser.add_argument("paths", type=Path, nargs="+", metavar="RESULTS",
+        parser.add_argument("paths", type=user_path, nargs="+", metavar="RESULTS",
                             help="baseline and candidate results CSVs (or the pyperf JSON "
                                  "beside each); with --history, the candidate alone")
     else:
-        parser.add_argument("base", type=Path, metavar="BASE",
+        parser.add_argument("base", type=user_path, metavar="BASE",
                             help="baseline results CSV (or the pyperf JSON beside it)")
-        parser.add_argument("cand", type=Path, metavar="CAND",
+        parser.add_argument("cand", type=user_path, metavar="CAND",
                             help="candidate results CSV (or the pyperf JSON beside it)")
     add_judging_args(parser)
     parser.add_argument("--allow-mismatch", action="store_true",
@@ -81,6 +83,8 @@ def _add_pair_args(parser: argparse.ArgumentParser, history: bool = False) -> No
 
 def add_gate_args(parser: argparse.ArgumentParser) -> None:
     """The thresholds of every gated metric, and --summary."""
+    from edge_rnn_harness.cli import user_path
+
     for metric in METRICS:
         default = metric.default_threshold
         parser.add_argument(metric.gate_option, type=_limit, default=default,
@@ -89,7 +93,7 @@ def add_gate_args(parser: argparse.ArgumentParser) -> None:
                                  f"or 'off' " + (f"(default {default * 100:g})"
                                                  if default is not None
                                                  else "(default off)"))
-    parser.add_argument("--summary", type=Path, default=None, metavar="FILE",
+    parser.add_argument("--summary", type=user_path, default=None, metavar="FILE",
                         help="also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
 
 
@@ -114,6 +118,7 @@ def report_verdict(verdict: Any, comparison: Any, summary: Path | None) -> int:
 
 def add_parsers(commands: Any) -> None:
     """Add the compare, gate and report subcommands."""
+    from edge_rnn_harness.cli import user_path
     from edge_rnn_harness.compare_view import FORMATS
 
     compare = commands.add_parser(
@@ -156,8 +161,8 @@ def add_parsers(commands: Any) -> None:
         description="Write report.md and PNG plots: latency per backend and variant with "
         "p90 whiskers, accuracy vs latency (Pareto front), memory and artifact size, and "
         "energy per inference where measured.")
-    report.add_argument("results", type=Path, metavar="RUN.csv")
-    report.add_argument("--out", type=Path, required=True, metavar="DIR",
+    report.add_argument("results", type=user_path, metavar="RUN.csv")
+    report.add_argument("--out", type=user_path, required=True, metavar="DIR",
                         help="folder for report.md and the plots")
 
 

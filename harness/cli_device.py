@@ -11,10 +11,13 @@ from typing import Any
 from edge_rnn_harness.cli import float_arg
 from edge_rnn_harness.errors import UsageError
 
+#: longest wait or energy step an option may ask for, per case (seconds)
+MAX_STEP_S = 3600.0
+
 
 def _seconds(text: str) -> float:
-    return float_arg(text, "a number of seconds", lambda v: v >= 0,
-                     "must be a finite number of seconds >= 0")
+    return float_arg(text, "a number of seconds", lambda v: 0 <= v <= MAX_STEP_S,
+                     f"must be a number of seconds from 0 to {MAX_STEP_S:g}")
 
 
 def _celsius(text: str) -> float:

@@ -240,6 +240,23 @@ def _fmt(value: object, spec: str) -> str:
     return "-" if pd.isna(value) else format(float(value), spec)
 
 
+#: columns the plots scale their axes on: an ok row must have them finite and >= 0
+PLOTTED_COLUMNS = ("latency_median_ms", "latency_p90_ms", "peak_rss_mb")
+
+
+def unplottable(ok: pd.DataFrame) -> dict[int, str]:
+    """Ok rows whose plotted figures are missing, infinite or negative (a hand-edited or
+    damaged CSV): {row index: why}. They stay in the table and are left out of the plots."""
+    problems = {}
+    for index, row in ok.iterrows():
+        for column in PLOTTED_COLUMNS:
+            value = row[column]
+            if pd.isna(value) or not np.isfinite(float(value)) or float(value) < 0:
+                problems[int(index)] = f"{column} is {value!s}"  # type: ignore[arg-type]
+                break
+    return problems
+
+
 def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]:
     """Write report.md and the plots for `frame` into `out_dir`; return the files."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -274,6 +291,12 @@ def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]
         sections += [f"- {r['model']}/{r['variant']}/{r['backend']} t{r['threads']}: "
                      f"{r['status']}: {'' if pd.isna(r['reason']) else r['reason']}"
                      for _, r in bad.iterrows()] + [""]
+    left_out = unplottable(ok)
+    if left_out:
+        sections += ["## Rows left out of the plots", ""]
+        sections += [f"- {ok.at[i, 'model']}/{ok.at[i, 'variant']}/{ok.at[i, 'backend']} "
+                     f"t{ok.at[i, 'threads']}: {why}" for i, why in left_out.items()] + [""]
+        ok = ok.drop(index=list(left_out)).reset_index(drop=True)
     if len(ok):
         plots = [("Latency", plot_latency(ok, out_dir / "latency.png")),
                  ("Memory and size", plot_memory_size(ok, out_dir / "memory_size.png"))]

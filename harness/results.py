@@ -17,8 +17,11 @@ Schema history (bump SCHEMA_VERSION on any change; old files must still load):
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import fcntl
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -108,7 +111,8 @@ class ResultsWriter:
         cannot be written."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = path.open("a+")  # no truncation before the lock is ours
+        # unbuffered: nothing of a failed write lingers in a buffer to be flushed later
+        self._handle = path.open("ab", buffering=0)  # no truncation before the lock is ours
         try:
             fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -120,14 +124,23 @@ class ResultsWriter:
         self.rows: list[dict[str, object]] = []
 
     def _write(self, text: str) -> None:
-        self._handle.write(text)
-        self._handle.flush()
+        """Append `text` whole or not at all: a write that fails part-way (a full disk) is
+        cut back off, so the file never ends in half a row; the OSError is raised."""
+        data = memoryview(text.encode())
+        size = os.fstat(self._handle.fileno()).st_size
+        try:
+            while data:
+                data = data[os.write(self._handle.fileno(), data):]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._handle.fileno(), size)
+            raise
 
     def append(self, row: Mapping[str, object]) -> None:
-        """Append one row (a `new_row` dict) to the file."""
-        self.rows.append(dict(row))
+        """Append one row (a `new_row` dict) to the file, whole or not at all."""
         frame = pd.DataFrame([row], columns=list(COLUMNS))
         self._write(frame.to_csv(header=False, index=False, float_format="%.9g"))
+        self.rows.append(dict(row))
 
     def close(self) -> None:
         """Release the lock. Idempotent."""
@@ -145,6 +158,10 @@ def dump_suite(suite: object, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+#: largest results CSV read (a run of thousands of cases stays far below it)
+MAX_RESULTS_BYTES = 256 << 20
+
+
 def read_results(path: Path) -> pd.DataFrame:
     """Load a results CSV into a frame with every current column and its dtype.
 
@@ -153,6 +170,10 @@ def read_results(path: Path) -> pd.DataFrame:
     schema than this harness reads.
     """
     try:
+        if path.exists() and not path.is_dir() and (
+                not path.is_file() or path.stat().st_size > MAX_RESULTS_BYTES):
+            raise ValueError(f"{path}: not a results CSV (not a regular file of at most "
+                             f"{MAX_RESULTS_BYTES >> 20} MiB)")
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
@@ -161,6 +182,10 @@ def read_results(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else "empty"
         raise ValueError(f"{path}: not a results CSV ({detail})") from None
+    short = _first_short_row(path)
+    if short is not None:
+        raise ValueError(f"{path}: data row {short} has fewer fields than the header (the "
+                         f"file was cut short or damaged)")
     missing = set(REQUIRED_COLUMNS) - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: not a results CSV (missing columns: "
@@ -176,6 +201,20 @@ def read_results(path: Path) -> pd.DataFrame:
     return _typed(frame.reindex(columns=list(COLUMNS), fill_value=""), path)
 
 
+def _first_short_row(path: Path) -> int | None:
+    """The number (1 = first after the header) of the first data row with fewer fields
+    than the header, or None. pandas fills such a row's missing fields silently."""
+    limit = csv.field_size_limit(MAX_RESULTS_BYTES)
+    try:
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            rows = (row for row in csv.reader(handle) if row)  # pandas skips blank lines
+            width = len(next(rows, []))
+            return next((number for number, row in enumerate(rows, start=1)
+                         if len(row) < width), None)
+    finally:
+        csv.field_size_limit(limit)
+
+
 def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     frame = frame.replace("", pd.NA)
     for name, kind in COLUMNS.items():
@@ -187,7 +226,7 @@ def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
                 frame[name] = pd.to_numeric(frame[name]).astype(_PANDAS_DTYPES[kind])
             else:
                 frame[name] = frame[name].astype("string")
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, OverflowError) as error:
             raise ValueError(f"{path}: column {name!r} has a bad value ({error})") from None
     return frame
 

@@ -136,10 +136,11 @@ def run_plan(cases: list[Case], config: RunConfig, reporter: Reporter,
                 fields, benchmark = _run_case(index, case, config, Path(tmp), reporter,
                                               exporter)
                 row = new_row(**{**shared, **fields})
-                writer.append(row)
-                if benchmark is not None:
+                if benchmark is not None:  # the JSON first: a CSV row always has its values
+                    dump_suite(pyperf.BenchmarkSuite([*benchmarks, benchmark]),
+                               config.json_path)
                     benchmarks.append(benchmark)
-                    dump_suite(pyperf.BenchmarkSuite(benchmarks), config.json_path)
+                writer.append(row)
                 reporter.case_finished(index, case, row)
     finally:
         writer.close()

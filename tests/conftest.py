@@ -135,3 +135,40 @@ def write_run(path: Path, seed: int, factor: float = 1.0,
     writer.close()
     pyperf.BenchmarkSuite(benchmarks).dump(str(path.with_suffix(".json")), replace=True)
     return path
+
+
+def relu_onnx(path: Path) -> Path:
+    """A one-node ONNX model, y = Relu(x) with x float32 [1, 3], saved at `path`: the
+    smallest valid model for tests of everything around the model."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], path.stem,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> object:
+    """A tmpfs of a given size (KiB) mounted under tmp_path: a disk that fills up. Needs
+    root (CI runs as root); unmounted afterwards."""
+    mounted: list[Path] = []
+
+    def mount(size_kib: int) -> Path:
+        folder = tmp_path / f"disk{size_kib}k"
+        folder.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs",
+                               str(folder)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=False)

@@ -206,6 +206,10 @@ def test_a_schema_1_bundle_still_loads(ort_bundle: Path, tmp_path: Path) -> None
     (lambda m: m["artifacts"][0].update(model="other"), "names unknown model 'other'"),
     (lambda m: m["models"]["tiny"]["files"].pop("reference"), "has no reference file"),
     (lambda m: m.pop("models"), "has no models or artifacts"),
+    (lambda m: m["artifacts"][0].update(backend="tensorrt"),
+     "backend 'tensorrt' is not one this harness knows"),
+    (lambda m: m["artifacts"][0].update(variant="int3"),
+     "variant 'int3' is not one this harness knows"),
 ])
 def test_malformed_manifests_are_refused(ort_bundle: Path, tmp_path: Path, edit: object,
                                          message: str) -> None:

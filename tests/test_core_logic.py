@@ -215,6 +215,8 @@ def test_an_ok_row_says_the_reference_held_nan() -> None:
     meta = {**_parity_meta(1, 0.0), "reference_non_finite": note}
     assert parity_verdict(_benchmark(meta, meta), get_variant("fp32")) == {
         "status": "ok", "reason": note}
+    assert parity_verdict(_benchmark(meta), get_variant("fp32")) == {  # one worker
+        "status": "ok", "reason": note}
 
 
 # --- compare: p-value, interval and minimum effect each decide alone ---
@@ -1033,3 +1035,18 @@ def test_a_skipped_row_needs_no_latency(tmp_path: Path) -> None:
     base, cand = _pair(tmp_path, {"onnxruntime": {"status": "skipped", "reason": "x",
                                                   "latency_median_ms": None}})
     assert compare_runs(base, cand).cases[0].problems == []
+
+
+def test_the_planted_bugs_still_match_the_source() -> None:
+    """tools/planted_bugs.py plants each bug by replacing one exact snippet: each must still
+    occur exactly once, or the tool cannot plant it (and would prove nothing)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    try:
+        from mutation import ROOT
+        from planted_bugs import BUGS
+    finally:
+        sys.path.pop(0)
+    for bug in BUGS:
+        assert (ROOT / bug.path).read_text().count(bug.old) == 1, bug.key

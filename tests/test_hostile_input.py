@@ -5,15 +5,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import onnx
+import pyperf
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
-from tests.conftest import run_cli
+from edge_rnn_harness.compare import bench_name
+from edge_rnn_harness.results import read_results
+from tests.conftest import relu_onnx, run_cli
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
     return path
+
+
+def _no_input_model(tmp_path: Path) -> Path:
+    """An ONNX graph whose only input is an initializer: nothing to feed."""
+    weight = numpy_helper.from_array(np.ones((1, 3), np.float32), "c")
+    graph = helper.make_graph([helper.make_node("Relu", ["c"], ["y"])], "noinput", [],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+                              initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "noinput.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def _relu_model(tmp_path: Path, name: str = "relu") -> Path:
+    return relu_onnx(tmp_path / f"{name}.onnx")
 
 
 @pytest.mark.parametrize("make_args, message", [
@@ -36,6 +59,15 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     (lambda t: ("train", "--model", "lstm", "--out", str(_write(t, "file", ""))),
      "harness train: cannot write --out"),
     (lambda t: ("run", "--weights-dir", str(t / "nowhere")), "weights"),
+    (lambda t: ("run", "--model", str(_no_input_model(t)), "--backends", "onnxruntime"),
+     "noinput.onnx: the graph has no inputs (its inputs are all initializers or absent)"),
+    (lambda t: ("run", "--model", str(_relu_model(t)), "--backends", "onnxruntime",
+                "--bundle-dir", str(_write(t, "afile", "x") / "bundle")),
+     "harness run: cannot write --bundle-dir"),
+    (lambda t: ("gate", "a.csv", "b.csv", "--summary", ""), "'' is not a file path"),
+    (lambda t: ("run", "--model", str(_relu_model(t)), "--inputs",
+                str(_write(t, "zip.npz", "PK\x03\x04")), "--backends", "onnxruntime"),
+     "not a readable numpy .npz"),
     # the user's callable runs in a probe child: its failures are one line, exit 2
     (lambda t: ("run", "--model", "tests.byo_models:make_raising"),
      ("--model tests.byo_models:make_raising: calling it raised RuntimeError: no weights in "
@@ -57,3 +89,28 @@ def test_bad_input_is_refused_in_one_line(tmp_path: Path, make_args: object,
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("size_kib", [4, 12])
+def test_a_full_disk_keeps_what_was_written_and_says_so(tmp_path: Path, small_disk: object,
+                                                        size_kib: int) -> None:
+    """4 KiB holds the CSV's header only; 12 KiB the first case's row and JSON, then the
+    second case's writes fail. Either way: one line naming the error, exit 1, no
+    traceback, no empty or temporary file left, and what is there is readable."""
+    disk = small_disk(size_kib)  # type: ignore[operator]
+    models = ",".join(str(_relu_model(tmp_path, name)) for name in ("relu", "relu2"))
+    result = run_cli("run", "--model", models, "--backends", "onnxruntime", "--profile",
+                     "quick", "--out", str(disk / "r.csv"), "--bundle-dir",
+                     str(tmp_path / "cache"))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (f"harness run: writing results failed (No space left on device); rows written "
+            f"so far are in {disk / 'r.csv'}") in result.stderr
+    files = sorted(disk.iterdir())
+    assert all(path.stat().st_size > 0 and not path.name.startswith(".") for path in files)
+    rows = read_results(disk / "r.csv")  # whole rows only
+    assert set(rows["status"]) <= {"ok"}
+    if len(rows):  # every row's values are in the JSON (written first, atomically)
+        suite = pyperf.BenchmarkSuite.load(str(disk / "r.json"))
+        names = set(suite.get_benchmark_names())
+        assert all(bench_name(row) in names for row in rows.to_dict("records"))

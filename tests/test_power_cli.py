@@ -166,7 +166,8 @@ def test_ctrl_c_during_a_sweep_restores_the_cpu(tiny_bundle: Path, tmp_path: Pat
     (("--max-start-temp", "60"), "harness run: --max-start-temp needs a temperature sensor"),
     (("--cpu-freq", "600000"), "harness run: no cpufreq under /sys/devices/system/cpu"),
     (("--cpu-freq", "6e5"), "'6e5' is not a frequency in kHz"),
-    (("--cooldown", "-1"), "must be a finite number of seconds >= 0"),
+    (("--cooldown", "-1"), "must be a number of seconds from 0 to 3600"),
+    (("--idle-seconds", "99999999999"), "must be a number of seconds from 0 to 3600"),
     (("--max-start-temp", "nan"), "is not a CPU temperature"),
 ])
 def test_device_options_that_cannot_work_are_one_line_and_exit_2(

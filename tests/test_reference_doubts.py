@@ -133,12 +133,19 @@ def test_a_second_opinion_without_its_names_is_refused(tmp_path: Path) -> None:
     ([-np.inf, 1.0], [np.inf, 1.0], False, np.inf),     # the other infinity
     ([np.nan, 1.0], [np.inf, 1.0], False, np.inf),      # NaN for an infinity
     ([np.nan, 1.5], [np.nan, 1.0], False, 0.5),         # matched NaN, a finite miss beside
+    ([0.5, 1.0], [-np.inf, 1.0], False, np.inf),        # a number for minus infinity
 ])
 def test_non_finite_elements_match_only_their_equal(out: list, ref: list, within: bool,
                                                     abs_err: float) -> None:
     result = compare_outputs({"y": np.array(out)}, {"y": np.array(ref)}, TOLERANCE)
     assert result.within is within
     assert result.max_abs_err == abs_err
+
+
+def test_a_matched_nan_passes_a_purely_relative_tolerance() -> None:
+    result = compare_outputs({"y": np.array([np.nan, 1.0])}, {"y": np.array([np.nan, 1.0])},
+                             Tolerance(0.0, 0.1))
+    assert result.within and result.max_abs_err == 0.0 and result.max_rel_err == 0.0
 
 
 def test_non_finite_count_names_only_outputs_that_have_them() -> None:
@@ -166,6 +173,21 @@ def test_reference_dispute_only_when_the_runtime_matches_the_second_opinion(
         assert reason is not None and reason.startswith(
             "reference disagrees: output 'y': the reference (evaluator 1) and runtime 2 "
             "differ by max_abs_err 1, and this runtime matches runtime 2 (max_abs_err 0)")
+
+
+def test_reference_dispute_names_the_first_disputed_output() -> None:
+    opinion = SecondOpinion("evaluator 1", "runtime 2", {"y": np.array([2.0]),
+                                                         "z": np.array([5.0])})
+    reason = reference_dispute({"y": np.array([2.0]), "z": np.array([5.0])},
+                               {"y": np.array([1.0]), "z": np.array([0.0])}, opinion, TOLERANCE)
+    assert reason is not None and reason.startswith("reference disagrees: output 'y':")
+
+
+def test_a_second_opinion_cannot_be_changed_once_made() -> None:
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        _opinion(2.0).by = "someone else"  # type: ignore[misc]
 
 
 def test_reference_dispute_still_needs_the_undisputed_outputs_right() -> None:

@@ -107,3 +107,13 @@ def test_report_shows_each_variant_against_its_fp32(tmp_path: Path) -> None:
     assert re.search(r"int8-static\s*\|\s*tflite\s*\|\s*invalid\s*\|.*\+216\.61%", section)
     assert "fp16" not in section  # unsupported pairs are listed under cases not measured
     assert "](pareto.png)" in report
+
+
+def test_an_ok_row_with_an_infinite_figure_is_left_out_of_the_plots_and_named(
+        tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r.csv", seed=1, openvino={"peak_rss_mb": float("inf")})
+    result = run_cli("report", str(run), "--out", str(tmp_path / "rep"))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Rows left out of the plots\n\n- lstm/fp32/openvino t1: peak_rss_mb is inf" in text
+    assert (tmp_path / "rep" / "memory_size.png").is_file()  # the other row is plotted

@@ -174,6 +174,52 @@ def test_unreadable_files_say_why_in_one_line(tmp_path: Path, content: str | Non
         str(error.value).startswith(f"{path}: not a results CSV (")
 
 
+def test_a_device_or_a_row_cut_short_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="/dev/zero: not a results CSV .not a regular file "
+                                         "of at most 256 MiB"):
+        read_results(Path("/dev/zero"))
+    path = _written(tmp_path / "r.csv", _row(), _row(backend="openvino"))
+    path.write_text(path.read_text()[:-40])  # the last row loses its trailing fields
+    with pytest.raises(ValueError, match="data row 2 has fewer fields than the header"):
+        read_results(path)
+
+
+def test_a_row_of_one_field_is_short_and_a_blank_line_is_nothing(tmp_path: Path) -> None:
+    path = _written(tmp_path / "r.csv", _row())
+    path.write_text(path.read_text() + "\n")  # a blank line pandas skips
+    assert len(read_results(path)) == 1
+    path.write_text(path.read_text() + "2\n")  # one field: a row cut down to its start
+    with pytest.raises(ValueError, match="data row 2 has fewer fields than the header"):
+        read_results(path)
+
+
+def test_the_size_limit_is_inclusive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_rnn_harness import results
+
+    path = _written(tmp_path / "r.csv", _row())
+    size = path.stat().st_size
+    monkeypatch.setattr(results, "MAX_RESULTS_BYTES", size)
+    assert len(read_results(path)) == 1
+    monkeypatch.setattr(results, "MAX_RESULTS_BYTES", size - 1)
+    with pytest.raises(ValueError, match="not a regular file of at most 0 MiB"):
+        read_results(path)
+
+
+def test_a_write_that_fails_part_way_leaves_no_half_row(small_disk: object) -> None:
+    """On a 4 KiB disk, rows go in until one does not fit: the file then ends with the
+    last whole row (the failed write is cut back off) and reads as the rows appended."""
+    disk = small_disk(4)  # type: ignore[operator]
+    writer = ResultsWriter(disk / "r.csv")
+    appended = 0
+    with pytest.raises(OSError, match="No space left on device"):
+        for index in range(100):
+            writer.append(_row(model=f"m{index}", reason="x" * 300))
+            appended += 1
+    writer.close()
+    assert 1 <= appended < 100
+    assert len(read_results(disk / "r.csv")) == appended == len(writer.rows)
+
+
 def test_an_unknown_status_is_named(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     _written(path, _row())

@@ -40,7 +40,7 @@ TARGETS: dict[str, str] = {
     "clock": f"{PYTEST} tests/test_clock.py {CORE} -k 'clock or feeding or time_'",
     "parity": f"{PYTEST} {CORE} tests/test_stats_parity_memory.py "
               f"tests/test_reference_doubts.py -k 'parity or tolerance or output or "
-              f"non_finite or dispute'",
+              f"non_finite or dispute or opinion'",
     "aggregate": f"{PYTEST} {CORE} -k 'worker or parity or accuracy_from or degenerate or "
                  f"growth or version or reference_held'",
     "gate": f"{PYTEST} {CORE} -k 'not deny_significance'",

@@ -60,8 +60,9 @@ BUGS = (
         "        return EXIT_CANNOT_JUDGE if self.problems or self.inconclusive else EXIT_PASS",
         (CORE, "tests/test_compare_gate.py", "tests/test_gate_verdicts.py")),
     Bug("parity", "parity: the allowed error made 100x looser", "harness/parity.py",
-        "allowed = tolerance.atol + tolerance.rtol * np.abs(ref64)",
-        "allowed = 100 * (tolerance.atol + tolerance.rtol * np.abs(ref64))",
+        "allowed = tolerance.atol + tolerance.rtol * np.where(finite, np.abs(ref64), 0.0)",
+        "allowed = 100 * (tolerance.atol + tolerance.rtol * np.where(finite, np.abs(ref64), "
+        "0.0))",
         (CORE, "tests/test_stats_parity_memory.py")),
     Bug("best-worker", "runner: the best worker's parity error reported instead of the worst",
         "harness/aggregate.py",

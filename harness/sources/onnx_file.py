@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edge_rnn_harness.backends.base import Backend, Calibration, Signature
+from edge_rnn_harness.bundle import load_npz
 from edge_rnn_harness.parity import SecondOpinion, compare_outputs
 from edge_rnn_harness.sources.base import INPUT_SEED, ModelSource, Window
 from edge_rnn_harness.variants import FP32, get_variant
@@ -86,13 +87,21 @@ class OnnxSource(ModelSource):
                 detail = " ".join(str(error).split())[:200]
                 raise ValueError(f"--model {self.path}: not a valid ONNX model ({detail})"
                                  ) from None
+            if not self._graph_inputs_of(proto) or not proto.graph.output:
+                raise ValueError(f"--model {self.path}: the graph has no "
+                                 f"{'outputs' if self._graph_inputs_of(proto) else 'inputs'} "
+                                 f"(its inputs are all initializers or absent); the harness "
+                                 f"feeds at least one input and checks at least one output")
             self._proto = proto
         return self._proto
 
+    @staticmethod
+    def _graph_inputs_of(proto: Any) -> list[Any]:
+        initializers = {init.name for init in proto.graph.initializer}
+        return [value for value in proto.graph.input if value.name not in initializers]
+
     def _graph_inputs(self) -> list[Any]:
-        graph = self.model().graph
-        initializers = {init.name for init in graph.initializer}
-        return [value for value in graph.input if value.name not in initializers]
+        return self._graph_inputs_of(self.model())
 
     def output_names(self) -> tuple[str, ...]:
         """Every graph output, in order."""
@@ -141,11 +150,9 @@ class OnnxSource(ModelSource):
     def _npz_inputs(self) -> dict[str, np.ndarray]:
         shapes, dtypes = self.input_shapes(), self._dtypes()
         try:
-            with np.load(self.inputs_npz) as data:
-                arrays = {name: data[name] for name in data.files}
-        except (OSError, ValueError) as error:
-            raise ValueError(f"--inputs {self.inputs_npz}: not a readable .npz ({error})"
-                             ) from None
+            arrays = load_npz(self.inputs_npz)
+        except ValueError as error:
+            raise ValueError(f"--inputs {error}") from None
         for name, shape in shapes.items():
             if name not in arrays:
                 raise ValueError(f"--inputs {self.inputs_npz} has no array for input "
