@@ -111,7 +111,7 @@ class ResultsWriter:
         cannot be written."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        # unbuffered: nothing of a failed write lingers in a buffer to be flushed later
+        # rows go straight to the descriptor (_write: os.write), never through a buffer
         self._handle = path.open("ab", buffering=0)  # no truncation before the lock is ours
         try:
             fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
