@@ -244,8 +244,20 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path, signal_name: str
                 pass
         return found
 
+    def hanging(worker: psutil.Process) -> bool:
+        """The worker has reached the hang (tests.byo_models marks it beside its job file):
+        from then on it writes nothing, so only a kill can end it. (A worker still
+        starting could die writing to the pipe of a harness that is gone, and so hide a
+        harness that leaves its children behind.)"""
+        try:
+            return any(Path(arg).with_suffix(".hanging").exists() for arg in worker.cmdline()
+                       if arg.endswith(".json"))
+        except psutil.NoSuchProcess:
+            return False
+
     _wait_for(lambda: _rows_written(out) == 1, "the first row")
-    _wait_for(lambda: measuring_workers(), "a worker of the second case")
+    _wait_for(lambda: any(hanging(w) for w in measuring_workers()),
+              "a worker of the second case hanging in the model")
     measuring = parent.children(recursive=True)
     assert measuring, "the second case had no child processes"
     proc.send_signal(getattr(signal, signal_name))
