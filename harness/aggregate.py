@@ -65,8 +65,8 @@ def parity_verdict(benchmark: Any, variant: Variant) -> dict[str, str]:
     worker furthest from it. Beyond it an fp32 row
     `failed` (a broken conversion); a reduced-precision row is `invalid` (it ran, but
     strays further than its variant allows). A row that misses the reference but matches
-    the second opinion that disputes it is `invalid` with that reason (the reference, not
-    the runtime, is in doubt); an ok row notes NaN/inf the reference held."""
+    the second opinion that disputes it is `invalid` with that reason (the reference is in
+    doubt, not only the runtime); an ok row notes NaN/inf the reference held."""
     runs = [run.get_metadata() for run in benchmark.get_runs()]
     failing = [meta for meta in runs if meta.get("parity_ok") != 1]
     if runs and not failing:

@@ -264,7 +264,13 @@ class OnnxSource(ModelSource):
         shipped): onnxruntime's outputs on the same inputs (graph optimizations off), for
         each output the two compute differently beyond fp32 parity tolerance. None when they
         agree, the outputs were shipped, or onnxruntime is missing or cannot run the model
-        (the evaluator's reference then stands alone)."""
+        (the evaluator's reference then stands alone). Computed once per source (the
+        windows are the same for every export)."""
+        if "_second_opinion" not in self.__dict__:
+            self.__dict__["_second_opinion"] = self._compute_second_opinion(windows)
+        return self.__dict__["_second_opinion"]
+
+    def _compute_second_opinion(self, windows: list[Window]) -> SecondOpinion | None:
         if any(expected is not None for _, expected in self._input_sets()):
             return None
         try:
