@@ -273,6 +273,14 @@ class Bundle:
         """Absolute path of a bundle file."""
         return self.root / (item.path if isinstance(item, BundleFile) else item)
 
+    def file_hashes(self) -> dict[str, str]:
+        """Every file the manifest lists (models' and artifacts'): relative path -> sha256
+        as recorded (what a copy of the bundle must hold; manifest.json itself not
+        included)."""
+        items = [*(f for m in self.models.values() for f in m.files.values()),
+                 *(f for a in self.artifacts.values() for f in a.files)]
+        return {item.path: item.sha256 for item in items}
+
     def damaged(self, files: tuple[BundleFile, ...] | list[BundleFile]) -> str | None:
         """None when every file is present with its recorded size and sha256, else a
         one-line reason naming the first file that is not."""

@@ -246,8 +246,10 @@ def build_parser() -> _Parser:
                           "(e.g. onnxruntime.graph_level=basic)")
     _add_source_args(run, "skip rmse/mae on the test split (parity is always checked)")
     from edge_rnn_harness.cli_device import add_device_args
+    from edge_rnn_harness.cli_remote import add_devices_parser, add_remote_args
 
     add_device_args(run)
+    add_remote_args(run)
 
     export = commands.add_parser(
         "export", help="write a bundle: every model x backend x variant, for a device",
@@ -294,6 +296,7 @@ def build_parser() -> _Parser:
     show = commands.add_parser("show", help="print a results CSV as a table",
                                description="Render a results CSV as the terminal table.")
     show.add_argument("results", type=user_path, metavar="RESULTS.csv")
+    add_devices_parser(commands)
     return parser
 
 
@@ -378,9 +381,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     backends = _resolve_names(args.backends, backend_names(), "backend")
     variants = _resolve_names(args.variants, list(VARIANT_NAMES), "variant")
     tuning = checked_tuning(args.tune, "run", "--tune")
-    out = args.out or Path("results") / (
+    out = args.out or args.resume or Path("results") / (
         dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + ".csv")
     _check_writable(out)
+    if args.on is not None or args.resume is not None:
+        from edge_rnn_harness.cli_remote import cmd_run_on
+
+        if args.on is None:
+            raise UsageError("harness run: --resume works with --on (a fleet run); give the "
+                             "devices with --on")
+        return cmd_run_on(args, backends, variants, out)
     common = dict(profile=profile, out=out, case_timeout_s=args.case_timeout, tuning=tuning,
                   tolerance=_tolerance(args, variants), accuracy=not args.no_accuracy)
     from edge_rnn_harness.cli_device import device_config
@@ -411,8 +421,12 @@ def _run_bundle(args: argparse.Namespace, common: dict[str, Any], variants: list
     models = _resolve_names(args.models or ["all"], list(bundle.models), "model in the bundle")
     config = RunConfig(bundle_root=args.bundle, **common)
     cases = build_plan([(name, bundle.models[name].seq_len) for name in models],
-                       variants, backends, args.threads, args.cpu_freq)
-    return _run_with_progress(cases, config)
+                       variants, backends, args.threads, args.cpu_freq, args.device_name)
+    if args.cases is not None:
+        from edge_rnn_harness.cli_remote import select_cases
+
+        cases = select_cases(cases, args.cases)
+    return _run_with_progress(cases, config, progress_file=args.progress_file)
 
 
 def _run_host(args: argparse.Namespace, common: dict[str, Any], variants: list[str],
@@ -573,9 +587,11 @@ def _check_data_fits(dataset: Any, entries: list, command: str) -> None:
             raise UsageError(f"harness {command}: model {entry.name}: {error}{hint}") from None
 
 
-def _run_with_progress(cases: list, config: Any, make_exporter: Any = None) -> int:
+def _run_with_progress(cases: list, config: Any, make_exporter: Any = None,
+                       progress_file: Path | None = None) -> int:
     """Run the plan with a progress bar, print the table; the exit code of `harness run`.
-    make_exporter(notice) gives the host's Exporter (None: run the bundle as it is)."""
+    make_exporter(notice) gives the host's Exporter (None: run the bundle as it is);
+    progress_file also gets one JSON line per case stage."""
     from rich.console import Console
     from rich.markup import escape
 
@@ -590,7 +606,10 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None) -> i
     console.print(escape(f"power meter: {config.power}" + (f" ({config.power_note})"
                                                            if config.power_note else "")))
     try:
-        with RichReporter(console, len(cases)) as reporter:
+        from edge_rnn_harness.progress import ProgressFile
+
+        events = ProgressFile(progress_file) if progress_file else None
+        with RichReporter(console, len(cases), events) as reporter:
             exporter = make_exporter(reporter.notice) if make_exporter else None
             rows = run_plan(cases, config, reporter, exporter)
     except KeyboardInterrupt:
@@ -764,10 +783,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _commands() -> Mapping[str, Any]:
     from edge_rnn_harness.cli_ab import cmd_ab
     from edge_rnn_harness.cli_compare import cmd_compare, cmd_gate, cmd_report
+    from edge_rnn_harness.cli_remote import cmd_devices
 
     return {"run": cmd_run, "export": cmd_export, "train": cmd_train, "backends": cmd_backends,
             "models": cmd_models, "show": cmd_show, "compare": cmd_compare,
-            "gate": cmd_gate, "ab": cmd_ab, "report": cmd_report}
+            "gate": cmd_gate, "ab": cmd_ab, "report": cmd_report, "devices": cmd_devices}
 
 
 def _interrupt(signum: int, frame: object) -> None:

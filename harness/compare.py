@@ -196,7 +196,11 @@ def interleaved_pair(base_row: Mapping, cand_row: Mapping,
 
 
 def _mismatches(base_row: Mapping, cand_row: Mapping) -> list[str]:
-    found = [f"{column}: {base_row[column]!s} vs {cand_row[column]!s}"
+    found = []
+    names = (base_row["device_name"], cand_row.get(MEASURED_ON, cand_row["device_name"]))
+    if not any(pd.isna(name) for name in names) and str(names[0]) != str(names[1]):
+        found.append(f"device_name: {names[0]} vs {names[1]} (rows from different devices)")
+    found += [f"{column}: {base_row[column]!s} vs {cand_row[column]!s}"
              for column in SETTINGS_COLUMNS
              if not (pd.isna(base_row[column]) and pd.isna(cand_row[column]))
              and str(base_row[column]) != str(cand_row[column])]
@@ -249,6 +253,24 @@ def row_problems(row: Mapping, runs: list[np.ndarray], side: str) -> list[str]:
     return []
 
 
+#: the candidate column keeping its own device_name when align_devices joins it to another's
+MEASURED_ON = "measured_on"
+
+
+def align_devices(base: pd.DataFrame, cand: pd.DataFrame) -> None:
+    """When each run comes from one device (a local run: no device_name; a fleet run of one
+    device: its name) and the two differ, join the candidate's rows to the baseline's
+    device, keeping the candidate's own name in MEASURED_ON: the rows are compared, and
+    `_mismatches` says they come from different devices. Runs of several devices join per
+    device."""
+    names = [set(frame["device_name"].astype(object).where(frame["device_name"].notna(), None))
+             for frame in (base, cand)]
+    cand[MEASURED_ON] = cand["device_name"]
+    if len(names[0]) == 1 and len(names[1]) == 1 and names[0] != names[1]:
+        cand["device_name"] = base["device_name"].iloc[0] if len(base) else pd.NA
+        cand["device_name"] = cand["device_name"].astype("string")
+
+
 def _keyed(frame: pd.DataFrame, path: Path) -> dict[tuple, dict]:
     rows: dict[tuple, dict] = {}
     for record in frame.to_dict("records"):
@@ -276,6 +298,7 @@ def compare_runs(base_path: Path, cand_path: Path, min_effect: float = 0.05,
     for column, mapping in (("model", rename), ("variant", rename_variants)):
         if mapping:
             cand_frame[column] = cand_frame[column].replace(dict(mapping))
+    align_devices(base_frame, cand_frame)
     base_rows, cand_rows = _keyed(base_frame, base_csv), _keyed(cand_frame, cand_csv)
     cases = []
     for key, base_row in base_rows.items():

@@ -9,6 +9,7 @@ import pandas as pd
 
 from edge_rnn_harness.compare_view import markdown_table
 from edge_rnn_harness.plan import case_label
+from edge_rnn_harness.report_devices import device_label, device_lines, is_fleet, plot_devices
 
 
 def _pyplot():
@@ -270,8 +271,14 @@ def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]
         machine = (f"Run `{first['run_id']}` at {first['timestamp']} on {first['device']} "
                    f"({first['cpu']}, {first['cores']} cores, {first['os']}, Python "
                    f"{first['python']}).")
+        if is_fleet(frame):
+            machine = (f"Fleet run at {first['timestamp']}: rows from "
+                       f"{frame['device_name'].nunique(dropna=False)} device(s), each "
+                       f"measured on its device (see Devices x backends).")
         sections += [machine, ""]
-    rows = [[r["model"], r["variant"], r["backend"], str(r["threads"]), r["status"],
+    fleet = is_fleet(frame)
+    rows = [[*([device_label(r)] if fleet else []),
+             r["model"], r["variant"], r["backend"], str(r["threads"]), r["status"],
              _fmt(r["latency_median_ms"], ".4f"), _fmt(r["latency_p90_ms"], ".4f"),
              _fmt(r["latency_p99_ms"], ".4f"), _fmt(r["peak_rss_mb"], ".1f"),
              _fmt(r["artifact_bytes"], ",.0f"), _fmt(r["max_abs_err"], ".1e"),
@@ -279,18 +286,20 @@ def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]
              if not pd.isna(r["cpu_freq_khz"]) else "-", _fmt(r["energy_per_inf_mj"], ".3f"),
              _fmt(r["energy_net_per_inf_mj"], ".3f")]
             for _, r in frame.iterrows()]
-    sections += [markdown_table(["model", "variant", "backend", "threads", "status",
+    sections += [markdown_table([*(["device"] if fleet else []),
+                                 "model", "variant", "backend", "threads", "status",
                                  "median ms", "p90 ms", "p99 ms", "peak RSS MiB", "bytes",
                                  "max abs err", "RMSE", "pinned MHz", "mJ/inf gross",
                                  "mJ/inf net"], rows), ""]
     sections += variant_lines(frame)
+    sections += device_lines(frame)
     sections += power_lines(frame)
     bad = frame[frame["status"] != "ok"]
     if len(bad):
         sections += ["## Cases that did not measure", ""]
-        sections += [f"- {r['model']}/{r['variant']}/{r['backend']} t{r['threads']}: "
+        sections += [f"- {case_label(r)}: "
                      f"{r['status']}: {'' if pd.isna(r['reason']) else r['reason']}"
-                     for _, r in bad.iterrows()] + [""]
+                     for r in bad.to_dict("records")] + [""]
     left_out = unplottable(ok)
     if left_out:
         sections += ["## Rows left out of the plots", ""]
@@ -304,6 +313,8 @@ def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]
             plots.append(("Accuracy vs latency", plot_pareto(ok, out_dir / "pareto.png", units)))
         if ok["energy_per_inf_mj"].notna().any():
             plots.append(("Energy", plot_energy(ok, out_dir / "energy.png")))
+        if is_fleet(ok):
+            plots.append(("Devices x backends", plot_devices(ok, out_dir / "devices.png")))
         if ok["cpu_freq_khz"].nunique() >= 2:
             plots.append(("CPU frequency sweep", plot_frequency(ok, out_dir / "frequency.png")))
         for title, path in plots:

