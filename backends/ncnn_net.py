@@ -29,6 +29,7 @@ from edge_rnn_harness.backends.base import (
     PreparedModel,
     RunOptions,
     Signature,
+    UnsupportedModel,
     settings_record,
     write_notes,
 )
@@ -93,6 +94,16 @@ def pnnx_input_shapes(inputs: Mapping[str, np.ndarray]) -> str:
     return ",".join(parts)
 
 
+def pnnx_order(blobs: list[str], prefix: str) -> list[str]:
+    """ncnn blob names in the model's tensor order: pnnx names the i-th input in<i> and the
+    i-th output out<i>, but ncnn lists blobs in layer order (an LSTM's state outputs before
+    the head's); other names keep ncnn's order."""
+    numbered = [name[len(prefix):] for name in blobs]
+    if all(name.startswith(prefix) and n.isdigit() for name, n in zip(blobs, numbered)):
+        return sorted(blobs, key=lambda name: int(name[len(prefix):]))
+    return list(blobs)
+
+
 class NcnnPrepared(PreparedModel):
     """A loaded ncnn.Net; each run makes an extractor, as ncnn's API intends."""
 
@@ -101,8 +112,8 @@ class NcnnPrepared(PreparedModel):
 
         self._ncnn = ncnn
         self._net = net
-        self._inputs = list(zip(options.input_names, net.input_names()))
-        self._outputs = list(zip(options.output_names, net.output_names()))
+        self._inputs = list(zip(options.input_names, pnnx_order(net.input_names(), "in")))
+        self._outputs = list(zip(options.output_names, pnnx_order(net.output_names(), "out")))
         self.settings = settings
 
     def feed(self, inputs: Mapping[str, np.ndarray]) -> object:
@@ -155,6 +166,14 @@ class NcnnBackend(OnnxFedBackend):
         fp16=1 (float16 weights) for the fp16 variant."""
         import pnnx
 
+        batched = [name for name, array in signature.inputs.items()
+                   if array.ndim > 1 and array.shape[0] > 1]
+        if batched:
+            shape = signature.inputs[batched[0]].shape
+            raise UnsupportedModel(f"ncnn has no batch axis: each input is fed without its "
+                                   f"first axis, so input {batched[0]!r} of shape "
+                                   f"{tuple(shape)} would lose {shape[0] - 1} of its "
+                                   f"{shape[0]} slices; only a first axis of 1 can run")
         shapes = pnnx_input_shapes(signature.inputs)
         with tempfile.TemporaryDirectory() as tmp:
             _copy_for_pnnx(onnx_path, Path(tmp) / "model.onnx")

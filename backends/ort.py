@@ -39,17 +39,32 @@ ORT_FP16_WHY = ("onnxruntime's CPU provider has no float16 LSTM kernel: it casts
 
 
 class OrtPrepared(PreparedModel):
-    """An InferenceSession with one CPU provider, called with `session.run`."""
+    """An InferenceSession with one CPU provider, called with `session.run`, or (tuning
+    call=iobinding) through an I/O binding whose inputs are bound when fed (untimed) and
+    whose outputs are copied to numpy inside the timed call."""
 
-    def __init__(self, session: Any, settings: dict[str, Any]) -> None:
+    def __init__(self, session: Any, settings: dict[str, Any], call: str = "run") -> None:
         self._session = session
         self._output_names = [o.name for o in session.get_outputs()]
+        self._iobinding = call == "iobinding"
         self.settings = settings
 
     def feed(self, inputs: Mapping[str, np.ndarray]) -> object:
-        return {name: np.ascontiguousarray(value) for name, value in inputs.items()}
+        arrays = {name: np.ascontiguousarray(value) for name, value in inputs.items()}
+        if not self._iobinding:
+            return arrays
+        binding = self._session.io_binding()
+        for name, array in arrays.items():
+            binding.bind_cpu_input(name, array)
+        for name in self._output_names:
+            binding.bind_output(name)
+        return binding, arrays  # the arrays stay alive while bound
 
     def run(self, fed: object) -> dict[str, np.ndarray]:
+        if self._iobinding:
+            binding = fed[0]  # type: ignore[index]
+            self._session.run_with_iobinding(binding)
+            return dict(zip(self._output_names, binding.copy_outputs_to_cpu()))
         return dict(zip(self._output_names, self._session.run(None, fed)))
 
     def close(self) -> None:
@@ -99,7 +114,9 @@ def quantize_onnx(onnx_path: Path, variant: str, path: Path,
 
 
 class OrtBackend(OnnxFedBackend):
-    """ONNX Runtime on CPU. Tuning: `graph_level` = disable|basic|extended|all (default all)."""
+    """ONNX Runtime on CPU. Tuning: `graph_level` = disable|basic|extended|all (default all);
+    `call` = run|iobinding (the Python call path: session.run, or a pre-bound I/O
+    binding)."""
 
     name = "onnxruntime"
     fmt = "onnx"
@@ -109,7 +126,9 @@ class OrtBackend(OnnxFedBackend):
     variants = ("fp32", "int8-dynamic", "int8-static")
     unsupported_why: ClassVar[Mapping[str, str]] = {"fp16": ORT_FP16_WHY}
     description = "ONNX Runtime, CPU execution provider"
-    tuning_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {"graph_level": ("all", "extended", "basic", "disable")}
+    tuning_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "graph_level": ("all", "extended", "basic", "disable"),
+        "call": ("run", "iobinding")}
 
     @classmethod
     def import_onnx(cls, onnx_path: Path, signature: Signature, variant: str,
@@ -140,7 +159,9 @@ class OrtBackend(OnnxFedBackend):
                                            providers=["CPUExecutionProvider"])
         except Exception as error:  # ORT raises its own Fail/InvalidProtobuf types
             raise ArtifactError(f"onnxruntime cannot load {artifact}: {error}") from error
-        return OrtPrepared(session, _read_settings(session, levels, options.variant))
+        call = cls.tuning_value(options, "call")
+        settings = _read_settings(session, levels, options.variant)
+        return OrtPrepared(session, {**settings, "call": call}, call)
 
 
 def _read_settings(session: Any, levels: dict[str, Any], variant: str) -> dict[str, Any]:

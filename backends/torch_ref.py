@@ -97,10 +97,11 @@ def _precision(model: Any) -> str:
 
 
 def _architecture(model: Any) -> dict[str, Any]:
-    from edge_rnn_harness.models.forecaster import Forecaster
+    from edge_rnn_harness.models.forecaster import Forecaster, StepForecaster
 
     if isinstance(model, Forecaster):
-        return {"forecaster": json.loads(model.spec.to_json())}
+        return {"forecaster": json.loads(model.spec.to_json()),
+                **({"step": True} if isinstance(model, StepForecaster) else {})}
     return {"callable": True}
 
 
@@ -147,7 +148,7 @@ class TorchBackend(Backend):
 
 def _rebuild(artifact: Path, options: RunOptions) -> Any:
     """The module with fresh parameters, from architecture.json."""
-    from edge_rnn_harness.models.forecaster import build
+    from edge_rnn_harness.models.forecaster import build, step_of
     from edge_rnn_harness.models.spec import ModelSpec
 
     try:
@@ -155,7 +156,8 @@ def _rebuild(artifact: Path, options: RunOptions) -> Any:
             raise ValueError("file too large")
         architecture = json.loads(artifact.read_text())
         if "forecaster" in architecture:
-            return build(ModelSpec(**architecture["forecaster"]))
+            model = build(ModelSpec(**architecture["forecaster"]))
+            return step_of(model) if architecture.get("step") is True else model
     except (OSError, ValueError, TypeError) as error:
         raise ArtifactError(f"cannot load {artifact}: {error}") from error
     if architecture.get("callable") and options.module_callable:

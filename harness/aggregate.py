@@ -47,7 +47,7 @@ def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:
 
     fields: dict[str, Any] = {"n_values": len(values), **latency_summary_ms(values, batch),
                               **measured_environment(benchmark.get_metadata())}
-    for key in ("load_ms", "first_run_ms"):
+    for key in ("load_ms", "first_run_ms", "runtime_latency_median_ms"):
         fields[key] = statistics.median(gather(key)) if gather(key) else None
     for key in ("peak_rss_mb", "rss_delta_mb", "max_abs_err", "max_rel_err", "rmse", "mae",
                 "calibration_windows"):

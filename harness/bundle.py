@@ -18,6 +18,11 @@ Manifest schema history (bump BUNDLE_SCHEMA on any change; keep reading older on
   2: an artifact may carry `notes` (what the exporter did for its variant: tool, ops
      quantized and left float, calibration windows); calibration.npz holds training-split
      windows by input name. Schema 1 bundles read as before (no notes).
+  3: an artifact may carry `form` ("" the model for one window of its own length; "step"
+     the streaming step graph, its state names and shape in its notes; "s<seq_len>-b<batch>"
+     the window model exported for another window length or batch) and `reference` (that
+     form's reference windows, when they differ from the model's). Older bundles read as
+     form "" only.
 """
 
 from __future__ import annotations
@@ -35,13 +40,14 @@ import numpy as np
 
 from edge_rnn_harness.parity import SecondOpinion
 
-BUNDLE_SCHEMA = 2
+BUNDLE_SCHEMA = 3
 MANIFEST = "manifest.json"
 #: a manifest larger than this is refused unread
 MAX_MANIFEST_BYTES = 16 << 20
 #: arrays in one .npz of a bundle may hold at most this many bytes once loaded
 MAX_NPZ_BYTES = 2 << 30
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_FORM = re.compile(r"|step|s[1-9][0-9]{0,5}-b[1-9][0-9]{0,5}")
 Window = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 
@@ -101,6 +107,10 @@ class ArtifactInfo:
     #: what the exporter did for the variant (tool, ops quantized and left float,
     #: calibration windows): flat values, recorded in the row's settings
     notes: dict[str, Any] = field(default_factory=dict)
+    #: the exported form (plan.artifact_form): "" , "step" or "s<seq_len>-b<batch>"
+    form: str = ""
+    #: the form's own reference windows (None: the model's)
+    reference: BundleFile | None = None
 
     @property
     def size_bytes(self) -> int:
@@ -186,9 +196,15 @@ def _artifact(root: Path, raw: object, index: int) -> ArtifactInfo:
         raise BundleError(f"bundle manifest: {where} has malformed converters")
     backend, variant = _text(raw, "backend", where), _text(raw, "variant", where)
     _check_known(backend, variant, where)
+    form = raw.get("form", "")
+    if not isinstance(form, str) or not _FORM.fullmatch(form):
+        raise BundleError(f"bundle manifest: {where} has an unknown form {form!r}")
+    reference = _file(root, raw["reference"], f"{where} reference") \
+        if raw.get("reference") is not None else None
     return ArtifactInfo(_text(raw, "model", where), variant, backend, artifact, files,
                         {str(k): str(v) for k, v in converters.items()},
-                        raw.get("key") or "", checked_notes(raw.get("notes"), where))
+                        raw.get("key") or "", checked_notes(raw.get("notes"), where),
+                        form, reference)
 
 
 def _check_known(backend: str, variant: str, where: str) -> None:
@@ -229,7 +245,7 @@ class Bundle:
     root: Path
     harness_version: str
     models: dict[str, ModelInfo]
-    artifacts: dict[tuple[str, str, str], ArtifactInfo]
+    artifacts: dict[tuple[str, str, str, str], ArtifactInfo]
 
     @classmethod
     def load(cls, root: Path) -> Bundle:
@@ -256,18 +272,20 @@ class Bundle:
             raise BundleError(f"bundle {root}: {MANIFEST} has no models or artifacts")
         models = {str(name): _model(root, str(name), entry)
                   for name, entry in models_raw.items()}
-        artifacts: dict[tuple[str, str, str], ArtifactInfo] = {}
+        artifacts: dict[tuple[str, str, str, str], ArtifactInfo] = {}
         for index, entry in enumerate(artifacts_raw):
             info = _artifact(root, entry, index)
             if info.model not in models:
                 raise BundleError(f"bundle manifest: artifact #{index} names unknown model "
                                   f"{info.model!r}")
-            artifacts[(info.model, info.variant, info.backend)] = info
+            artifacts[(info.model, info.variant, info.backend, info.form)] = info
         return cls(root, str(raw.get("harness_version", "")), models, artifacts)
 
-    def artifact(self, model: str, variant: str, backend: str) -> ArtifactInfo | None:
-        """The artifact for that case, or None when the bundle has none."""
-        return self.artifacts.get((model, variant, backend))
+    def artifact(self, model: str, variant: str, backend: str, form: str = ""
+                 ) -> ArtifactInfo | None:
+        """The artifact of that model, variant, backend and form (plan.artifact_form), or
+        None when the bundle has none."""
+        return self.artifacts.get((model, variant, backend, form))
 
     def path(self, item: BundleFile | str) -> Path:
         """Absolute path of a bundle file."""
@@ -278,7 +296,8 @@ class Bundle:
         as recorded (what a copy of the bundle must hold; manifest.json itself not
         included)."""
         items = [*(f for m in self.models.values() for f in m.files.values()),
-                 *(f for a in self.artifacts.values() for f in a.files)]
+                 *(f for a in self.artifacts.values() for f in a.files),
+                 *(a.reference for a in self.artifacts.values() if a.reference)]
         return {item.path: item.sha256 for item in items}
 
     def damaged(self, files: tuple[BundleFile, ...] | list[BundleFile]) -> str | None:

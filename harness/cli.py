@@ -159,11 +159,47 @@ def _add_variants_arg(parser: argparse.ArgumentParser, variants: Sequence[str]) 
                              f"compared with the same backend's fp32")
 
 
+def _scenarios(text: str) -> list[str]:
+    from edge_rnn_harness.plan import SCENARIOS
+
+    names = _names(text)
+    for name in names:
+        if name not in SCENARIOS:
+            raise argparse.ArgumentTypeError(f"unknown scenario {name!r}; choose from: "
+                                             f"{', '.join(SCENARIOS)}")
+    return list(dict.fromkeys(names))
+
+
+def add_shape_args(parser: argparse.ArgumentParser) -> None:
+    """--scenario, --seq-len and --batch: which forms of each model a run measures."""
+    from edge_rnn_harness.plan import SCENARIOS
+
+    parser.add_argument("--scenario", type=_scenarios, default=None, metavar="LIST",
+                        help="comma-separated scenarios: " + "; ".join(
+                            f"{name}: {what}" for name, what in SCENARIOS.items())
+                        + " (default: single_stream for batch 1, batch for larger --batch)")
+    parser.add_argument("--seq-len", type=_positive_ints, default=None, metavar="N[,N...]",
+                        help="window lengths to sweep (default: each model's own, 24 for the "
+                             "registered forecasters); another length is its own export, "
+                             "cached; rmse/mae only at the model's own length")
+    parser.add_argument("--batch", type=_positive_ints, default=[1], metavar="N[,N...]",
+                        help="windows per call to sweep (default 1); batch > 1 runs the "
+                             "batch scenario: latency per call, throughput in windows/s")
+
+
+def shapes_of(args: argparse.Namespace) -> Any:
+    """The run's Shapes (plan) from --scenario, --seq-len and --batch."""
+    from edge_rnn_harness.plan import Shapes
+
+    return Shapes(tuple(args.scenario) if args.scenario else None,
+                  tuple(args.seq_len) if args.seq_len else None, tuple(args.batch))
+
+
 def add_measure_args(parser: argparse.ArgumentParser) -> None:
     """--threads and --profile: what each case measures and for how long."""
     from edge_rnn_harness.profiles import PROFILES
 
-    parser.add_argument("--threads", type=_thread_counts, default=[1], metavar="N[,N...]",
+    parser.add_argument("--threads", type=_thread_counts, default=None, metavar="N[,N...]",
                         help="intra-op thread counts to measure (default 1)")
     parser.add_argument("--profile", default="default", metavar="NAME",
                         help="how long to measure: " + "; ".join(
@@ -232,6 +268,7 @@ def build_parser() -> _Parser:
                      help="parity: relative tolerance, replacing the variant's (fp32: 1e-5)")
     _add_variants_arg(run, VARIANT_NAMES)
     add_measure_args(run)
+    add_shape_args(run)
     run.add_argument("--out", type=user_path, default=None, metavar="CSV",
                      help="results CSV (default results/<UTC timestamp>.csv; an existing "
                           "file is replaced); the pyperf JSON is written beside it with the "
@@ -244,6 +281,10 @@ def build_parser() -> _Parser:
     run.add_argument("--tune", action="append", default=[], metavar="BACKEND.KEY=VALUE",
                      help="a backend-specific option, repeatable "
                           "(e.g. onnxruntime.graph_level=basic)")
+    run.add_argument("--tune-file", type=user_path, default=None, metavar="FILE",
+                     help="apply a setting 'harness tune --write' saved: its options for its "
+                          "backend (a --tune of the same option wins) and, unless --threads "
+                          "is given, its thread count for that backend's cases")
     _add_source_args(run, "skip rmse/mae on the test split (parity is always checked)")
     from edge_rnn_harness.cli_device import add_device_args
     from edge_rnn_harness.cli_remote import add_devices_parser, add_remote_args
@@ -263,6 +304,7 @@ def build_parser() -> _Parser:
                         help=f"comma-separated backends, or 'all' (default). "
                              f"Registered: {', '.join(backend_names())}")
     _add_variants_arg(export, VARIANT_NAMES)
+    add_shape_args(export)
     export.add_argument("--out", type=user_path, required=True, metavar="DIR",
                         help="the bundle folder (created; an existing bundle is updated)")
     _add_timeout_arg(export, DEFAULT_CASE_TIMEOUT_S)
@@ -297,6 +339,9 @@ def build_parser() -> _Parser:
                                description="Render a results CSV as the terminal table.")
     show.add_argument("results", type=user_path, metavar="RESULTS.csv")
     add_devices_parser(commands)
+    from edge_rnn_harness.cli_tune import add_tune_parser
+
+    add_tune_parser(commands)
     return parser
 
 
@@ -378,9 +423,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         profile = get_profile(args.profile)
     except ValueError as error:
         raise UsageError(f"harness run: {error}") from None
+    args.threads_given, args.threads = args.threads is not None, args.threads or [1]
     backends = _resolve_names(args.backends, backend_names(), "backend")
     variants = _resolve_names(args.variants, list(VARIANT_NAMES), "variant")
     tuning = checked_tuning(args.tune, "run", "--tune")
+    args.tuned = None
+    if args.tune_file is not None:
+        from edge_rnn_harness.cli_tune import read_tuning
+
+        args.tuned = read_tuning(args.tune_file, tuning)
     out = args.out or args.resume or Path("results") / (
         dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + ".csv")
     _check_writable(out)
@@ -421,12 +472,23 @@ def _run_bundle(args: argparse.Namespace, common: dict[str, Any], variants: list
     models = _resolve_names(args.models or ["all"], list(bundle.models), "model in the bundle")
     config = RunConfig(bundle_root=args.bundle, **common)
     cases = build_plan([(name, bundle.models[name].seq_len) for name in models],
-                       variants, backends, args.threads, args.cpu_freq, args.device_name)
+                       variants, backends, args.threads, args.cpu_freq, args.device_name,
+                       shapes_of(args))
+    cases = _tuned(args, common, cases)
     if args.cases is not None:
         from edge_rnn_harness.cli_remote import select_cases
 
         cases = select_cases(cases, args.cases)
     return _run_with_progress(cases, config, progress_file=args.progress_file)
+
+
+def _tuned(args: argparse.Namespace, common: dict[str, Any], cases: list) -> list:
+    """The cases with a --tune-file's thread count for its backend (unless --threads was
+    given); its options are already in common["tuning"] (see cmd_run)."""
+    from edge_rnn_harness.cli_tune import tuned_threads
+
+    return tuned_threads(args.tuned, cases) if args.tuned and not args.threads_given \
+        else cases
 
 
 def _run_host(args: argparse.Namespace, common: dict[str, Any], variants: list[str],
@@ -447,8 +509,9 @@ def _run_host(args: argparse.Namespace, common: dict[str, Any], variants: list[s
     config = RunConfig(bundle_root=root, **common,
                        callables={name: source.target for name, source in sources.items()
                                   if isinstance(source, TorchCallableSource)})
-    cases = build_plan([(name, source.seq_len()) for name, source in sources.items()],
-                       variants, backends, args.threads, args.cpu_freq)
+    cases = _tuned(args, common, build_plan(
+        [(name, source.seq_len()) for name, source in sources.items()],
+        variants, backends, args.threads, args.cpu_freq, shapes=shapes_of(args)))
 
     def make_exporter(notice: Any) -> Exporter:
         try:
@@ -497,8 +560,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         console.print("[yellow]note[/]: adding fp32: each variant is compared with the same "
                       "backend's fp32 artifact on the device")
         variants = ["fp32", *variants]
-    cases = build_plan([(name, source.seq_len()) for name, source in sources.items()],
-                       variants, backends, [1])
+    from edge_rnn_harness.plan import artifact_form
+
+    planned = build_plan([(name, source.seq_len()) for name, source in sources.items()],
+                         variants, backends, [1], shapes=shapes_of(args))
+    cases = list({(c.model, c.variant, c.backend,
+                   artifact_form(c, sources[c.model].seq_len())): c for c in planned}.values())
     failed = 0
     with tempfile.TemporaryDirectory(prefix="harness-export-") as tmp:
         for case in cases:
@@ -784,10 +851,12 @@ def _commands() -> Mapping[str, Any]:
     from edge_rnn_harness.cli_ab import cmd_ab
     from edge_rnn_harness.cli_compare import cmd_compare, cmd_gate, cmd_report
     from edge_rnn_harness.cli_remote import cmd_devices
+    from edge_rnn_harness.cli_tune import cmd_tune
 
     return {"run": cmd_run, "export": cmd_export, "train": cmd_train, "backends": cmd_backends,
             "models": cmd_models, "show": cmd_show, "compare": cmd_compare,
-            "gate": cmd_gate, "ab": cmd_ab, "report": cmd_report, "devices": cmd_devices}
+            "gate": cmd_gate, "ab": cmd_ab, "report": cmd_report, "devices": cmd_devices,
+            "tune": cmd_tune}
 
 
 def _interrupt(signum: int, frame: object) -> None:

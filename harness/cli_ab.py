@@ -133,7 +133,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     sides = (Side(configs[0]), Side(configs[1], args.cand_python) if args.cand_python
              else Side(configs[1]))
     plans = [build_plan([(model, bundle.models[model].seq_len)], side_variants, backends,
-                        args.threads)
+                        args.threads or [1])
              for model, bundle, side_variants in zip(models, bundles,
                                                      (variants, cand_variants))]
     pairs = list(zip(*plans))

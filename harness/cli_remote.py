@@ -103,7 +103,12 @@ def _forwarded_args(args: argparse.Namespace, backends: list[str], variants: lis
                     ) -> list[str]:
     """The device-side `harness run` options for this fleet run (values as given here)."""
     forwarded = ["--backends", ",".join(backends), "--variants", ",".join(variants),
-                 "--threads", ",".join(map(str, args.threads))]
+                 "--threads", ",".join(map(str, args.threads)),
+                 "--batch", ",".join(map(str, args.batch))]
+    if args.scenario:
+        forwarded += ["--scenario", ",".join(args.scenario)]
+    if args.seq_len:
+        forwarded += ["--seq-len", ",".join(map(str, args.seq_len))]
     if args.models:
         forwarded += ["--model", ",".join(args.models)]
     for attribute, flag in _FORWARDED:
@@ -144,13 +149,16 @@ def cmd_run_on(args: argparse.Namespace, backends: list[str], variants: list[str
     SSH, merge; exit 0 when every row is ok/skipped/unsupported, 1 when one failed, 2 for a
     host key not verified (nothing run), 130 on Ctrl-C."""
     from edge_rnn_harness.bundle import Bundle, BundleError
-    from edge_rnn_harness.cli import _resolve_names
+    from edge_rnn_harness.cli import _resolve_names, shapes_of
     from edge_rnn_harness.plan import build_plan
     from edge_rnn_harness.remote import DeviceJob, FleetSpec, case_key, new_run_id
 
     if args.bundle is None:
         raise UsageError("harness run: --on needs --bundle DIR (what travels to a device is "
                          "a bundle: write one with 'harness export')")
+    if args.tune_file is not None:
+        raise UsageError("harness run: --tune-file is for runs on this machine (a tune file "
+                         "is measured where it is used); on devices give --tune and --threads")
     for flag in ("device_name", "cases", "progress_file"):
         if getattr(args, flag) is not None:
             raise UsageError(f"harness run: --{flag.replace('_', '-')} is set on each device "
@@ -166,7 +174,7 @@ def cmd_run_on(args: argparse.Namespace, backends: list[str], variants: list[str
     jobs, subset = [], {}
     for device in devices:
         plan = build_plan([(name, bundle.models[name].seq_len) for name in models], variants,
-                          backends, args.threads, args.cpu_freq, device.name)
+                          backends, args.threads, args.cpu_freq, device.name, shapes_of(args))
         todo = [case for case in plan if case_key(case.to_dict()) not in ok_keys]
         subset[device.name] = len(todo) != len(plan)
         if todo:

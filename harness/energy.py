@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the energy step's child process."""
     from edge_rnn_harness.bundle import load_reference
     from edge_rnn_harness.power import MeterUnavailable, open_meter
-    from edge_rnn_harness.worker import WorkerJob, open_model
+    from edge_rnn_harness.worker import WorkerJob, open_for_timing
 
     parser = argparse.ArgumentParser(prog="python -m edge_rnn_harness.energy")
     parser.add_argument("job", type=Path)
@@ -111,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         if meter is None:
             raise MeterUnavailable(why_none)
         windows = load_reference(Path(job.reference))
-        model = open_model(job, windows)
-        fed = model.feed(windows[0][0])
+        model, fed = open_for_timing(job, windows)
         result = measure_energy(model.run, fed, meter, args.idle_seconds, args.loop_seconds,
                                 args.ends_at)
         model.close()

@@ -40,7 +40,7 @@ from edge_rnn_harness.bundle import (
 from edge_rnn_harness.errors import ERROR_PREFIX, error_line
 from edge_rnn_harness.isolation import run_child
 from edge_rnn_harness.parity import SecondOpinion
-from edge_rnn_harness.plan import Case, case_label
+from edge_rnn_harness.plan import Case, artifact_form, case_label
 from edge_rnn_harness.sources import ModelSource, source_from_description
 from edge_rnn_harness.variants import DEFAULT_CALIBRATION_WINDOWS, get_variant
 
@@ -51,13 +51,13 @@ EXIT_UNSUPPORTED = 3
 
 
 def cache_key(source: ModelSource, backend: type[Backend], variant: str,
-              calibration_sha256: str = "") -> str:
+              calibration_sha256: str = "", form: str = "") -> str:
     """Hash of everything that determines the artifact: the model's identity (definition
     and weights, or file), the backend, the variant, the calibration windows' file (for a
-    variant that calibrates), the converters' versions and the export code's format
-    number. Computed on the host only."""
+    variant that calibrates), the form (plan.artifact_form), the converters' versions and
+    the export code's format number. Computed on the host only."""
     parts = [source.identity(), backend.name, variant, backend.export_fingerprint(),
-             f"format={EXPORT_FORMAT}", calibration_sha256]
+             f"format={EXPORT_FORMAT}", calibration_sha256] + ([f"form={form}"] if form else [])
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -95,15 +95,19 @@ def _tensors(arrays: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
 
 
 def export_artifact(root: Path, source: ModelSource, backend: type[Backend],
-                    variant: str, calibration_path: Path | None = None) -> dict[str, Any]:
-    """Export `source` for `backend`/`variant` under `root`, with the model's reference
-    windows; returns {"model": signature and reference entry, "artifact": manifest entry}.
-    A calibrating variant calibrates on `calibration_path` (the bundle's training-split
-    windows), else on the windows the model brought. Raises UnsupportedModel when the
-    backend cannot take this model or variant. Host side."""
+                    variant: str, calibration_path: Path | None = None,
+                    form: str = "") -> dict[str, Any]:
+    """Export `source` for `backend`/`variant` (and `form`, plan.artifact_form) under
+    `root`, with the model's reference windows; returns {"model": signature and reference
+    entry, "artifact": manifest entry}. A calibrating variant calibrates on
+    `calibration_path` (the bundle's training-split windows), else on the windows the model
+    brought. Raises UnsupportedModel when the backend cannot take this model, variant or
+    form. Host side."""
     why_not = backend.unsupported_reason(variant)
     if why_not:
         raise UnsupportedModel(why_not)
+    if form:
+        return _export_form(root, source, backend, variant, form)
     calibration, calibration_sha = None, ""
     if get_variant(variant).calibrated:
         calibration = load_calibration(calibration_path) if calibration_path else \
@@ -136,6 +140,48 @@ def export_artifact(root: Path, source: ModelSource, backend: type[Backend],
                                           calibration_sha if calibration else ""),
                          "converters": dict(item.split("=", 1) for item in
                                             backend.export_fingerprint().split(";") if item),
+                         **({"notes": notes} if notes else {})}}
+
+
+def _export_form(root: Path, source: ModelSource, backend: type[Backend], variant: str,
+                 form: str) -> dict[str, Any]:
+    """export_artifact for another form: the step graph, or the window model at another
+    length or batch, each with its own reference (the step graph's is the model's)."""
+    if variant != "fp32":
+        raise UnsupportedModel(f"other window lengths, batches and the streaming step graph "
+                               f"are exported in fp32 only (asked: {variant})")
+    signature, form_windows = source.form_reference(form)
+    _, windows = source.reference()
+    folder = root / source.folder_name()
+    reference = folder / "reference.npz"
+    write_reference(reference, windows, source.second_opinion(windows))
+    form_reference = None
+    if form_windows is not None:
+        form_reference = folder / "forms" / form / "reference.npz"
+        write_reference(form_reference, form_windows)
+    target = folder / variant / f"{backend.name}-{form}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{backend.name}-", dir=target.parent))
+    try:
+        opened, form_notes = source.form_export(backend, signature, variant, staging, form)
+        notes = {**checked_notes(take_notes(staging)), **form_notes}
+        names = sorted(item.name for item in staging.iterdir() if item.is_file())
+        shutil.rmtree(target, ignore_errors=True)
+        staging.replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {"model": {"signature": {"inputs": _tensors(windows[0][0]),
+                                    "outputs": _tensors(windows[0][1])},
+                      "reference": bundle_file(root, reference).to_json()},
+            "artifact": {"model": source.name, "variant": variant, "backend": backend.name,
+                         "format": backend.fmt, "form": form,
+                         "artifact": (target / opened.name).relative_to(root).as_posix(),
+                         "files": [bundle_file(root, target / n).to_json() for n in names],
+                         "key": cache_key(source, backend, variant, "", form),
+                         "converters": dict(item.split("=", 1) for item in
+                                            backend.export_fingerprint().split(";") if item),
+                         **({"reference": bundle_file(root, form_reference).to_json()}
+                            if form_reference else {}),
                          **({"notes": notes} if notes else {})}}
 
 
@@ -180,25 +226,26 @@ class Exporter:
         tmp.write_text(json.dumps(self.manifest, indent=1))
         tmp.replace(self.root / MANIFEST)
 
-    def _entry(self, case: Case) -> dict[str, Any] | None:
+    def _entry(self, case: Case, form: str) -> dict[str, Any] | None:
         return next((a for a in self.manifest["artifacts"]
-                     if (a["model"], a["variant"], a["backend"]) ==
-                     (case.model, case.variant, case.backend)), None)
+                     if (a["model"], a["variant"], a["backend"], a.get("form", "")) ==
+                     (case.model, case.variant, case.backend, form)), None)
 
     def _current(self, case: Case, source: ModelSource, backend: type[Backend],
-                 calibration_sha256: str) -> bool:
+                 calibration_sha256: str, form: str) -> bool:
         """Whether the bundle already holds this case's artifact, current and intact."""
-        entry, model = self._entry(case), self.manifest["models"].get(case.model)
+        entry, model = self._entry(case, form), self.manifest["models"].get(case.model)
         if entry is None or model is None or model.get("identity") != source.identity() \
                 or entry.get("key") != cache_key(source, backend, case.variant,
-                                                 calibration_sha256):
+                                                 calibration_sha256, form):
             return False
         try:
             bundle = Bundle.load(self.root)
         except BundleError:
             return False
-        info = bundle.artifact(case.model, case.variant, case.backend)
-        why = bundle.damaged([*info.files, bundle.models[case.model].files["reference"]]) \
+        info = bundle.artifact(case.model, case.variant, case.backend, form)
+        why = bundle.damaged([*info.files, bundle.models[case.model].files["reference"],
+                              *([info.reference] if info.reference else [])]) \
             if info else "not in the manifest"
         if why:
             self._notice(f"{why}; re-exporting")
@@ -215,23 +262,25 @@ class Exporter:
         calibration = data["files"].get("calibration") \
             if get_variant(case.variant).calibrated else None
         sha = calibration["sha256"] if calibration else ""
-        if not self._current(case, source, backend, sha):
+        form = artifact_form(case, source.seq_len())
+        if not self._current(case, source, backend, sha, form):
             outcome = self._export_child(case, source, tmp,
-                                         self.root / calibration["path"] if calibration else None)
+                                         self.root / calibration["path"] if calibration else None,
+                                         form)
             if outcome:
                 return outcome
         self._apply_accuracy_data(case.model, data)
         return {}
 
     def _export_child(self, case: Case, source: ModelSource, tmp: Path,
-                      calibration: Path | None) -> dict[str, str]:
-        stem = tmp / f"export-{case.model}-{case.variant}-{case.backend}".replace("/", "_")
+                      calibration: Path | None, form: str) -> dict[str, str]:
+        stem = tmp / f"export-{case.model}-{case.variant}-{case.backend}-{form}".replace("/", "_")
         source_json, result_json = stem.with_suffix(".source.json"), stem.with_suffix(".json")
         source_json.write_text(json.dumps(source.describe()))
         child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.export",
                            "--root", str(self.root), "--source", str(source_json),
                            "--backend", case.backend, "--variant", case.variant,
-                           "--result", str(result_json),
+                           "--result", str(result_json), "--form", form,
                            *(["--calibration", str(calibration)] if calibration else [])],
                           self.timeout_s)
         if child.returncode == EXIT_UNSUPPORTED:
@@ -259,8 +308,9 @@ class Exporter:
         artifact = result["artifact"]
         self.manifest["artifacts"] = [
             a for a in self.manifest["artifacts"]
-            if (a["model"], a["variant"], a["backend"]) !=
-            (artifact["model"], artifact["variant"], artifact["backend"])] + [artifact]
+            if (a["model"], a["variant"], a["backend"], a.get("form", "")) !=
+            (artifact["model"], artifact["variant"], artifact["backend"],
+             artifact.get("form", ""))] + [artifact]
         self._save()
 
     def _accuracy_data(self, name: str, source: ModelSource) -> dict[str, Any]:
@@ -312,11 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", type=Path, required=True)
     parser.add_argument("--calibration", type=Path, default=None,
                         help="training-split windows (.npz by input name) to calibrate on")
+    parser.add_argument("--form", default="", help="plan.artifact_form of the artifact")
     args = parser.parse_args(argv)
     try:
         source = source_from_description(json.loads(args.source.read_text()))
         result = export_artifact(args.root, source, get_backend(args.backend), args.variant,
-                                 args.calibration)
+                                 args.calibration, args.form)
         args.result.write_text(json.dumps(result))
     except UnsupportedModel as error:
         print(ERROR_PREFIX + str(error).splitlines()[0], file=sys.stderr)

@@ -12,6 +12,17 @@ KEY_COLUMNS = ("model", "variant", "backend", "scenario", "threads", "batch", "s
                "cpu_freq_khz", "device_name")
 
 SCENARIO_SINGLE_STREAM = "single_stream"
+SCENARIO_STREAMING = "streaming"
+SCENARIO_BATCH = "batch"
+#: scenario -> what one timed value is
+SCENARIOS = {
+    SCENARIO_SINGLE_STREAM: "one window per call (batch 1), the default",
+    SCENARIO_STREAMING: "one step of a step graph with its recurrent state carried between "
+                        "calls (one new hour in, the forecast out)",
+    SCENARIO_BATCH: "--batch windows per call (throughput in windows per second)",
+}
+#: the artifact form of a step graph (streaming)
+STEP_FORM = "step"
 
 
 def _pinned_khz(row: Mapping[str, object]) -> int | None:
@@ -102,19 +113,72 @@ class Case:
         return asdict(self)
 
 
+def artifact_form(case: Case, native_seq_len: int) -> str:
+    """Which exported form of the model a case runs: "" the model as exported for a single
+    window of its own length, "step" the streaming step graph, "s<seq_len>-b<batch>" the
+    window model exported for another window length or batch."""
+    if case.scenario == SCENARIO_STREAMING:
+        return STEP_FORM
+    if case.seq_len == native_seq_len and case.batch == 1:
+        return ""
+    return f"s{case.seq_len}-b{case.batch}"
+
+
+def form_text(form: str) -> str:
+    """A form for people: "the streaming step graph" or "window length 168, batch 8"."""
+    if form == STEP_FORM:
+        return "the streaming step graph"
+    seq_len, batch = (part[1:] for part in form.split("-"))
+    return f"window length {seq_len}, batch {batch}"
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """The scenario, window-length and batch sweep of a run.
+
+    scenarios: None picks by batch (single_stream for 1, batch for more); single_stream
+    runs batch 1, batch every --batch value, streaming one step (its seq_len is the window
+    its parity steps through: the model's own). seq_lens: None means each model's own.
+    """
+
+    scenarios: tuple[str, ...] | None = None
+    seq_lens: tuple[int, ...] | None = None
+    batches: tuple[int, ...] = (1,)
+
+    def for_model(self, native_seq_len: int) -> list[tuple[str, int, int]]:
+        """(scenario, seq_len, batch) of one model's cases, in order, without repeats."""
+        seq_lens = self.seq_lens or (native_seq_len,)
+        chosen: list[tuple[str, int, int]] = []
+        for scenario in self.scenarios or (None,):
+            if scenario == SCENARIO_STREAMING:
+                chosen.append((scenario, native_seq_len, 1))
+                continue
+            for seq_len in seq_lens:
+                for batch in ((1,) if scenario == SCENARIO_SINGLE_STREAM else self.batches):
+                    picked = scenario or (SCENARIO_SINGLE_STREAM if batch == 1
+                                          else SCENARIO_BATCH)
+                    chosen.append((picked, seq_len, batch))
+        return list(dict.fromkeys(chosen))
+
+
 def build_plan(models: list[tuple[str, int]], variants: list[str], backends: list[str],
                threads: list[int], cpu_freqs_khz: list[int] | None = None,
-               device_name: str | None = None) -> list[Case]:
-    """All combinations, ordered model > variant > backend > threads > frequency as given.
+               device_name: str | None = None, shapes: Shapes | None = None) -> list[Case]:
+    """All combinations, ordered model > scenario > seq_len > batch > variant > backend >
+    threads > frequency as given.
 
     models: (name, seq_len) pairs. cpu_freqs_khz: a DVFS sweep's frequencies (None or
     empty: the CPU is not pinned). device_name: the inventory name of the remote device the
-    cases run on (None: here). Every argument keeps the user's order, so a run's row order
-    is reproducible.
+    cases run on (None: here). shapes: the scenario/seq_len/batch sweep (None: one window
+    of each model's length, batch 1). Every argument keeps the user's order, so a run's
+    row order is reproducible.
     """
+    shapes = shapes or Shapes()
     return [
         Case(model=model, variant=variant, backend=backend, threads=n, seq_len=seq_len,
-             cpu_freq_khz=khz, device_name=device_name)
-        for (model, seq_len), variant, backend, n, khz in itertools.product(
-            models, variants, backends, threads, cpu_freqs_khz or [None])
+             batch=batch, scenario=scenario, cpu_freq_khz=khz, device_name=device_name)
+        for model, native in models
+        for scenario, seq_len, batch in shapes.for_model(native)
+        for variant, backend, n, khz in itertools.product(
+            variants, backends, threads, cpu_freqs_khz or [None])
     ]

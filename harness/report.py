@@ -10,6 +10,8 @@ import pandas as pd
 from edge_rnn_harness.compare_view import markdown_table
 from edge_rnn_harness.plan import case_label
 from edge_rnn_harness.report_devices import device_label, device_lines, is_fleet, plot_devices
+from edge_rnn_harness.report_scaling import has_scaling, plot_scaling, scaling_lines
+from edge_rnn_harness.table import swept
 
 
 def _pyplot():
@@ -276,9 +278,11 @@ def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]
                        f"{frame['device_name'].nunique(dropna=False)} device(s), each "
                        f"measured on its device (see Devices x backends).")
         sections += [machine, ""]
-    fleet = is_fleet(frame)
+    fleet, shaped = is_fleet(frame), swept(frame)
     rows = [[*([device_label(r)] if fleet else []),
-             r["model"], r["variant"], r["backend"], str(r["threads"]), r["status"],
+             r["model"], r["variant"], r["backend"],
+             *([r["scenario"], str(r["seq_len"]), str(r["batch"])] if shaped else []),
+             str(r["threads"]), r["status"],
              _fmt(r["latency_median_ms"], ".4f"), _fmt(r["latency_p90_ms"], ".4f"),
              _fmt(r["latency_p99_ms"], ".4f"), _fmt(r["peak_rss_mb"], ".1f"),
              _fmt(r["artifact_bytes"], ",.0f"), _fmt(r["max_abs_err"], ".1e"),
@@ -287,12 +291,15 @@ def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]
              _fmt(r["energy_net_per_inf_mj"], ".3f")]
             for _, r in frame.iterrows()]
     sections += [markdown_table([*(["device"] if fleet else []),
-                                 "model", "variant", "backend", "threads", "status",
+                                 "model", "variant", "backend",
+                                 *(["scenario", "seq_len", "batch"] if shaped else []),
+                                 "threads", "status",
                                  "median ms", "p90 ms", "p99 ms", "peak RSS MiB", "bytes",
                                  "max abs err", "RMSE", "pinned MHz", "mJ/inf gross",
                                  "mJ/inf net"], rows), ""]
     sections += variant_lines(frame)
     sections += device_lines(frame)
+    sections += scaling_lines(frame)
     sections += power_lines(frame)
     bad = frame[frame["status"] != "ok"]
     if len(bad):
@@ -313,6 +320,8 @@ def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]
             plots.append(("Accuracy vs latency", plot_pareto(ok, out_dir / "pareto.png", units)))
         if ok["energy_per_inf_mj"].notna().any():
             plots.append(("Energy", plot_energy(ok, out_dir / "energy.png")))
+        if has_scaling(ok):
+            plots.append(("Scaling", plot_scaling(ok, out_dir / "scaling.png")))
         if is_fleet(ok):
             plots.append(("Devices x backends", plot_devices(ok, out_dir / "devices.png")))
         if ok["cpu_freq_khz"].nunique() >= 2:

@@ -15,7 +15,10 @@ Schema history (bump SCHEMA_VERSION on any change; old files must still load):
      artifact's RMSE on the same test windows). `invalid` also marks degenerate forecasts.
   5: `device_name`: the inventory name of the device a remote run (`--on`) measured the row
      on (empty for a local run); part of the case key, so a fleet's merged CSV has one row
-     per device and case.
+     per device and case. `scenario`, `seq_len` and `batch` take other values than
+     single_stream/24/1 (streaming, batch; swept lengths and batches).
+     `runtime_latency_median_ms`: the runtime's own latency per call where it reports one
+     (OpenVINO's InferRequest.latency), median over the timed calls, beside the harness's.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ COLUMNS: dict[str, str] = {
     "device": "str", "cpu": "str", "cores": "int", "governor": "str",
     "cpu_freq_min_khz": "int", "cpu_freq_max_khz": "int",
     "os": "str", "kernel": "str", "python": "str", "harness_version": "str",
-    "interleaving": "str", "device_name": "str",
+    "interleaving": "str", "device_name": "str", "runtime_latency_median_ms": "float",
 }
 #: the columns every schema version has (cpu_freq_khz came with schema 3, device_name with
 #: schema 5: empty before)

@@ -32,7 +32,7 @@ from edge_rnn_harness.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S, EnergyResult
 from edge_rnn_harness.environment import environment
 from edge_rnn_harness.isolation import run_child
 from edge_rnn_harness.parity import Tolerance
-from edge_rnn_harness.plan import Case
+from edge_rnn_harness.plan import Case, artifact_form, form_text
 from edge_rnn_harness.profiles import Profile
 from edge_rnn_harness.results import ResultsWriter, dump_suite, new_row
 from edge_rnn_harness.thermal import (
@@ -292,22 +292,25 @@ def case_job(case: Case, config: RunConfig) -> tuple[dict[str, Any], WorkerJob |
         bundle = Bundle.load(config.bundle_root)
     except BundleError as error:
         return {**fields, "status": "failed", "reason": str(error)}, None
-    model, artifact = bundle.models.get(case.model), bundle.artifact(case.model, case.variant,
-                                                                     case.backend)
+    model = bundle.models.get(case.model)
+    form = artifact_form(case, model.seq_len) if model else ""
+    artifact = bundle.artifact(case.model, case.variant, case.backend, form)
     if model is None or artifact is None:
         return {**fields, "status": "skipped",
                 "reason": f"the bundle has no {case.backend} {case.variant} artifact for "
-                          f"{case.model}"}, None
-    testset = model.files.get("testset") if config.accuracy else None
+                          f"{case.model}" + (f" ({form_text(form)})" if form else "")}, None
+    # rmse/mae are measured on windows of the length the model was trained on
+    testset = model.files.get("testset") \
+        if config.accuracy and case.seq_len == model.seq_len else None
+    reference = artifact.reference or model.files["reference"]
     fields.update(params=model.params, artifact_bytes=artifact.size_bytes,
                   dataset=model.dataset if testset else None)
-    damage = bundle.damaged([*artifact.files, model.files["reference"],
-                             *([testset] if testset else [])])
+    damage = bundle.damaged([*artifact.files, reference, *([testset] if testset else [])])
     if damage:
         return {**fields, "status": "failed", "reason": damage}, None
     return fields, WorkerJob(
         case=case.to_dict(), artifact=str(bundle.path(artifact.artifact)),
-        reference=str(bundle.path(model.files["reference"])),
+        reference=str(bundle.path(reference)),
         tuning=dict(config.tuning.get(case.backend, {})),
         testset=str(bundle.path(testset)) if testset else None,
         tolerance=dataclasses.asdict(config.tolerance) if config.tolerance else None,

@@ -42,6 +42,20 @@ _COLUMNS: list[tuple[str, str, Callable[[object], str], str]] = [
 ]
 
 
+#: shown after the backend when a run sweeps scenarios, window lengths or batches
+_SHAPE_COLUMNS: list[tuple[str, str, Callable[[object], str], str]] = [
+    ("scenario", "scenario", str, "left"), ("seq", "seq_len", str, "right"),
+    ("batch", "batch", str, "right")]
+
+
+def swept(frame: pd.DataFrame) -> bool:
+    """Whether the rows differ in scenario, window length or batch (or leave the default
+    single window, batch 1)."""
+    return bool(frame[["scenario", "seq_len", "batch"]].drop_duplicates().shape[0] > 1
+                or (frame["scenario"].fillna("single_stream") != "single_stream").any()
+                or (frame["batch"].fillna(1) != 1).any())
+
+
 #: width used when stdout is a file or pipe (rich would squeeze the table into 80 columns)
 PIPE_WIDTH = 200
 
@@ -55,7 +69,9 @@ def results_table(frame: pd.DataFrame, title: str = "") -> Table:
     """A rich Table of a results frame: one line per case, failures' reasons below it."""
     table = Table(title=title or None, header_style="bold")
     fleet = bool(frame["device_name"].notna().any())  # rows from remote devices (--on)
-    columns = ([("device", "device_name", str, "left")] if fleet else []) + _COLUMNS
+    shapes = _SHAPE_COLUMNS if swept(frame) else []
+    columns = ([("device", "device_name", str, "left")] if fleet else []) + \
+        _COLUMNS[:3] + shapes + _COLUMNS[3:]
     for header, _, _, justify in columns:
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     reasons: list[str] = []
@@ -63,7 +79,7 @@ def results_table(frame: pd.DataFrame, title: str = "") -> Table:
         cells = ["-" if pd.isna(record[col]) else fmt(record[col])
                  for _, col, fmt, _ in columns]
         status = str(record["status"])
-        cells[5 + fleet] = f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
+        cells[5 + fleet + len(shapes)] = f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
         table.add_row(*cells)
         if status != "ok" and not pd.isna(record["reason"]):
             reasons.append(f"{case_label(record)}: {record['reason']}")

@@ -76,6 +76,9 @@ class MemoryHook:
     baseline_rss_mb: ClassVar[float | None] = None
     #: the peak before an untimed step that must not count (None: nothing left out)
     earlier_peak_mb: ClassVar[float | None] = None
+    #: the model being timed: one that keeps its runtime's own latency per call
+    #: (`runtime_latencies_ms`) gets its median recorded beside the harness clock's
+    timed_model: ClassVar[Any] = None
 
     def __enter__(self) -> Self:
         return self
@@ -92,6 +95,9 @@ class MemoryHook:
         metadata["peak_rss_mb"] = peak
         if self.baseline_rss_mb is not None:
             metadata["rss_delta_mb"] = peak - self.baseline_rss_mb
+        own = getattr(self.timed_model, "runtime_latencies_ms", None)
+        if own:
+            metadata["runtime_latency_median_ms"] = float(np.median(own))
 
 
 @dataclass(frozen=True)
@@ -104,17 +110,39 @@ class _HookEntry:
         return MemoryHook
 
 
+def tensor_names(job: WorkerJob, windows: list) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(input names, output names) of the job's artifact: a step graph's from its notes,
+    else the reference windows'."""
+    if "step_inputs" in job.notes:
+        return (tuple(str(job.notes["step_inputs"]).split(",")),
+                tuple(str(job.notes["step_outputs"]).split(",")))
+    return tuple(windows[0][0]), tuple(windows[0][1])
+
+
 def open_model(job: WorkerJob, windows: list) -> Any:
     """The job's artifact prepared by its backend (loaded, compiled, allocated; untimed
-    here). `windows` are the reference windows, whose names label the tensors."""
+    here). `windows` are the reference windows, whose names label the tensors (a step
+    graph's names come from its notes)."""
     from edge_rnn_harness.backends.base import RunOptions
     from edge_rnn_harness.backends.registry import get_backend
 
     case = job.case
+    inputs, outputs = tensor_names(job, windows)
     options = RunOptions(threads=case["threads"], variant=case["variant"], tuning=job.tuning,
-                         input_names=tuple(windows[0][0]), output_names=tuple(windows[0][1]),
+                         input_names=inputs, output_names=outputs,
                          module_callable=job.module_callable)
     return get_backend(case["backend"]).prepare(Path(job.artifact), options)
+
+
+def open_for_timing(job: WorkerJob, windows: list) -> tuple[Any, object]:
+    """(what to time, its fed input): the prepared model and the first reference window
+    fed, or for a streaming case a Stream whose `run` is one step (fed: None)."""
+    from edge_rnn_harness.stream import Stream, is_streaming
+
+    model = open_model(job, windows)
+    if is_streaming(job.case):
+        return Stream(model, job.notes, next(iter(windows[0][0].values()))), None
+    return model, model.feed(windows[0][0])
 
 
 def claim_once(path: Path) -> bool:
@@ -142,6 +170,7 @@ def prepare_case(job: WorkerJob, accuracy_claim: Path | None = None
     from edge_rnn_harness.bundle import load_reference, load_windows
     from edge_rnn_harness.clock import time_once_ms
     from edge_rnn_harness.parity import Tolerance, compare_outputs
+    from edge_rnn_harness.stream import is_streaming
     from edge_rnn_harness.variants import get_variant
 
     case = job.case
@@ -151,11 +180,15 @@ def prepare_case(job: WorkerJob, accuracy_claim: Path | None = None
     testset = load_windows(Path(job.testset)) if job.testset is not None else None
     MemoryHook.baseline_rss_mb = rss_mb()  # inputs and test data are already loaded
     made: dict[str, Any] = {}
-    load_ms = time_once_ms(lambda: made.update(model=open_model(job, windows)))
-    model = made["model"]
-    fed = [model.feed(inputs) for inputs, _ in windows]
-    first_run_ms = time_once_ms(lambda: made.update(first=model.run(fed[0])))
-    outputs = [made["first"]] + [model.run(x) for x in fed[1:]]
+    load_ms = time_once_ms(lambda: made.update(opened=open_for_timing(job, windows)))
+    model, timed_fed = made["opened"]
+    if is_streaming(case):  # parity: step through each window from zero state
+        first_run_ms = time_once_ms(lambda: model.run(None))
+        outputs = [model.forecast(inputs) for inputs, _ in windows]
+    else:
+        fed = [model.feed(inputs) for inputs, _ in windows]
+        first_run_ms = time_once_ms(lambda: made.update(first=model.run(fed[0])))
+        outputs = [made["first"]] + [model.run(x) for x in fed[1:]]
     stacked = {name: np.stack([out[name] for out in outputs]) for name in outputs[0]}
     reference = {name: np.stack([ref[name] for _, ref in windows]) for name in windows[0][1]}
     parity = compare_outputs(stacked, reference, tolerance)
@@ -172,11 +205,13 @@ def prepare_case(job: WorkerJob, accuracy_claim: Path | None = None
     if isinstance(job.notes.get("calibration_windows"), int):
         metadata["calibration_windows"] = job.notes["calibration_windows"]
     if testset is not None and (accuracy_claim is None or claim_once(accuracy_claim)):
-        metadata.update(leave_out_of_peak(lambda: forecast_accuracy(model, *testset,
-                                                                    variant)))
+        metadata.update(leave_out_of_peak(lambda: forecast_accuracy(
+            model, *testset, variant, int(case.get("batch") or 1))))
     elif testset is None:
         metadata.update(parity_window_problem(outputs, windows, variant))
-    return model, fed[0], metadata
+    if is_streaming(case):
+        model.reset()  # the timed stream starts from zero state, as a deployed one
+    return model, timed_fed, metadata
 
 
 def reference_doubts(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray],
@@ -244,19 +279,28 @@ def leave_out_of_peak(step: Any) -> Any:
     return result
 
 
-def predict_windows(model: Any, xs: np.ndarray, horizon: int) -> np.ndarray:
-    """The prepared model's forecasts (n, horizon) for every window of `xs`, one window
-    per call, exactly as it is deployed. Untimed."""
+def predict_windows(model: Any, xs: np.ndarray, horizon: int, batch: int = 1) -> np.ndarray:
+    """The prepared model's forecasts (n, horizon) for every window of `xs`, `batch`
+    windows per call (the last call padded with copies of the last window, whose
+    forecasts are dropped), or for a Stream stepped through each window: exactly as it is
+    deployed. Untimed."""
     from edge_rnn_harness.models.spec import INPUT_NAME, OUTPUT_NAME
 
     predictions = np.empty((len(xs), horizon), dtype=np.float64)  # filled in place
-    for i in range(len(xs)):
-        predictions[i] = model.run(model.feed({INPUT_NAME: xs[i:i + 1]}))[OUTPUT_NAME][0]
+    if hasattr(model, "forecast"):  # a Stream
+        for i in range(len(xs)):
+            predictions[i] = model.forecast({INPUT_NAME: xs[i:i + 1]})[OUTPUT_NAME][0]
+        return predictions
+    for start in range(0, len(xs), batch):
+        chunk = xs[start:start + batch]
+        padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
+        out = model.run(model.feed({INPUT_NAME: padded}))[OUTPUT_NAME]
+        predictions[start:start + len(chunk)] = out[:len(chunk)]
     return predictions
 
 
 def forecast_accuracy(model: Any, xs: np.ndarray, ys: np.ndarray,
-                      variant: Variant) -> dict[str, Any]:
+                      variant: Variant, batch: int = 1) -> dict[str, Any]:
     """rmse and mae (data units) of the prepared model over every test-split window, and
     `accuracy_problem` when its forecasts are degenerate for `variant` (constant,
     non-finite, or worse than persistence). Untimed."""
@@ -264,7 +308,7 @@ def forecast_accuracy(model: Any, xs: np.ndarray, ys: np.ndarray,
     from edge_rnn_harness.models.metrics import mae, rmse
     from edge_rnn_harness.variants import degenerate_reason
 
-    predictions = predict_windows(model, xs, ys.shape[1])
+    predictions = predict_windows(model, xs, ys.shape[1], batch)
     baseline_rmse = rmse(persistence_forecast(xs, ys.shape[1]), ys)
     result: dict[str, Any] = {"rmse": rmse(predictions, ys), "mae": mae(predictions, ys)}
     problem = degenerate_reason(predictions, ys, baseline_rmse, variant)
@@ -305,6 +349,9 @@ def main() -> int:
         traceback.print_exc()
         print(error_line(error), file=sys.stderr)
         return 1
+    if getattr(model, "runtime_latencies_ms", None) is not None:
+        model.runtime_latencies_ms.clear()  # keep the timed calls' (warm-ups included) only
+    MemoryHook.timed_model = model
     runner.bench_time_func(job.bench_name, time_calls, model.run, fed, metadata=metadata)
     model.close()
     return 0

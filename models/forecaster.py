@@ -54,6 +54,37 @@ class Forecaster(nn.Module):
             getattr(self, name).copy_(value)
 
 
+class StepForecaster(Forecaster):
+    """The same network as one streaming step with its recurrent state explicit: one new
+    value in, the state carried between calls (the same parameters and state_dict keys as
+    Forecaster, so one set of weights serves both).
+
+    forward(x, h[, c]): x is (1, 1, input_features), h (and c for an LSTM) is
+    (num_layers, 1, hidden_size), zeros at the start of a stream; returns (y, h_out[,
+    c_out]), y (1, horizon) the forecast after this step. Stepping through a window from
+    zero state gives the window model's forecast.
+    """
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor,  # type: ignore[override]
+                c: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        z = (x - self.input_mean) / self.input_std
+        if self.spec.cell == "lstm":
+            sequence, (h_out, c_out) = self.rnn(z, (h, c))
+            states: tuple[torch.Tensor, ...] = (h_out, c_out)
+        else:
+            sequence, h_out = self.rnn(z, h)
+            states = (h_out,)
+        y = self.head(sequence[:, -1, :]) * self.output_std + self.output_mean
+        return (y, *states)
+
+
+def step_of(model: Forecaster) -> StepForecaster:
+    """A StepForecaster sharing `model`'s spec and weights, in eval mode."""
+    step = StepForecaster(model.spec)
+    step.load_state_dict(model.state_dict())
+    return step.eval()
+
+
 def build(spec: ModelSpec, seed: int = 0) -> Forecaster:
     """A forecaster with a deterministic, seeded initialisation, in eval mode."""
     generator_state = torch.random.get_rng_state()

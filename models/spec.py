@@ -54,3 +54,14 @@ class ModelSpec:
 
 INPUT_NAME = "x"
 OUTPUT_NAME = "y"
+
+#: the streaming step graph's tensors: state inputs and the outputs that carry them on
+STATE_INPUTS = {"lstm": ("h", "c"), "gru": ("h",), "rnn": ("h",)}
+STATE_OUTPUT_SUFFIX = "_out"
+
+
+def step_names(cell: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(input names, output names) of a cell's step graph: x and the state in, y and the
+    next state out (e.g. lstm: (x, h, c) -> (y, h_out, c_out))."""
+    states = STATE_INPUTS[cell]
+    return (INPUT_NAME, *states), (OUTPUT_NAME, *(s + STATE_OUTPUT_SUFFIX for s in states))

@@ -178,12 +178,15 @@ def _wait_for(predicate: object, timeout_s: float, what: str) -> None:
 
 
 def _fetched_ok(out: Path, device: str) -> int:
-    """Rows of `device` the workstation has written ok into `out` so far (device_name is
-    the last column)."""
+    """Rows of `device` the workstation has written ok into `out` so far (rows are
+    appended whole, so the file reads as CSV at any moment)."""
+    import csv
+
     if not out.is_file():
         return 0
-    return sum(",ok," in line and line.endswith(f",{device}")
-               for line in out.read_text().splitlines())
+    with out.open(newline="") as handle:
+        return sum(row["status"] == "ok" and row["device_name"] == device
+                   for row in csv.DictReader(handle))
 
 
 def test_a_server_lost_mid_run_fails_its_unfinished_rows_and_nothing_is_lost(

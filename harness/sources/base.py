@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from edge_rnn_harness.backends.base import Backend, Calibration, Signature
+from edge_rnn_harness.backends.base import Backend, Calibration, Signature, UnsupportedModel
 from edge_rnn_harness.bundle import Window
 from edge_rnn_harness.models.registry import ModelEntry
 from edge_rnn_harness.parity import SecondOpinion
@@ -58,6 +58,21 @@ class ModelSource(ABC):
                out_dir: Path, calibration: Calibration | None = None) -> Path:
         """Write `backend`'s artifact for `variant` under `out_dir`, calibrating on
         `calibration` where the variant needs it (may raise UnsupportedModel)."""
+
+    def form_reference(self, form: str) -> tuple[Signature, list[Window] | None]:
+        """Another form of the model (plan.artifact_form: "step" or "s<seq_len>-b<batch>"):
+        its signature and its own reference windows (None for the step graph, whose parity
+        steps through the model's windows). UnsupportedModel for a model with fixed shapes."""
+        raise UnsupportedModel(f"{self.name} was brought with fixed shapes (an ONNX file or "
+                               f"a callable): other window lengths, batches and the "
+                               f"streaming step graph need a registered model")
+
+    def form_export(self, backend: type[Backend], signature: Signature, variant: str,
+                    out_dir: Path, form: str) -> tuple[Path, dict[str, Any]]:
+        """Write `backend`'s artifact of `form` under `out_dir`: (the file the runtime
+        opens, notes for the manifest). UnsupportedModel as form_reference."""
+        self.form_reference(form)
+        raise AssertionError("unreachable")
 
     def calibration(self) -> Calibration | None:
         """Calibration windows the model brought itself (real inputs a user supplied), or
