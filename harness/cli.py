@@ -33,6 +33,8 @@ class _Parser(argparse.ArgumentParser):
 MAX_COUNT = 1_000_000
 #: largest --threads value (a runtime asked for billions of threads exhausts the machine)
 MAX_THREADS = 1024
+#: longest window a --seq-len sweep may ask for (a year of hours) and the largest batch
+MAX_SEQ_LEN, MAX_BATCH = 8760, 4096
 
 
 def _positive_ints(text: str, limit: int = MAX_COUNT) -> list[int]:
@@ -178,11 +180,13 @@ def add_shape_args(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated scenarios: " + "; ".join(
                             f"{name}: {what}" for name, what in SCENARIOS.items())
                         + " (default: single_stream for batch 1, batch for larger --batch)")
-    parser.add_argument("--seq-len", type=_positive_ints, default=None, metavar="N[,N...]",
+    parser.add_argument("--seq-len", type=lambda text: _positive_ints(text, MAX_SEQ_LEN),
+                        default=None, metavar="N[,N...]",
                         help="window lengths to sweep (default: each model's own, 24 for the "
                              "registered forecasters); another length is its own export, "
                              "cached; rmse/mae only at the model's own length")
-    parser.add_argument("--batch", type=_positive_ints, default=[1], metavar="N[,N...]",
+    parser.add_argument("--batch", type=lambda text: _positive_ints(text, MAX_BATCH),
+                        default=[1], metavar="N[,N...]",
                         help="windows per call to sweep (default 1); batch > 1 runs the "
                              "batch scenario: latency per call, throughput in windows/s")
 

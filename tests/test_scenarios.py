@@ -200,3 +200,14 @@ def test_a_tune_files_thread_count_replaces_its_backends_only() -> None:
     cases = build_plan([("m", 24)], ["fp32"], ["a", "b"], [1, 2])
     assert [(c.backend, c.threads) for c in tuned_threads(("a", 4), cases)] == [
         ("a", 4), ("b", 1), ("b", 2)]
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--seq-len", "9000", "from 1 to 8,760"), ("--batch", "5000", "from 1 to 4,096"),
+    ("--scenario", "bursty", "unknown scenario 'bursty'")])
+def test_shape_options_are_bounded(tmp_path: Path, option: str, value: str,
+                                   message: str) -> None:
+    result = run_cli("run", "--model", "tiny", option, value, "--out",
+                     str(tmp_path / "r.csv"))
+    assert result.returncode == 2 and message in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "r.csv").exists()
