@@ -197,9 +197,8 @@ async def device_info(conn: Any, device: Device) -> dict[str, Any]:
                                        "info"), COMMAND_TIMEOUT_S)
     hint = f"run 'harness devices setup {device.name}'"
     if done.exit_status != 0:
-        detail = (done.stderr.strip().splitlines() or [f"exit code {done.exit_status}"])[-1]
         raise DeviceUnusable(f"no usable harness at {device.python} on the device "
-                             f"({detail[:200]}); {hint}")
+                             f"({completed_text(done)}); {hint}")
     try:
         facts = json.loads(done.stdout)
         version = facts["harness"]
@@ -259,8 +258,7 @@ async def _start(conn: Any, job: DeviceJob, spec: FleetSpec, rundir: PurePosixPa
     done = await run(conn, python_argv(job.device, "-P", "-m", "edge_rnn_harness.remote_side",
                                        "start", str(rundir), *args), COMMAND_TIMEOUT_S)
     if done.exit_status != 0:
-        raise DeviceUnusable(f"could not start the run on the device: "
-                             f"{(done.stderr.strip().splitlines() or ['?'])[-1][:200]}")
+        raise DeviceUnusable(f"could not start the run on the device: {completed_text(done)}")
 
 
 class StepClock:
