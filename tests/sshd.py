@@ -71,7 +71,10 @@ class SshServer:
         return f"[127.0.0.1]:{self.port} {public[0]} {public[1]}\n"
 
     def start(self) -> SshServer:
-        """Start sshd in the foreground (-D) and wait until it accepts connections."""
+        """Start sshd in the foreground (-D) and wait until it accepts connections (a
+        server already running is left as it is)."""
+        if self.process is not None and self.process.poll() is None:
+            return self
         self.process = subprocess.Popen(
             [str(SSHD), "-D", "-e", "-f", str(self.folder / "sshd_config")],
             stdout=subprocess.DEVNULL, stderr=(self.folder / "sshd.log").open("ab"))
