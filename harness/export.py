@@ -98,18 +98,19 @@ def export_artifact(root: Path, source: ModelSource, backend: type[Backend],
                     variant: str, calibration_path: Path | None = None,
                     form: str = "") -> dict[str, Any]:
     """Export `source` for `backend`/`variant` (and `form`, plan.artifact_form) under
-    `root`, with the model's reference windows; returns {"model": signature and reference
-    entry, "artifact": manifest entry}. A calibrating variant calibrates on
-    `calibration_path` (the bundle's training-split windows), else on the windows the model
-    brought. Raises UnsupportedModel when the backend cannot take this model, variant or
-    form. Host side."""
+    `root`, with the model's reference windows (and the form's own, where it has them);
+    returns {"model": signature and reference entry, "artifact": manifest entry}. A
+    calibrating variant calibrates on `calibration_path` (the bundle's training-split
+    windows), else on the windows the model brought. Raises UnsupportedModel when the
+    backend cannot take this model, variant or form. Host side."""
     why_not = backend.unsupported_reason(variant)
     if why_not:
         raise UnsupportedModel(why_not)
-    if form:
-        return _export_form(root, source, backend, variant, form)
+    if form and variant != "fp32":
+        raise UnsupportedModel(f"other window lengths, batches and the streaming step graph "
+                               f"are exported in fp32 only (asked: {variant})")
     calibration, calibration_sha = None, ""
-    if get_variant(variant).calibrated:
+    if not form and get_variant(variant).calibrated:
         calibration = load_calibration(calibration_path) if calibration_path else \
             source.calibration()
         calibration_sha = file_sha256(calibration_path) if calibration_path else ""
@@ -117,72 +118,51 @@ def export_artifact(root: Path, source: ModelSource, backend: type[Backend],
     folder = root / source.folder_name()
     reference = folder / "reference.npz"
     write_reference(reference, windows, source.second_opinion(windows))
-    target = folder / variant / backend.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{backend.name}-", dir=target.parent))
-    try:
-        opened = source.export(backend, signature, variant, staging, calibration)
-        notes = checked_notes(take_notes(staging))
-        names = sorted(item.name for item in staging.iterdir() if item.is_file())
-        shutil.rmtree(target, ignore_errors=True)
-        staging.replace(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    files = [bundle_file(root, target / name).to_json() for name in names]
+    extra: dict[str, Any] = {}
+    if form:
+        signature, form_windows = source.form_reference(form)
+        if form_windows is not None:
+            form_reference = folder / "forms" / form / "reference.npz"
+            write_reference(form_reference, form_windows)
+            extra["reference"] = bundle_file(root, form_reference).to_json()
+        target = folder / variant / f"{backend.name}-{form}"
+        opened, names, notes = _staged(target, lambda staging: source.form_export(
+            backend, signature, variant, staging, form))
+        extra["form"] = form
+    else:
+        target = folder / variant / backend.name
+        opened, names, notes = _staged(target, lambda staging: (source.export(
+            backend, signature, variant, staging, calibration), {}))
     return {"model": {"signature": {"inputs": _tensors(windows[0][0]),
                                     "outputs": _tensors(windows[0][1])},
                       "reference": bundle_file(root, reference).to_json()},
             "artifact": {"model": source.name, "variant": variant, "backend": backend.name,
                          "format": backend.fmt,
                          "artifact": (target / opened.name).relative_to(root).as_posix(),
-                         "files": files,
+                         "files": [bundle_file(root, target / n).to_json() for n in names],
                          "key": cache_key(source, backend, variant,
-                                          calibration_sha if calibration else ""),
+                                          calibration_sha if calibration else "", form),
                          "converters": dict(item.split("=", 1) for item in
                                             backend.export_fingerprint().split(";") if item),
-                         **({"notes": notes} if notes else {})}}
+                         **extra, **({"notes": notes} if notes else {})}}
 
 
-def _export_form(root: Path, source: ModelSource, backend: type[Backend], variant: str,
-                 form: str) -> dict[str, Any]:
-    """export_artifact for another form: the step graph, or the window model at another
-    length or batch, each with its own reference (the step graph's is the model's)."""
-    if variant != "fp32":
-        raise UnsupportedModel(f"other window lengths, batches and the streaming step graph "
-                               f"are exported in fp32 only (asked: {variant})")
-    signature, form_windows = source.form_reference(form)
-    _, windows = source.reference()
-    folder = root / source.folder_name()
-    reference = folder / "reference.npz"
-    write_reference(reference, windows, source.second_opinion(windows))
-    form_reference = None
-    if form_windows is not None:
-        form_reference = folder / "forms" / form / "reference.npz"
-        write_reference(form_reference, form_windows)
-    target = folder / variant / f"{backend.name}-{form}"
+def _staged(target: Path, export: Callable[[Path], tuple[Path, dict[str, Any]]]
+            ) -> tuple[Path, list[str], dict[str, Any]]:
+    """Run `export(staging)` in a fresh folder beside `target`, then move it into place
+    (an export that fails leaves `target` as it was): (the opened file, the file names,
+    the notes the backend wrote and the ones `export` returned)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{backend.name}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        opened, form_notes = source.form_export(backend, signature, variant, staging, form)
-        notes = {**checked_notes(take_notes(staging)), **form_notes}
+        opened, extra_notes = export(staging)
+        notes = {**checked_notes(take_notes(staging)), **extra_notes}
         names = sorted(item.name for item in staging.iterdir() if item.is_file())
         shutil.rmtree(target, ignore_errors=True)
         staging.replace(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return {"model": {"signature": {"inputs": _tensors(windows[0][0]),
-                                    "outputs": _tensors(windows[0][1])},
-                      "reference": bundle_file(root, reference).to_json()},
-            "artifact": {"model": source.name, "variant": variant, "backend": backend.name,
-                         "format": backend.fmt, "form": form,
-                         "artifact": (target / opened.name).relative_to(root).as_posix(),
-                         "files": [bundle_file(root, target / n).to_json() for n in names],
-                         "key": cache_key(source, backend, variant, "", form),
-                         "converters": dict(item.split("=", 1) for item in
-                                            backend.export_fingerprint().split(";") if item),
-                         **({"reference": bundle_file(root, form_reference).to_json()}
-                            if form_reference else {}),
-                         **({"notes": notes} if notes else {})}}
+    return opened, names, notes
 
 
 def _empty_manifest() -> dict[str, Any]:
