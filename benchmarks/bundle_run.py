@@ -46,7 +46,7 @@ def watched_run(args: list[str]) -> tuple[float, float, float]:
         peak_mb = max(peak_mb, _vmhwm_mb(proc.pid) or 0.0)
         if math.isnan(first_case_s):
             try:
-                if any("edge_rnn_harness.worker" in " ".join(c.cmdline())
+                if any("edge_rnn_harness.measure.worker" in " ".join(c.cmdline())
                        for c in parent.children(recursive=True)):
                     first_case_s = time.perf_counter() - start
             except psutil.Error:

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edge_rnn_harness.bundle import Bundle, load_reference
-from edge_rnn_harness.results import read_results
+from edge_rnn_harness.bundle.reader import Bundle, load_reference
+from edge_rnn_harness.core.results import read_results
 
 
 def bare_loop_ms(model_path: Path, x: np.ndarray, calls: int) -> tuple[float, float]:

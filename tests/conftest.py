@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -13,11 +14,11 @@ import pytest
 
 from edge_rnn_harness.backends.base import Backend
 from edge_rnn_harness.backends.registry import BACKENDS
-from edge_rnn_harness.export import export_artifact
+from edge_rnn_harness.bundle.export import export_artifact
+from edge_rnn_harness.bundle.sources import ModelSource, RegisteredSource
+from edge_rnn_harness.core.results import ResultsWriter, new_row
 from edge_rnn_harness.models.registry import ModelEntry, get_entry
 from edge_rnn_harness.models.spec import ModelSpec
-from edge_rnn_harness.results import ResultsWriter, new_row
-from edge_rnn_harness.sources import ModelSource, RegisteredSource
 
 ROOT = Path(__file__).resolve().parents[1]
 #: one small model per recurrent cell: the registered "tiny" LSTM, and GRU/RNN twins
@@ -54,11 +55,17 @@ class Exported:
         return next(ref for (name, _), (_, ref) in self.paths.items() if name == source.name)
 
 
+#: the backends the per-backend suites cover: every registered one, or the comma-separated
+#: names in HARNESS_TEST_BACKENDS (how a plugin's own conformance run is kept to the plugin)
+TEST_BACKENDS = sorted(name for name in BACKENDS if name in os.environ.get(
+    "HARNESS_TEST_BACKENDS", name).split(","))
+
+
 @pytest.fixture(scope="session")
 def session_bundle(tmp_path_factory: pytest.TempPathFactory) -> Exported:
-    """Every tiny model exported for every available backend."""
+    """Every tiny model exported for every available backend under test."""
     exported = Exported(tmp_path_factory.mktemp("bundle"))
-    for backend in BACKENDS.values():
+    for backend in (BACKENDS[name] for name in TEST_BACKENDS):
         if backend.available() is None:
             for source in TINY_MODELS.values():
                 exported.add(source, backend)
@@ -75,11 +82,11 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600
-            ) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run `python -m edge_rnn_harness ARGS` in a subprocess, as a user would."""
     return subprocess.run([sys.executable, "-m", "edge_rnn_harness", *args], capture_output=True,
-                          text=True, cwd=cwd or ROOT, timeout=timeout, check=False)
+                          text=True, cwd=cwd or ROOT, timeout=timeout, check=False, env=env)
 
 
 def _default_sigint() -> None:

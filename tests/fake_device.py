@@ -9,7 +9,7 @@ import stat
 import sys
 from pathlib import Path
 
-from edge_rnn_harness.devicefs import SYSFS_ROOT_ENV
+from edge_rnn_harness.board.devicefs import SYSFS_ROOT_ENV
 
 PMIC_OUTPUT = Path(__file__).parent / "data" / "pi5_pmic_read_adc.txt"
 #: sum of V x I over the 12 paired rails of PMIC_OUTPUT (W), computed by hand from the file

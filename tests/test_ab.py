@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_rnn_harness.compare import bootstrap_ratio_ci, paired_ratio_ci
-from edge_rnn_harness.interleave import interleaved_values_s
-from edge_rnn_harness.results import read_results
+from edge_rnn_harness.core.results import read_results
+from edge_rnn_harness.measure.interleave import interleaved_values_s
+from edge_rnn_harness.measure.stats import bootstrap_ratio_ci, paired_ratio_ci
 from tests.conftest import run_cli
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from edge_rnn_harness.backends.registry import get_backend
-from edge_rnn_harness.bundle import (
+from edge_rnn_harness.bundle.export import Exporter, cache_key
+from edge_rnn_harness.bundle.reader import (
     BUNDLE_SCHEMA,
     MANIFEST,
     Bundle,
@@ -20,10 +21,9 @@ from edge_rnn_harness.bundle import (
     load_npz,
     load_reference,
 )
-from edge_rnn_harness.export import Exporter, cache_key
+from edge_rnn_harness.bundle.sources import PARITY_WINDOWS, RegisteredSource
+from edge_rnn_harness.core.plan import Case
 from edge_rnn_harness.models.registry import get_entry
-from edge_rnn_harness.plan import Case
-from edge_rnn_harness.sources import PARITY_WINDOWS, RegisteredSource
 
 TINY = RegisteredSource(get_entry("tiny"))
 ORT_CASE = Case(model="tiny", variant="fp32", backend="onnxruntime", threads=1, seq_len=24)

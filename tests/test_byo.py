@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper
 
-from edge_rnn_harness.results import read_results
+from edge_rnn_harness.core.results import read_results
 from tests.conftest import run_cli
 from tests.onnx_recurrent import CASES, build
 
@@ -222,7 +222,7 @@ def test_external_weights_are_part_of_the_identity(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from edge_rnn_harness.sources import OnnxSource
+    from edge_rnn_harness.bundle.sources import OnnxSource
 
     weights = numpy_helper.from_array(np.ones((4, 2), np.float32), "w")
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from edge_rnn_harness.backends.registry import get_backend
-from edge_rnn_harness.bundle import MANIFEST, Bundle, file_sha256
-from edge_rnn_harness.export import Exporter
+from edge_rnn_harness.bundle.export import Exporter
+from edge_rnn_harness.bundle.reader import MANIFEST, Bundle, file_sha256
+from edge_rnn_harness.bundle.sources import RegisteredSource
+from edge_rnn_harness.core.plan import Case
+from edge_rnn_harness.core.results import read_results
 from edge_rnn_harness.models.registry import get_entry
-from edge_rnn_harness.plan import Case
-from edge_rnn_harness.results import read_results
-from edge_rnn_harness.sources import RegisteredSource
 from tests.conftest import popen_harness, run_cli
 
 QUICK = ("--model", "tiny", "--profile", "quick")

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from edge_rnn_harness.core.results import read_results
 from edge_rnn_harness.models.data import elecdemand
 from edge_rnn_harness.models.registry import MODELS
-from edge_rnn_harness.results import read_results
 from tests.conftest import run_cli
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge_rnn_harness.clock import time_calls, time_once_ms
+from edge_rnn_harness.measure.clock import time_calls, time_once_ms
 
 
 class FakeClock:

@@ -9,10 +9,11 @@ import numpy as np
 import pyperf
 import pytest
 
-from edge_rnn_harness.compare import bootstrap_ratio_ci, compare_runs
-from edge_rnn_harness.gate import Thresholds, judge
-from edge_rnn_harness.metrics import METRICS
-from edge_rnn_harness.results import SCHEMA_VERSION
+from edge_rnn_harness.analysis.compare import compare_runs
+from edge_rnn_harness.analysis.gate import Thresholds, judge
+from edge_rnn_harness.core.metrics import METRICS
+from edge_rnn_harness.core.results import SCHEMA_VERSION
+from edge_rnn_harness.measure.stats import bootstrap_ratio_ci
 from tests.conftest import run_cli, write_run
 
 

@@ -12,11 +12,11 @@ import pytest
 
 from edge_rnn_harness.backends.base import ArtifactError, RunOptions
 from edge_rnn_harness.backends.registry import BACKENDS
-from edge_rnn_harness.bundle import load_reference
+from edge_rnn_harness.bundle.reader import load_reference
+from edge_rnn_harness.core.parity import compare_outputs
+from edge_rnn_harness.core.variants import VARIANTS
 from edge_rnn_harness.models.spec import OUTPUT_NAME
-from edge_rnn_harness.parity import compare_outputs
-from edge_rnn_harness.variants import VARIANTS
-from tests.conftest import TINY_MODELS, Exported
+from tests.conftest import TEST_BACKENDS, TINY_MODELS, Exported
 
 TINY = TINY_MODELS["lstm"]
 
@@ -33,7 +33,7 @@ def _artifact(exported: Exported, backend: type, entry: object = TINY) -> Path:
     return exported.artifact(entry, backend)
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=TEST_BACKENDS)
 def backend(request: pytest.FixtureRequest) -> type:
     return _available(request.param)
 
@@ -64,12 +64,6 @@ def test_outputs_depend_on_inputs(backend: type, session_bundle: Exported) -> No
     np.testing.assert_array_equal(first, again)  # no state leaks between calls
 
 
-#: per backend, the settings its runtime has no call to report (the row holds them under
-#: "requested"); everything else in `settings` is read back from the loaded runtime
-UNREPORTABLE = {"onnxruntime": {"precision"}, "tflite": {"threads", "xnnpack", "precision"},
-                "openvino": set(), "ncnn": set(), "torch": set()}
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 def test_settings_are_read_back_or_marked_requested(backend: type, session_bundle: Exported,
                                                     threads: int) -> None:
@@ -77,7 +71,7 @@ def test_settings_are_read_back_or_marked_requested(backend: type, session_bundl
                          RunOptions(threads=threads)) as model:
         settings = model.settings
     requested = settings.get("requested", {})
-    assert set(requested) == UNREPORTABLE[backend.name]
+    assert set(requested) == backend.unreportable_settings
     assert not set(requested) & set(settings)  # a value is read or requested, never both
     assert settings.get("threads", requested.get("threads")) == threads
     assert settings.get("precision", requested.get("precision")) == "fp32"

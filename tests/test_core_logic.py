@@ -15,10 +15,8 @@ import numpy as np
 import pyperf
 import pytest
 
-from edge_rnn_harness.aggregate import measurement_fields, parity_verdict
-from edge_rnn_harness.clock import time_calls, time_once_ms
-from edge_rnn_harness.compare import bootstrap_ratio_ci, compare_runs, paired_ratio_ci
-from edge_rnn_harness.gate import (
+from edge_rnn_harness.analysis.compare import compare_runs
+from edge_rnn_harness.analysis.gate import (
     EXIT_CANNOT_JUDGE,
     EXIT_PASS,
     EXIT_REGRESSION,
@@ -30,9 +28,11 @@ from edge_rnn_harness.gate import (
     judge,
     judge_ratio,
 )
-from edge_rnn_harness.parity import Tolerance, compare_outputs
-from edge_rnn_harness.stats import latency_summary_ms
-from edge_rnn_harness.variants import get_variant
+from edge_rnn_harness.core.parity import Tolerance, compare_outputs
+from edge_rnn_harness.core.variants import get_variant
+from edge_rnn_harness.measure.aggregate import measurement_fields, parity_verdict
+from edge_rnn_harness.measure.clock import time_calls, time_once_ms
+from edge_rnn_harness.measure.stats import bootstrap_ratio_ci, latency_summary_ms, paired_ratio_ci
 from tests.conftest import write_run
 
 # --- latency statistics: hand-computed (numpy's linear interpolation between ranks) ---
@@ -579,7 +579,7 @@ def test_two_power_meters_are_a_mismatch(tmp_path: Path, base_meter: str, cand_m
 
 
 def test_an_emulated_row_is_never_judged_against_a_real_one(tmp_path: Path) -> None:
-    from edge_rnn_harness.environment import EMULATED_MARK
+    from edge_rnn_harness.board.environment import EMULATED_MARK
 
     emulated = {"onnxruntime": {"device": f"box{EMULATED_MARK}"}}
     base, cand = _pair(tmp_path, cand_over=emulated)
@@ -623,7 +623,7 @@ def test_a_latency_that_is_not_a_positive_number_cannot_be_judged(tmp_path: Path
 
 
 def test_the_json_beside_a_csv_is_found_from_either(tmp_path: Path) -> None:
-    from edge_rnn_harness.compare import resolve_pair
+    from edge_rnn_harness.analysis.compare import resolve_pair
 
     base, _ = _pair(tmp_path)
     assert resolve_pair(base) == (base, base.with_suffix(".json"))
@@ -800,7 +800,7 @@ def test_a_zero_median_cannot_be_judged(tmp_path: Path) -> None:
 
 
 def test_another_suffix_is_not_taken_for_the_json(tmp_path: Path) -> None:
-    from edge_rnn_harness.compare import resolve_pair
+    from edge_rnn_harness.analysis.compare import resolve_pair
 
     base, _ = _pair(tmp_path)
     for suffix in (".txt", ".zip"):
@@ -850,7 +850,7 @@ def test_parity_records_are_frozen() -> None:
 ])
 def test_outputs_of_another_size_cannot_be_compared(out_size: int, ref_size: int,
                                                     message: str) -> None:
-    from edge_rnn_harness.parity import ParityError
+    from edge_rnn_harness.core.parity import ParityError
 
     with pytest.raises(ParityError, match=re.escape(message)):
         compare_outputs({"y": np.zeros(out_size)}, {"y": np.zeros(ref_size)},
@@ -901,7 +901,7 @@ def test_parity_beyond_for_fp16_is_invalid_and_a_worker_without_parity_is_not_wo
 
 
 def test_degenerate_forecasts_make_an_ok_row_invalid() -> None:
-    from edge_rnn_harness.aggregate import quality_verdict
+    from edge_rnn_harness.measure.aggregate import quality_verdict
 
     fp32 = get_variant("fp32")
     clean = _benchmark(_parity_meta(1, 1e-7), _parity_meta(1, 1e-7))
@@ -915,7 +915,7 @@ def test_degenerate_forecasts_make_an_ok_row_invalid() -> None:
 
 
 def test_rmse_growth_beyond_the_variant_policy_makes_an_ok_row_invalid() -> None:
-    from edge_rnn_harness.aggregate import growth_verdict
+    from edge_rnn_harness.measure.aggregate import growth_verdict
 
     int8 = get_variant("int8-dynamic")  # at most +25% over the same backend's fp32
     grown = {"status": "ok", "rmse": 0.08, "fp32_rmse": 0.06}
@@ -1003,7 +1003,7 @@ def test_a_mismatch_either_way_or_against_an_empty_cell(tmp_path: Path, base_val
 
 
 def test_an_emulated_baseline_is_not_judged_against_a_real_candidate(tmp_path: Path) -> None:
-    from edge_rnn_harness.environment import EMULATED_MARK
+    from edge_rnn_harness.board.environment import EMULATED_MARK
 
     base, cand = _pair(tmp_path, {"onnxruntime": {"device": f"box{EMULATED_MARK}"}})
     assert compare_runs(base, cand).cases[0].problems[0].startswith("device mismatch")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_rnn_harness.results import read_results
+from edge_rnn_harness.core.results import read_results
 from tests.conftest import run_cli
 
 #: what the device side must never import
@@ -54,7 +54,7 @@ def test_device_run_imports_nothing_of_the_host_side(tiny_bundle: Path, tmp_path
                             capture_output=True, text=True, cwd=tmp_path, env=env,
                             timeout=600, check=False)
     assert result.returncode == 0, result.stderr
-    info = subprocess.run([sys.executable, "-P", "-m", "edge_rnn_harness.remote_side", "info"],
+    info = subprocess.run([sys.executable, "-P", "-m", "edge_rnn_harness.fleet.agent", "info"],
                           capture_output=True, text=True, cwd=tmp_path, env=env, check=False)
     assert info.returncode == 0 and json.loads(info.stdout)["harness"], info.stderr
     assert sorted(p.name for p in poison.glob("imported-*")) == []
@@ -84,7 +84,7 @@ def test_bundle_run_skips_what_the_bundle_lacks_and_fails_what_was_altered(
     import json
     import shutil
 
-    from edge_rnn_harness.bundle import MANIFEST, Bundle
+    from edge_rnn_harness.bundle.reader import MANIFEST, Bundle
 
     root = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, root)
@@ -113,7 +113,7 @@ def test_a_path_leaving_the_bundle_is_refused_before_anything_runs(
     import json
     import shutil
 
-    from edge_rnn_harness.bundle import MANIFEST
+    from edge_rnn_harness.bundle.reader import MANIFEST
 
     root = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, root)
@@ -150,7 +150,7 @@ def test_a_planted_pickle_never_runs(tiny_bundle: Path, tmp_path: Path) -> None:
     import pickle
     import shutil
 
-    from edge_rnn_harness.bundle import MANIFEST, file_sha256
+    from edge_rnn_harness.bundle.reader import MANIFEST, file_sha256
     from tests.test_bundle import _Marker
 
     root = tmp_path / "bundle"

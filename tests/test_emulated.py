@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from edge_rnn_harness.results import read_results
+from edge_rnn_harness.core.results import read_results
 from tests.conftest import ROOT, run_cli
 
 # building the arm64 root from nothing and running under QEMU takes longer than the

@@ -13,8 +13,15 @@ import pyperf
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from edge_rnn_harness.compare import compare_runs
-from edge_rnn_harness.gate import INCONCLUSIVE, PASS, REGRESSION, Thresholds, judge, judge_ratio
+from edge_rnn_harness.analysis.compare import compare_runs
+from edge_rnn_harness.analysis.gate import (
+    INCONCLUSIVE,
+    PASS,
+    REGRESSION,
+    Thresholds,
+    judge,
+    judge_ratio,
+)
 from tests.conftest import run_cli, write_run
 
 LATENCY_COLUMNS = ("latency_mean_ms", "latency_median_ms", "latency_p90_ms", "latency_p99_ms",

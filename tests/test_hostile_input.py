@@ -11,8 +11,8 @@ import pyperf
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edge_rnn_harness.compare import bench_name
-from edge_rnn_harness.results import read_results
+from edge_rnn_harness.analysis.compare import bench_name
+from edge_rnn_harness.core.results import read_results
 from tests.conftest import relu_onnx, run_cli
 
 

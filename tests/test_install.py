@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_rnn_harness.results import read_results
+from edge_rnn_harness.core.results import read_results
 from tests.conftest import ROOT
 
 #: Raspberry Pi OS 64-bit (bookworm): aarch64, CPython 3.11, glibc 2.36. pip does not

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from edge_rnn_harness.isolation import failure_reason, run_child
+from edge_rnn_harness.core.launcher import failure_reason, run_child
 
 
 def test_abort_in_child_is_a_reason() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_rnn_harness.results import read_results
+from edge_rnn_harness.core.results import read_results
 from tests.conftest import popen_harness
 from tests.fake_device import PMIC_WATTS, cpufreq_tree, device_env, fake_vcgencmd, ina219
 from tests.test_cli import _rows_written, _wait_for

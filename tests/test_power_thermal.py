@@ -9,19 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from edge_rnn_harness.cpufreq import CpuPinning, PinningError
-from edge_rnn_harness.devicefs import SYSFS_ROOT_ENV
-from edge_rnn_harness.energy import EnergyResult
-from edge_rnn_harness.environment import cpu_name, device_name, environment
-from edge_rnn_harness.power import MeterUnavailable, open_meter, parse_power_spec, resolve_power
-from edge_rnn_harness.power.csvlog import CsvLogMeter, window_mean_w
-from edge_rnn_harness.power.pi5 import rail_watts
-from edge_rnn_harness.thermal import (
+from edge_rnn_harness.board.cpufreq import CpuPinning, PinningError
+from edge_rnn_harness.board.devicefs import SYSFS_ROOT_ENV
+from edge_rnn_harness.board.environment import cpu_name, device_name, environment
+from edge_rnn_harness.board.power import (
+    MeterUnavailable,
+    open_meter,
+    parse_power_spec,
+    resolve_power,
+)
+from edge_rnn_harness.board.power.csvlog import CsvLogMeter, window_mean_w
+from edge_rnn_harness.board.power.pi5 import rail_watts
+from edge_rnn_harness.board.thermal import (
     ThermalState,
     decode_throttled,
     temperature_c,
     throttle_reason,
 )
+from edge_rnn_harness.measure.energy import EnergyResult
 from tests.fake_device import (
     PMIC_OUTPUT,
     PMIC_WATTS,
@@ -322,8 +327,8 @@ class _Stages:
 
 
 def _config(tmp_path: Path, **device: object) -> object:
-    from edge_rnn_harness.profiles import get_profile
-    from edge_rnn_harness.runner import RunConfig
+    from edge_rnn_harness.core.profiles import get_profile
+    from edge_rnn_harness.measure.runner import RunConfig
 
     return RunConfig(profile=get_profile("quick"), out=tmp_path / "r.csv",
                      bundle_root=tmp_path, **device)
@@ -331,8 +336,8 @@ def _config(tmp_path: Path, **device: object) -> object:
 
 def test_max_start_temp_waits_then_skips_a_hot_device(root: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from edge_rnn_harness import runner
-    from edge_rnn_harness.plan import Case
+    from edge_rnn_harness.core.plan import Case
+    from edge_rnn_harness.measure import runner
 
     case = Case(model="tiny", variant="fp32", backend="onnxruntime", threads=1, seq_len=24)
     zone = write_tree(root, {"sys/class/thermal/thermal_zone0/temp": 50000})
@@ -358,7 +363,7 @@ def test_emulation_is_recognised_from_the_kernels_architecture(root: Path) -> No
     the device is named as emulated, whatever the board model says."""
     import platform
 
-    from edge_rnn_harness.environment import emulated_device
+    from edge_rnn_harness.board.environment import emulated_device
 
     write_tree(root, {"proc/sys/kernel/arch": platform.machine()})
     assert emulated_device() is None and environment()["device"] == platform.node()
@@ -368,7 +373,7 @@ def test_emulation_is_recognised_from_the_kernels_architecture(root: Path) -> No
 
 
 def test_the_loop_gives_back_the_time_the_step_took_to_start() -> None:
-    from edge_rnn_harness.energy import loop_seconds
+    from edge_rnn_harness.measure.energy import loop_seconds
 
     now = time.monotonic()
     assert loop_seconds(4.0, None) == 4.0

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from edge_rnn_harness.cli import main
+from edge_rnn_harness.cli.main import main
 from tests.conftest import relu_onnx, run_cli, write_run
 
 

@@ -14,16 +14,16 @@ import pytest
 from onnx import TensorProto, helper
 
 from edge_rnn_harness.backends.base import Signature
-from edge_rnn_harness.bundle import load_second_opinion
-from edge_rnn_harness.export import write_reference
-from edge_rnn_harness.parity import (
+from edge_rnn_harness.bundle.export import write_reference
+from edge_rnn_harness.bundle.reader import load_second_opinion
+from edge_rnn_harness.core.parity import (
     SecondOpinion,
     Tolerance,
     compare_outputs,
     non_finite_count,
     reference_dispute,
 )
-from edge_rnn_harness.results import read_results
+from edge_rnn_harness.core.results import read_results
 from tests.conftest import run_cli
 
 TOLERANCE = Tolerance(1e-5, 1e-5)
@@ -99,7 +99,7 @@ def test_a_nan_reference_matched_by_the_runtimes_is_ok_and_said(tmp_path: Path) 
 
 
 def test_the_second_opinion_is_stored_only_when_it_disputes(tmp_path: Path) -> None:
-    from edge_rnn_harness.sources.onnx_file import OnnxSource
+    from edge_rnn_harness.bundle.sources.onnx_file import OnnxSource
 
     disputed = OnnxSource(softmax_opset9(tmp_path))
     _, windows = disputed.reference()

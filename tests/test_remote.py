@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_rnn_harness.results import read_results
+from edge_rnn_harness.core.results import read_results
 from tests.conftest import popen_harness, run_cli
 from tests.sshd import SshServer, keygen, sshd_missing
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_rnn_harness.report import pareto_front
+from edge_rnn_harness.analysis.report import pareto_front
 from tests.conftest import run_cli, write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -80,7 +80,7 @@ def test_pareto_front_treats_rmse_below_the_tie_margin_as_equal() -> None:
 
 
 def test_report_shows_each_variant_against_its_fp32(tmp_path: Path) -> None:
-    from edge_rnn_harness.results import ResultsWriter, new_row
+    from edge_rnn_harness.core.results import ResultsWriter, new_row
 
     common = dict(run_id="r", model="lstm", scenario="single_stream", threads=1, batch=1,
                   seq_len=24, dataset="elecdemand", latency_p90_ms=0.2, peak_rss_mb=60.0,

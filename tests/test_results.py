@@ -7,7 +7,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from edge_rnn_harness.results import COLUMNS, SCHEMA_VERSION, ResultsWriter, new_row, read_results
+from edge_rnn_harness.core.results import (
+    COLUMNS,
+    SCHEMA_VERSION,
+    ResultsWriter,
+    new_row,
+    read_results,
+)
 
 
 def _row(**fields: object) -> dict:
@@ -92,7 +98,7 @@ def test_newer_schema_and_foreign_files_are_refused(tmp_path: Path) -> None:
 
 def test_a_second_writer_of_the_same_file_is_refused(tmp_path: Path) -> None:
     """Two runs with one --out: the second is refused before it truncates anything."""
-    from edge_rnn_harness.results import OutputBusy
+    from edge_rnn_harness.core.results import OutputBusy
 
     path = tmp_path / "r.csv"
     first = ResultsWriter(path)
@@ -110,7 +116,7 @@ def test_the_pyperf_json_is_replaced_atomically(tmp_path: Path) -> None:
     """A dump that fails half-way leaves the previous JSON whole, and no temporary file."""
     import pyperf
 
-    from edge_rnn_harness.results import dump_suite
+    from edge_rnn_harness.core.results import dump_suite
 
     run = pyperf.Run([1e-5, 2e-5], warmups=None, collect_metadata=False,
                      metadata={"name": "a", "unit": "second", "loops": 1})
@@ -130,7 +136,7 @@ def test_the_pyperf_json_is_replaced_atomically(tmp_path: Path) -> None:
 
 def test_the_schema_version_and_the_columns_every_version_has() -> None:
     """README: schema 5; a file of any version needs these columns to load."""
-    from edge_rnn_harness.results import REQUIRED_COLUMNS
+    from edge_rnn_harness.core.results import REQUIRED_COLUMNS
 
     assert SCHEMA_VERSION == 5
     assert REQUIRED_COLUMNS == ("schema_version", "model", "variant", "backend", "scenario",
@@ -138,7 +144,7 @@ def test_the_schema_version_and_the_columns_every_version_has() -> None:
 
 
 def test_a_held_results_file_is_busy_and_a_free_one_is_not(tmp_path: Path) -> None:
-    from edge_rnn_harness.results import OutputBusy, check_not_busy
+    from edge_rnn_harness.core.results import OutputBusy, check_not_busy
 
     path = tmp_path / "deep" / "er" / "r.csv"  # the writer makes the folders
     check_not_busy(path)  # no file yet: free
@@ -194,7 +200,7 @@ def test_a_row_of_one_field_is_short_and_a_blank_line_is_nothing(tmp_path: Path)
 
 
 def test_the_size_limit_is_inclusive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from edge_rnn_harness import results
+    from edge_rnn_harness.core import results
 
     path = _written(tmp_path / "r.csv", _row())
     size = path.stat().st_size
@@ -246,6 +252,6 @@ def test_a_bad_number_names_its_column(tmp_path: Path) -> None:
                                            ("abc", False), (float("nan"), False),
                                            (float("inf"), False), (pd.NA, False)])
 def test_is_finite_number(value: object, finite: bool) -> None:
-    from edge_rnn_harness.results import is_finite_number
+    from edge_rnn_harness.core.results import is_finite_number
 
     assert is_finite_number(value) is finite

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_rnn_harness.plan import Case, Shapes, artifact_form, build_plan
-from edge_rnn_harness.report_scaling import fitted_exponent, growth_words, stops_growing
-from edge_rnn_harness.results import read_results
+from edge_rnn_harness.analysis.report_scaling import fitted_exponent, growth_words, stops_growing
+from edge_rnn_harness.core.plan import Case, Shapes, artifact_form, build_plan
+from edge_rnn_harness.core.results import read_results
 from tests.conftest import relu_onnx, run_cli
 
 ALL_BACKENDS = ("torch", "onnxruntime", "tflite", "openvino", "ncnn")
@@ -195,7 +195,7 @@ def test_tune_measures_every_setting_and_its_file_is_applied(cache: Path,
 
 
 def test_a_tune_files_thread_count_replaces_its_backends_only() -> None:
-    from edge_rnn_harness.cli_tune import tuned_threads
+    from edge_rnn_harness.cli.tune import tuned_threads
 
     cases = build_plan([("m", 24)], ["fp32"], ["a", "b"], [1, 2])
     assert [(c.backend, c.threads) for c in tuned_threads(("a", 4), cases)] == [

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_rnn_harness.memory import peak_rss_mb, read_status_kb, rss_mb
-from edge_rnn_harness.parity import Tolerance, compare_outputs
-from edge_rnn_harness.stats import latency_summary_ms
+from edge_rnn_harness.core.parity import Tolerance, compare_outputs
+from edge_rnn_harness.measure.memory import peak_rss_mb, read_status_kb, rss_mb
+from edge_rnn_harness.measure.stats import latency_summary_ms
 
 
 def test_latency_summary_in_ms() -> None:
@@ -69,7 +69,7 @@ def test_memory_of_this_process_is_positive() -> None:
 def test_peak_rss_can_be_reset_after_an_untimed_step() -> None:
     """The accuracy pass is left out of the peak: a 200 MiB transient allocation raises
     VmHWM, the reset brings it back to the current resident set."""
-    from edge_rnn_harness.memory import peak_rss_mb, reset_peak_rss, rss_mb
+    from edge_rnn_harness.measure.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
     before = rss_mb()  # not the peak: earlier tests in this process may have raised it
     block = bytearray(200 << 20)

@@ -20,13 +20,13 @@ import pytest
 
 from edge_rnn_harness.backends.base import RunOptions
 from edge_rnn_harness.backends.registry import BACKENDS
-from edge_rnn_harness.export import export_artifact
+from edge_rnn_harness.bundle.export import export_artifact
+from edge_rnn_harness.bundle.sources import RegisteredSource
+from edge_rnn_harness.core.variants import get_variant
+from edge_rnn_harness.measure.worker import forecast_accuracy
 from edge_rnn_harness.models.data import elecdemand, make_splits
 from edge_rnn_harness.models.registry import MODELS
 from edge_rnn_harness.models.spec import INPUT_NAME, OUTPUT_NAME
-from edge_rnn_harness.sources import RegisteredSource
-from edge_rnn_harness.variants import get_variant
-from edge_rnn_harness.worker import forecast_accuracy
 
 #: largest relative difference between a backend's test RMSE and the committed record's
 RECORD_RTOL = 2e-5

@@ -8,10 +8,10 @@ import pytest
 
 from edge_rnn_harness.backends.base import RunOptions
 from edge_rnn_harness.backends.registry import BACKENDS
-from edge_rnn_harness.bundle import load_reference
+from edge_rnn_harness.bundle.reader import load_reference
+from edge_rnn_harness.core.parity import compare_outputs
+from edge_rnn_harness.core.variants import VARIANTS
 from edge_rnn_harness.models.spec import OUTPUT_NAME
-from edge_rnn_harness.parity import compare_outputs
-from edge_rnn_harness.variants import VARIANTS
 from tests.conftest import TINY_MODELS, Exported, run_cli
 
 TINY = TINY_MODELS["lstm"]

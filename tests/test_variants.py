@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from edge_rnn_harness.backends.registry import BACKENDS
-from edge_rnn_harness.bundle import BundleError, checked_notes
-from edge_rnn_harness.results import read_results
-from edge_rnn_harness.variants import VARIANT_NAMES, VARIANTS, degenerate_reason
+from edge_rnn_harness.bundle.reader import BundleError, checked_notes
+from edge_rnn_harness.core.results import read_results
+from edge_rnn_harness.core.variants import VARIANT_NAMES, VARIANTS, degenerate_reason
 from tests.conftest import run_cli
 from tests.onnx_recurrent import CASES, build
 
@@ -208,7 +208,7 @@ def test_constant_output_model_is_invalid(tmp_path: Path) -> None:
 
     weights = tmp_path / "weights"
     weights.mkdir()
-    committed = Path(__file__).parents[1] / "models/weights/lstm.pt"
+    committed = Path(__file__).parents[1] / "src/edge_rnn_harness/models/weights/lstm.pt"
     state = torch.load(committed, weights_only=True)
     state["head.weight"].zero_()
     torch.save(state, weights / "lstm.pt")

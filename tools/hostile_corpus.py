@@ -356,7 +356,7 @@ def _reference(bundle: Path, manifest: dict) -> Path:
 
 def _rehash(bundle: Path, manifest: dict, path: Path) -> dict:
     """The manifest with `path`'s entry matching its new content (an attacker's edit)."""
-    from edge_rnn_harness.bundle import file_sha256
+    from edge_rnn_harness.bundle.reader import file_sha256
 
     relative = path.relative_to(bundle).as_posix()
     entries = [f for m in manifest["models"].values() for f in m["files"].values()] + \

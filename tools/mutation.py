@@ -47,6 +47,16 @@ TARGETS: dict[str, str] = {
     "compare": f"{PYTEST} {CORE}",
     "results": f"{PYTEST} tests/test_results.py",
 }
+#: module -> its file
+MODULE_PATHS: dict[str, str] = {
+    "stats": "src/edge_rnn_harness/measure/stats.py",
+    "clock": "src/edge_rnn_harness/measure/clock.py",
+    "parity": "src/edge_rnn_harness/core/parity.py",
+    "aggregate": "src/edge_rnn_harness/measure/aggregate.py",
+    "gate": "src/edge_rnn_harness/analysis/gate.py",
+    "compare": "src/edge_rnn_harness/analysis/compare.py",
+    "results": "src/edge_rnn_harness/core/results.py",
+}
 #: seconds one mutant's tests may take before it counts as killed (a hang)
 TIMEOUT_S = 120
 #: the output recorded for a mutant skipped because it lies in a type annotation
@@ -78,31 +88,24 @@ class Outcome:
 
 
 def copy_checkout(work: Path) -> Path:
-    """Copy the tracked files into `work` and build an import tree for the copy; return the
-    folder to put on PYTHONPATH."""
+    """Copy the tracked files into `work` ; return the folder to put on PYTHONPATH (its src/)."""
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
                            check=True).stdout.split()
     for name in files:
         target = work / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
-    package = work / "_import" / "edge_rnn_harness"
-    package.mkdir(parents=True)
-    for entry in (work / "harness").iterdir():
-        (package / entry.name).symlink_to(entry)
-    for sub in ("backends", "models"):
-        (package / sub).symlink_to(work / sub)
-    return work / "_import"
+    return work / "src"
 
 
 def run_module(module: str, work: Path, env: dict[str, str]) -> Outcome:
-    """Initialise and execute one cosmic-ray session for harness/<module>.py."""
+    """Initialise and execute one cosmic-ray session for one module of MODULE_PATHS."""
     config = work / f"mutation-{module}.toml"
     session = work / f"mutation-{module}.sqlite"
     if session.exists():  # an interrupted mutant leaves its file changed: put it back
-        shutil.copy2(ROOT / "harness" / f"{module}.py", work / "harness" / f"{module}.py")
+        shutil.copy2(ROOT / MODULE_PATHS[module], work / MODULE_PATHS[module])
     config.write_text(f"""[cosmic-ray]
-module-path = "harness/{module}.py"
+module-path = "{MODULE_PATHS[module]}"
 timeout = {TIMEOUT_S}
 excluded-modules = []
 test-command = "{TARGETS[module]}"
@@ -118,7 +121,7 @@ name = "local"
                              f"{baseline.stdout[-2000:]}")
         subprocess.run(["cosmic-ray", "init", str(config), str(session)], cwd=work, env=env,
                        check=True, stdout=subprocess.DEVNULL)
-    skip_mutants(work / "harness" / f"{module}.py", session)
+    skip_mutants(work / MODULE_PATHS[module], session)
     subprocess.run(["cosmic-ray", "exec", str(config), str(session)], cwd=work, env=env,
                    check=True, stdout=subprocess.DEVNULL)
     return read_session(module, session)
@@ -177,7 +180,7 @@ def recheck(module: str, work: Path, env: dict[str, str]) -> int:
 
     shutil.copytree(ROOT / "tests", work / "tests", dirs_exist_ok=True)
     # an interrupted recheck leaves its mutant in the copy: put the module back
-    shutil.copy2(ROOT / "harness" / f"{module}.py", work / "harness" / f"{module}.py")
+    shutil.copy2(ROOT / MODULE_PATHS[module], work / MODULE_PATHS[module])
     killed_now = 0
     previous, os.environ["PYTHONPATH"] = os.environ.get("PYTHONPATH"), env["PYTHONPATH"]
     cwd = Path.cwd()
@@ -261,7 +264,7 @@ def report(outcomes: list[Outcome]) -> int:
             if (outcome.module, line, operator, occurrence) in known:
                 continue
             unexplained += 1
-            print(f"\nSURVIVED harness/{outcome.module}.py:{line} {operator} #{occurrence}")
+            print(f"\nSURVIVED {MODULE_PATHS[outcome.module]}:{line} {operator} #{occurrence}")
             print("\n".join(d for d in diff.splitlines() if d[:1] in "+-" and d[:3] not in
                             ("+++", "---")))
     return 1 if unexplained else 0
@@ -294,11 +297,11 @@ def main() -> int:
         print("tools/mutation.py: --recheck goes with --resume --work DIR", file=sys.stderr)
         return 2
     if args.resume:
-        if args.work is None or not (work / "_import").is_dir():
+        if args.work is None or not (work / "src").is_dir():
             print("tools/mutation.py: --resume needs the --work folder of an earlier run",
                   file=sys.stderr)
             return 2
-        env = {**os.environ, "PYTHONPATH": str(work / "_import")}
+        env = {**os.environ, "PYTHONPATH": str(work / "src")}
     elif work.exists():
         print(f"tools/mutation.py: {work} exists; give a new --work folder (or --resume)",
               file=sys.stderr)
@@ -309,11 +312,11 @@ def main() -> int:
     outcomes = []
     for module in args.module or list(TARGETS):
         if args.recheck:
-            print(f"re-testing the survivors of harness/{module}.py ...", flush=True)
+            print(f"re-testing the survivors of {MODULE_PATHS[module]} ...", flush=True)
             print(f"  killed now: {recheck(module, work, env)}", flush=True)
             outcomes.append(read_session(module, work / f"mutation-{module}.sqlite"))
             continue
-        print(f"mutating harness/{module}.py ...", flush=True)
+        print(f"mutating {MODULE_PATHS[module]} ...", flush=True)
         outcomes.append(run_module(module, work, env))
     print(f"(sessions in {work})")
     return report(outcomes)

@@ -1,5 +1,0 @@
-"""`python -m edge_rnn_harness` is the `harness` command."""
-
-from edge_rnn_harness.cli import main
-
-raise SystemExit(main())

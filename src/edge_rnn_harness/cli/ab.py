@@ -1,0 +1,158 @@
+"""`harness ab`: measure a baseline and a candidate interleaved, then gate them in one line.
+
+    harness ab --bundle main-bundle --cand-bundle pr-bundle --backends all
+    harness ab --bundle b --model lstm --cand-model lstm-x4 --backends onnxruntime
+    harness ab --bundle b --variants fp32 --cand-variant int8-dynamic --backends tflite
+    harness ab --bundle b --tune onnxruntime.graph_level=all \\
+               --cand-tune onnxruntime.graph_level=basic --backends onnxruntime
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from edge_rnn_harness.core.errors import UsageError
+
+
+def add_ab_parser(commands: Any) -> None:
+    """The `harness ab` subcommand."""
+    from edge_rnn_harness.cli.compare import add_gate_args, add_judging_args
+    from edge_rnn_harness.cli.main import (
+        _add_timeout_arg,
+        _add_variants_arg,
+        _names,
+        add_measure_args,
+        user_path,
+    )
+    from edge_rnn_harness.core.variants import VARIANT_NAMES
+    from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S
+
+    ab = commands.add_parser(
+        "ab", help="baseline and candidate measured interleaved, then gated",
+        description="Measure a baseline (A) and a candidate (B) in one command, interleaved "
+        "so that drift, heat and neighbours fall on both alike, then judge them as "
+        "'harness gate' does (exit 0 pass, 1 regression, 2 inconclusive or cannot judge). "
+        "The sides differ by bundle (--cand-bundle), model (--cand-model), variant "
+        "(--cand-variant), tuning (--cand-tune) or Python environment (--cand-python). Both sides in one Python: each "
+        "worker process prepares both and alternates single calls (A B B A ...); two Pythons: "
+        "whole worker processes alternate. Writes OUT-base.csv and OUT-cand.csv with their "
+        "pyperf JSON; the interleaving column says which was used.")
+    ab.add_argument("--bundle", type=user_path, required=True, metavar="DIR",
+                    help="the baseline's bundle (harness export)")
+    ab.add_argument("--cand-bundle", type=user_path, default=None, metavar="DIR",
+                    help="the candidate's bundle (default: the same bundle)")
+    ab.add_argument("--model", default=None, metavar="NAME",
+                    help="the baseline model in its bundle (default: the bundle's only model)")
+    ab.add_argument("--cand-model", default=None, metavar="NAME",
+                    help="the candidate model in its bundle (default: the baseline's)")
+    ab.add_argument("--cand-variant", default=None, metavar="NAME",
+                    help="the candidate's precision variant, e.g. int8-dynamic against a "
+                         "baseline --variants fp32 (one baseline variant then)")
+    ab.add_argument("--tune", action="append", default=[], metavar="BACKEND.KEY=VALUE",
+                    help="a backend option for the baseline (repeatable)")
+    ab.add_argument("--cand-tune", action="append", default=None, metavar="BACKEND.KEY=VALUE",
+                    help="a backend option for the candidate (repeatable; default: the "
+                         "baseline's)")
+    ab.add_argument("--cand-python", default=None, metavar="PATH",
+                    help="the candidate's Python interpreter (another environment, e.g. "
+                         "another runtime version): whole processes alternate")
+    ab.add_argument("--backends", type=_names, default=["all"], metavar="LIST",
+                    help="comma-separated backends, or 'all' (default)")
+    _add_variants_arg(ab, VARIANT_NAMES)
+    add_measure_args(ab)
+    ab.add_argument("--out", type=user_path, default=None, metavar="CSV",
+                    help="results name: writes <stem>-base.csv and <stem>-cand.csv (default "
+                         "results/ab-<UTC timestamp>.csv)")
+    _add_timeout_arg(ab, DEFAULT_CASE_TIMEOUT_S)
+    ab.add_argument("--no-accuracy", action="store_true",
+                    help="skip rmse/mae on the bundles' test splits")
+    add_judging_args(ab)
+    add_gate_args(ab)
+
+
+def _side_model(bundle: Any, name: str | None, flag: str) -> str:
+    if name is None:
+        if len(bundle.models) != 1:
+            raise UsageError(f"harness ab: bundle {bundle.root} holds "
+                             f"{', '.join(bundle.models)}; choose one with {flag}")
+        return next(iter(bundle.models))
+    if name not in bundle.models:
+        raise UsageError(f"harness ab: {flag} {name!r} is not in bundle {bundle.root} (it "
+                         f"holds {', '.join(bundle.models)})")
+    return name
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    """`harness ab`: validate, measure interleaved, judge."""
+    from rich.console import Console
+
+    from edge_rnn_harness.analysis.compare import compare_runs
+    from edge_rnn_harness.analysis.gate import judge
+    from edge_rnn_harness.backends.registry import backend_names
+    from edge_rnn_harness.bundle.reader import Bundle, BundleError
+    from edge_rnn_harness.cli.compare import report_verdict, thresholds_of
+    from edge_rnn_harness.cli.main import _check_writable, _resolve_names, checked_tuning
+    from edge_rnn_harness.core.plan import build_plan
+    from edge_rnn_harness.core.profiles import get_profile
+    from edge_rnn_harness.core.results import OutputBusy
+    from edge_rnn_harness.core.variants import VARIANT_NAMES
+    from edge_rnn_harness.measure.ab import Side, ab_paths, interleaving, rename_of, run_ab
+    from edge_rnn_harness.measure.runner import RunConfig
+
+    try:
+        profile = get_profile(args.profile)
+        bundles = (Bundle.load(args.bundle), Bundle.load(args.cand_bundle or args.bundle))
+    except (ValueError, BundleError) as error:
+        raise UsageError(f"harness ab: {error}") from None
+    models = (_side_model(bundles[0], args.model, "--model"),
+              _side_model(bundles[1], args.cand_model or args.model, "--cand-model"))
+    backends = _resolve_names(args.backends, backend_names(), "backend", "ab")
+    variants = _resolve_names(args.variants, list(VARIANT_NAMES), "variant", "ab")
+    cand_variants = variants
+    if args.cand_variant is not None:
+        cand_variants = _resolve_names([args.cand_variant], list(VARIANT_NAMES), "variant",
+                                       "ab")
+        if len(variants) != 1:
+            raise UsageError("harness ab: --cand-variant needs exactly one baseline variant "
+                             "(--variants NAME)")
+    tunings = (checked_tuning(args.tune, "ab", "--tune"),
+               checked_tuning(args.tune if args.cand_tune is None else args.cand_tune, "ab",
+                              "--cand-tune"))
+    out = args.out or Path("results") / (dt.datetime.now(dt.UTC).strftime("ab-%Y%m%d-%H%M%S")
+                                         + ".csv")
+    outs = ab_paths(out)
+    for path in outs:
+        _check_writable(path, "ab")
+    configs = [RunConfig(profile=profile, out=path, bundle_root=bundle.root,
+                         case_timeout_s=args.case_timeout, tuning=tuning,
+                         accuracy=not args.no_accuracy)
+               for path, bundle, tuning in zip(outs, bundles, tunings)]
+    sides = (Side(configs[0]), Side(configs[1], args.cand_python) if args.cand_python
+             else Side(configs[1]))
+    plans = [build_plan([(model, bundle.models[model].seq_len)], side_variants, backends,
+                        args.threads or [1])
+             for model, bundle, side_variants in zip(models, bundles,
+                                                     (variants, cand_variants))]
+    pairs = list(zip(*plans))
+    console = Console(stderr=True, soft_wrap=True)
+    console.print(f"harness ab: {len(pairs)} pair(s), profile {profile.name}, interleaving "
+                  f"{interleaving(*sides)} -> {outs[0]}, {outs[1]}")
+    try:
+        run_ab(pairs, sides, profile, outs, lambda index, base, cand: console.print(
+            f"[{index + 1}/{len(pairs)}] {base.label}  vs  {cand.label}"))
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: pairs measured so far are kept in {outs[0]} "
+                      f"and {outs[1]}")
+        return 130
+    except OutputBusy as error:
+        raise UsageError(f"harness ab: {error}") from None
+    try:
+        comparison = compare_runs(outs[0], outs[1], args.min_effect, args.alpha,
+                                  rename_of(pairs), rename_of(pairs, "variant"))
+    except ValueError as error:
+        raise UsageError(f"harness ab: {error}") from None
+    return report_verdict(judge(comparison, thresholds_of(args), allow_mismatch=True),
+                          comparison, args.summary)

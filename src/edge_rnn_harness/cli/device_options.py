@@ -1,0 +1,96 @@
+"""`harness run`'s device options: the power meter and energy step, cool-down and start
+temperature, and the DVFS sweep (CPU frequency and governor). All are checked on the device
+before any case runs: a meter that does not work, a temperature that cannot be read or a
+cpufreq file that cannot be written is one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from edge_rnn_harness.cli.main import float_arg
+from edge_rnn_harness.core.errors import UsageError
+
+#: longest wait or energy step an option may ask for, per case (seconds)
+MAX_STEP_S = 3600.0
+
+
+def _seconds(text: str) -> float:
+    return float_arg(text, "a number of seconds", lambda v: 0 <= v <= MAX_STEP_S,
+                     f"must be a number of seconds from 0 to {MAX_STEP_S:g}")
+
+
+def _celsius(text: str) -> float:
+    return float_arg(text, "a temperature in C", lambda v: -50 < v < 150,
+                     "is not a CPU temperature in C (-50..150)")
+
+
+def _frequencies_khz(text: str) -> list[int]:
+    values = []
+    for part in text.split(","):
+        if not part.strip().isdigit() or int(part) <= 0:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a frequency in kHz (e.g. "
+                                             f"600000 for 600 MHz)")
+        values.append(int(part))
+    return list(dict.fromkeys(values))
+
+
+def add_device_args(parser: argparse.ArgumentParser) -> None:
+    """--power, --energy-seconds, --idle-seconds, --cooldown, --max-start-temp, --cpu-freq,
+    --governor."""
+    from edge_rnn_harness.board.power import POWER_SPEC_HELP
+    from edge_rnn_harness.measure.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S
+
+    group = parser.add_argument_group("power, thermal and CPU frequency (on the device)")
+    group.add_argument("--power", default="auto", metavar="METER",
+                       help=f"power meter for the energy step after each measured case: "
+                            f"{POWER_SPEC_HELP}. With no meter, power cells stay empty")
+    group.add_argument("--energy-seconds", type=_seconds, default=DEFAULT_LOOP_S,
+                       metavar="S", help="energy step: run the model back to back this long "
+                       f"under the meter (default {DEFAULT_LOOP_S:g}); starting the step's "
+                       f"process and loading the model come out of it (at most half), so a "
+                       f"case takes about idle + energy seconds longer")
+    group.add_argument("--idle-seconds", type=_seconds, default=DEFAULT_IDLE_S, metavar="S",
+                       help="energy step: measure idle power this long first, for the net "
+                       f"energy (default {DEFAULT_IDLE_S:g})")
+    group.add_argument("--cooldown", type=_seconds, default=0.0, metavar="SECONDS",
+                       help="wait this long before each case (default 0)")
+    group.add_argument("--max-start-temp", type=_celsius, default=None, metavar="C",
+                       help="before each case, wait until the hottest thermal zone is at or "
+                            "below C (up to 600 s, else the case is skipped)")
+    group.add_argument("--cpu-freq", type=_frequencies_khz, default=None,
+                       metavar="KHZ[,KHZ...]",
+                       help="DVFS sweep: run every case at each frequency, pinned through "
+                            "cpufreq sysfs (needs root); the original settings are restored "
+                            "at exit, on Ctrl-C and after a crash")
+    group.add_argument("--governor", default=None, metavar="NAME",
+                       help="cpufreq governor to set for the run (e.g. performance); "
+                            "restored at exit")
+
+
+def device_config(args: argparse.Namespace) -> dict[str, Any]:
+    """RunConfig fields for the device options, checked here; UsageError (one line) for
+    what cannot work on this device."""
+    from edge_rnn_harness.board.cpufreq import CpuPinning, PinningError
+    from edge_rnn_harness.board.power import MeterUnavailable, resolve_power
+    from edge_rnn_harness.board.thermal import temperature_c
+
+    try:
+        power, note = resolve_power(args.power)
+    except (ValueError, MeterUnavailable) as error:
+        raise UsageError(f"harness run: {error}") from None
+    if power != "none" and args.energy_seconds <= 0:
+        raise UsageError("harness run: --energy-seconds must be > 0 with a power meter "
+                         "(or give --power none)")
+    if args.max_start_temp is not None and temperature_c() is None:
+        raise UsageError("harness run: --max-start-temp needs a temperature sensor; this "
+                         "device has no thermal zone and no vcgencmd")
+    pinning = None
+    if args.cpu_freq or args.governor:
+        try:
+            pinning = CpuPinning(args.cpu_freq or [], args.governor)
+        except PinningError as error:
+            raise UsageError(f"harness run: {error}") from None
+    return {"power": power, "power_note": note, "idle_s": args.idle_seconds,
+            "loop_s": args.energy_seconds, "cooldown_s": args.cooldown,
+            "max_start_temp_c": args.max_start_temp, "pinning": pinning}

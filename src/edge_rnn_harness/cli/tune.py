@@ -1,0 +1,142 @@
+"""`harness tune --backend NAME`: the fastest setting of one backend on this device, and
+`harness run --tune-file FILE` applying it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+from edge_rnn_harness.cli.main import EXIT_OK, _thread_counts, float_arg, user_path
+from edge_rnn_harness.core.errors import UsageError
+
+
+def _percent(text: str) -> float:
+    return float_arg(text, "a percentage", lambda v: 0 <= v <= 1000,
+                     "must be a percentage from 0 to 1000") / 100
+
+
+def add_tune_parser(commands: Any) -> None:
+    """The `tune` subcommand."""
+    from edge_rnn_harness.backends.registry import backend_names
+
+    tune = commands.add_parser(
+        "tune", help="find a backend's fastest tuning options and thread count here",
+        description="Measure every combination of a backend's tuning options and thread "
+        "counts on this device: a quick first pass drops settings more than --margin slower "
+        "than the best; the rest and the default are measured again with --profile in "
+        "alternating rounds, and the best is compared with the default (95% bootstrap "
+        "interval of the median ratio). Every run's CSV and pyperf JSON stay in --out.")
+    tune.add_argument("--backend", required=True, choices=backend_names(), metavar="NAME",
+                      help=f"the backend to tune: {', '.join(backend_names())}")
+    tune.add_argument("--model", default=None, metavar="NAME",
+                      help="the model (default lstm; with --bundle, the bundle's only model)")
+    tune.add_argument("--bundle", type=user_path, default=None, metavar="DIR",
+                      help="tune on this bundle's artifact (a device); default: export into "
+                           "--bundle-dir as harness run does")
+    tune.add_argument("--bundle-dir", type=user_path, default=None, metavar="DIR",
+                      help="without --bundle: the export cache (default ./bundle)")
+    tune.add_argument("--threads", type=_thread_counts, default=None, metavar="N[,N...]",
+                      help="thread counts to try (default 1 up to this machine's cores, at "
+                           "most 4)")
+    tune.add_argument("--profile", default="default", metavar="NAME",
+                      help="profile of the second pass (default: default); the first pass "
+                           "is quick")
+    tune.add_argument("--margin", type=_percent, default=0.25, metavar="PCT",
+                      help="keep settings within PCT%% of the first pass's best (default 25)")
+    tune.add_argument("--out", type=user_path, default=None, metavar="DIR",
+                      help="folder for every run's files (default results/tune-<backend>-"
+                           "<UTC timestamp>)")
+    tune.add_argument("--write", type=user_path, default=None, metavar="FILE",
+                      help="save the best setting as a tune file for harness run --tune-file")
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Run both passes and print the verdict; exit 0 (2 if the default cannot run)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from edge_rnn_harness.backends.registry import get_backend
+    from edge_rnn_harness.core.profiles import get_profile
+    from edge_rnn_harness.measure.tune import TuneJob, summary_lines, tune, tune_file_text
+
+    try:
+        get_profile(args.profile)
+    except ValueError as error:
+        raise UsageError(f"harness tune: {error}") from None
+    backend = get_backend(args.backend)
+    why_not = backend.installed()
+    if why_not:
+        raise UsageError(f"harness tune: {why_not}")
+    threads = args.threads or list(range(1, min(4, os.cpu_count() or 1) + 1))
+    source = (["--bundle", str(args.bundle)] if args.bundle else
+              (["--bundle-dir", str(args.bundle_dir)] if args.bundle_dir else []))
+    model = args.model or ("lstm" if args.bundle is None else _only_model(args.bundle))
+    if model:
+        source += ["--model", model]
+    out_dir = args.out or Path("results") / dt.datetime.now(dt.UTC).strftime(
+        f"tune-{args.backend}-%Y%m%d-%H%M%S")
+    job = TuneJob(args.backend, source, args.profile, out_dir, args.margin)
+    console = Console(stderr=True, soft_wrap=True)
+    choices = {key: tuple(values) for key, values in backend.tuning_choices.items()}
+    console.print(escape(f"harness tune {args.backend}: {len(threads)} thread count(s) x "
+                         f"{_count(choices)} option combination(s) -> {out_dir}"))
+    try:
+        default, best, ratio_ci = tune(job, choices, threads,
+                                       lambda text: console.print(escape(text)))
+    except ValueError as error:
+        raise UsageError(f"harness tune: {error}") from None
+    for line in summary_lines(args.backend, default, best, ratio_ci):
+        print(line)
+    if args.write:
+        chosen = best if ratio_ci[1] < 1.0 else default  # only a proven gain replaces it
+        args.write.write_text(tune_file_text(job, model, default, chosen, ratio_ci))
+        console.print(escape(f"wrote {args.write}: {chosen.setting.label}"
+                             + ("" if chosen is best else " (the default: no setting was "
+                                "significantly faster)")
+                             + f"; use: harness run --tune-file {args.write}"))
+    return EXIT_OK
+
+
+def _only_model(bundle_root: Path) -> str:
+    """The bundle's one model; UsageError when it has another number of them."""
+    from edge_rnn_harness.bundle.reader import Bundle, BundleError
+
+    try:
+        models = list(Bundle.load(bundle_root).models)
+    except BundleError as error:
+        raise UsageError(f"harness tune: {error}") from None
+    if len(models) != 1:
+        raise UsageError(f"harness tune: the bundle holds {len(models)} models; name one "
+                         f"with --model ({', '.join(models) or 'none'})")
+    return models[0]
+
+
+def _count(choices: dict[str, tuple[str, ...]]) -> int:
+    total = 1
+    for values in choices.values():
+        total *= len(values)
+    return total
+
+
+def read_tuning(path: Path, tuning: dict[str, dict[str, str]]) -> tuple[str, int]:
+    """`harness run --tune-file`: add its options to `tuning` for its backend (a --tune of
+    the same option wins); (backend, thread count) for `tuned_threads`."""
+    from edge_rnn_harness.measure.tune import read_tune_file
+
+    try:
+        backend, threads, options = read_tune_file(path)
+    except ValueError as error:
+        raise UsageError(f"harness run: --tune-file {error}") from None
+    tuning[backend] = {**options, **tuning.get(backend, {})}
+    return backend, threads
+
+
+def tuned_threads(tuned: tuple[str, int], cases: list) -> list:
+    """The cases with the tune file's backend at its thread count, without repeats."""
+    backend, threads = tuned
+    return list(dict.fromkeys(dataclasses.replace(c, threads=threads)
+                              if c.backend == backend else c for c in cases))

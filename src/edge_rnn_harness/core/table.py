@@ -1,0 +1,89 @@
+"""The results table on the terminal (rich), shared by `harness run` and `harness show`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from edge_rnn_harness.core.plan import case_label
+from edge_rnn_harness.core.results import is_finite_number
+
+_STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow",
+                 "unsupported": "yellow", "invalid": "magenta"}
+
+
+def _num(fmt: str) -> Callable[[object], str]:
+    return lambda value: format(float(value), fmt) if is_finite_number(value) else "-"
+
+
+#: (header, column, formatter, justify)
+_COLUMNS: list[tuple[str, str, Callable[[object], str], str]] = [
+    ("model", "model", str, "left"),
+    ("variant", "variant", str, "left"),
+    ("backend", "backend", str, "left"),
+    ("params", "params", _num(",.0f"), "right"),
+    ("thr", "threads", str, "right"),
+    ("status", "status", str, "left"),
+    ("median ms", "latency_median_ms", _num(".4f"), "right"),
+    ("p90 ms", "latency_p90_ms", _num(".4f"), "right"),
+    ("p99 ms", "latency_p99_ms", _num(".4f"), "right"),
+    ("inf/s", "throughput_ips", _num(",.0f"), "right"),
+    ("load ms", "load_ms", _num(".1f"), "right"),
+    ("peak RSS MB", "peak_rss_mb", _num(".1f"), "right"),
+    ("+RSS MB", "rss_delta_mb", _num(".1f"), "right"),
+    ("size KB", "artifact_bytes", lambda v: _num(".1f")(float(v) / 1024)
+     if is_finite_number(v) else "-", "right"),
+    ("max abs err", "max_abs_err", _num(".1e"), "right"),
+    ("RMSE", "rmse", _num(".4f"), "right"),
+]
+
+
+#: shown after the backend when a run sweeps scenarios, window lengths or batches
+_SHAPE_COLUMNS: list[tuple[str, str, Callable[[object], str], str]] = [
+    ("scenario", "scenario", str, "left"), ("seq", "seq_len", str, "right"),
+    ("batch", "batch", str, "right")]
+
+
+def swept(frame: pd.DataFrame) -> bool:
+    """Whether the rows differ in scenario, window length or batch (or leave the default
+    single window, batch 1)."""
+    return bool(frame[["scenario", "seq_len", "batch"]].drop_duplicates().shape[0] > 1
+                or (frame["scenario"].fillna("single_stream") != "single_stream").any()
+                or (frame["batch"].fillna(1) != 1).any())
+
+
+#: width used when stdout is a file or pipe (rich would squeeze the table into 80 columns)
+PIPE_WIDTH = 200
+
+
+def table_console() -> Console:
+    """A stdout console that keeps wide tables readable when piped or logged."""
+    return Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+
+
+def results_table(frame: pd.DataFrame, title: str = "") -> Table:
+    """A rich Table of a results frame: one line per case, failures' reasons below it."""
+    table = Table(title=title or None, header_style="bold")
+    fleet = bool(frame["device_name"].notna().any())  # rows from remote devices (--on)
+    shapes = _SHAPE_COLUMNS if swept(frame) else []
+    columns = ([("device", "device_name", str, "left")] if fleet else []) + \
+        _COLUMNS[:3] + shapes + _COLUMNS[3:]
+    for header, _, _, justify in columns:
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    reasons: list[str] = []
+    for record in frame.to_dict("records"):
+        cells = ["-" if pd.isna(record[col]) else fmt(record[col])
+                 for _, col, fmt, _ in columns]
+        status = str(record["status"])
+        cells[5 + fleet + len(shapes)] = f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
+        table.add_row(*cells)
+        if status != "ok" and not pd.isna(record["reason"]):
+            reasons.append(f"{case_label(record)}: {record['reason']}")
+    if reasons:
+        table.caption = "\n".join(reasons)
+        table.caption_justify = "left"
+    return table

@@ -1,0 +1,72 @@
+"""The package layers and the host/device line hold (import-linter), and the check fails
+when a device-side module imports a host-side one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def _lint_imports(tree: Path) -> subprocess.CompletedProcess:
+    """lint-imports over the package under `tree`/src with `tree`/pyproject.toml."""
+    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+    return subprocess.run([str(LINT_IMPORTS), "--config", str(tree / "pyproject.toml"),
+                           "--no-cache"], cwd=tree, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def test_the_layer_contracts_are_kept() -> None:
+    result = _lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "3 kept, 0 broken" in result.stdout
+
+
+def _copy(tmp_path: Path) -> Path:
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT / "src", tree / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "weights"))
+    shutil.copy2(ROOT / "pyproject.toml", tree / "pyproject.toml")
+    return tree
+
+
+def _plant(module: Path, line: str) -> None:
+    text = module.read_text()
+    anchor = "from __future__ import annotations\n"
+    assert anchor in text, module
+    module.write_text(text.replace(anchor, anchor + line + "\n", 1))
+
+
+def test_a_host_import_in_a_device_module_breaks_the_check(tmp_path: Path) -> None:
+    tree = _copy(tmp_path)
+    _plant(tree / "src/edge_rnn_harness/measure/worker.py",
+           "import edge_rnn_harness.analysis.compare  # noqa")
+    result = _lint_imports(tree)
+    assert result.returncode != 0
+    assert "The device side never imports the host side of the harness BROKEN" in result.stdout
+    assert "edge_rnn_harness.measure.worker -> edge_rnn_harness.analysis.compare" in \
+        result.stdout
+
+
+def test_torch_in_a_device_module_breaks_the_check(tmp_path: Path) -> None:
+    tree = _copy(tmp_path)
+    _plant(tree / "src/edge_rnn_harness/board/thermal.py", "import torch  # noqa")
+    result = _lint_imports(tree)
+    assert result.returncode != 0
+    assert "PyTorch, the converters, SSH or plotting BROKEN" in result.stdout
+
+
+def test_a_lower_layer_importing_the_cli_breaks_the_check(tmp_path: Path) -> None:
+    tree = _copy(tmp_path)
+    _plant(tree / "src/edge_rnn_harness/core/plan.py",
+           "from edge_rnn_harness.cli import main  # noqa")
+    result = _lint_imports(tree)
+    assert result.returncode != 0
+    assert "Layers: cli on top; each package imports only the packages below it BROKEN" in \
+        result.stdout
