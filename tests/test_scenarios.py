@@ -195,7 +195,7 @@ def test_tune_measures_every_setting_and_its_file_is_applied(cache: Path,
 
 
 def test_a_tune_files_thread_count_replaces_its_backends_only() -> None:
-    from edge_rnn_harness.cli.tune import tuned_threads
+    from edge_rnn_harness.cli.tune_file import tuned_threads
 
     cases = build_plan([("m", 24)], ["fp32"], ["a", "b"], [1, 2])
     assert [(c.backend, c.threads) for c in tuned_threads(("a", 4), cases)] == [

@@ -3,7 +3,7 @@
     harness ab --bundle main-bundle --cand-bundle pr-bundle --backends all
     harness ab --bundle b --model lstm --cand-model lstm-x4 --backends onnxruntime
     harness ab --bundle b --variants fp32 --cand-variant int8-dynamic --backends tflite
-    harness ab --bundle b --tune onnxruntime.graph_level=all \\
+    harness ab --bundle b --tune onnxruntime.graph_level=all \
                --cand-tune onnxruntime.graph_level=basic --backends onnxruntime
 """
 
@@ -14,19 +14,27 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from edge_rnn_harness.cli.judging import (
+    add_gate_args,
+    add_judging_args,
+    report_verdict,
+    thresholds_of,
+)
+from edge_rnn_harness.cli.options import (
+    add_measure_args,
+    add_timeout_arg,
+    add_variants_arg,
+    check_writable,
+    checked_tuning,
+    name_list,
+    resolve_names,
+    user_path,
+)
 from edge_rnn_harness.core.errors import UsageError
 
 
-def add_ab_parser(commands: Any) -> None:
+def add_parser(commands: Any) -> None:
     """The `harness ab` subcommand."""
-    from edge_rnn_harness.cli.compare import add_gate_args, add_judging_args
-    from edge_rnn_harness.cli.main import (
-        _add_timeout_arg,
-        _add_variants_arg,
-        _names,
-        add_measure_args,
-        user_path,
-    )
     from edge_rnn_harness.core.variants import VARIANT_NAMES
     from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S
 
@@ -59,18 +67,19 @@ def add_ab_parser(commands: Any) -> None:
     ab.add_argument("--cand-python", default=None, metavar="PATH",
                     help="the candidate's Python interpreter (another environment, e.g. "
                          "another runtime version): whole processes alternate")
-    ab.add_argument("--backends", type=_names, default=["all"], metavar="LIST",
+    ab.add_argument("--backends", type=name_list, default=["all"], metavar="LIST",
                     help="comma-separated backends, or 'all' (default)")
-    _add_variants_arg(ab, VARIANT_NAMES)
+    add_variants_arg(ab, VARIANT_NAMES)
     add_measure_args(ab)
     ab.add_argument("--out", type=user_path, default=None, metavar="CSV",
                     help="results name: writes <stem>-base.csv and <stem>-cand.csv (default "
                          "results/ab-<UTC timestamp>.csv)")
-    _add_timeout_arg(ab, DEFAULT_CASE_TIMEOUT_S)
+    add_timeout_arg(ab, DEFAULT_CASE_TIMEOUT_S)
     ab.add_argument("--no-accuracy", action="store_true",
                     help="skip rmse/mae on the bundles' test splits")
     add_judging_args(ab)
     add_gate_args(ab)
+    ab.set_defaults(handler=cmd_ab)
 
 
 def _side_model(bundle: Any, name: str | None, flag: str) -> str:
@@ -93,8 +102,6 @@ def cmd_ab(args: argparse.Namespace) -> int:
     from edge_rnn_harness.analysis.gate import judge
     from edge_rnn_harness.backends.registry import backend_names
     from edge_rnn_harness.bundle.reader import Bundle, BundleError
-    from edge_rnn_harness.cli.compare import report_verdict, thresholds_of
-    from edge_rnn_harness.cli.main import _check_writable, _resolve_names, checked_tuning
     from edge_rnn_harness.core.plan import build_plan
     from edge_rnn_harness.core.profiles import get_profile
     from edge_rnn_harness.core.results import OutputBusy
@@ -109,11 +116,11 @@ def cmd_ab(args: argparse.Namespace) -> int:
         raise UsageError(f"harness ab: {error}") from None
     models = (_side_model(bundles[0], args.model, "--model"),
               _side_model(bundles[1], args.cand_model or args.model, "--cand-model"))
-    backends = _resolve_names(args.backends, backend_names(), "backend", "ab")
-    variants = _resolve_names(args.variants, list(VARIANT_NAMES), "variant", "ab")
+    backends = resolve_names(args.backends, backend_names(), "backend", "ab")
+    variants = resolve_names(args.variants, list(VARIANT_NAMES), "variant", "ab")
     cand_variants = variants
     if args.cand_variant is not None:
-        cand_variants = _resolve_names([args.cand_variant], list(VARIANT_NAMES), "variant",
+        cand_variants = resolve_names([args.cand_variant], list(VARIANT_NAMES), "variant",
                                        "ab")
         if len(variants) != 1:
             raise UsageError("harness ab: --cand-variant needs exactly one baseline variant "
@@ -125,7 +132,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
                                          + ".csv")
     outs = ab_paths(out)
     for path in outs:
-        _check_writable(path, "ab")
+        check_writable(path, "ab")
     configs = [RunConfig(profile=profile, out=path, bundle_root=bundle.root,
                          case_timeout_s=args.case_timeout, tuning=tuning,
                          accuracy=not args.no_accuracy)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from edge_rnn_harness.cli.main import float_arg
+from edge_rnn_harness.cli.options import float_arg
 from edge_rnn_harness.core.errors import UsageError
 
 #: longest wait or energy step an option may ask for, per case (seconds)

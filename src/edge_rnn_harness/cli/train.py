@@ -1,0 +1,95 @@
+"""`harness train`: fit the registered models, write weights and training records."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from edge_rnn_harness.cli.inputs import check_data_fits, load_dataset_arg
+from edge_rnn_harness.cli.options import (
+    EXIT_OK,
+    add_dataset_args,
+    check_writable_dir,
+    name_list,
+    positive_int,
+    resolve_names,
+    user_path,
+)
+from edge_rnn_harness.core.errors import UsageError
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """`harness train`: fit models, write weights and training records."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edge_rnn_harness.core.table import table_console
+    from edge_rnn_harness.models.registry import MODELS, WEIGHTS_DIR
+    from edge_rnn_harness.models.train import train_model
+
+    trainable = [name for name, entry in MODELS.items() if entry.train is not None]
+    names = resolve_names(args.models, trainable, "trainable model", "train")
+    if args.dataset is not None and args.out is None:
+        raise UsageError("harness train: --dataset needs --out DIR, so the committed weights "
+                         "are not replaced by weights fitted to other data")
+    check_writable_dir(args.out or WEIGHTS_DIR, "train")
+    dataset = load_dataset_arg(args, "train")
+    check_data_fits(dataset, [MODELS[name] for name in names], "train")
+    out_dir = args.out or WEIGHTS_DIR
+    console = Console(stderr=True, soft_wrap=True)
+    records = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        for name in names:
+            task = progress.add_task(f"train {name}", total=None)
+
+            def on_epoch(epoch: int, epochs: int, val_rmse: float, task: Any = task,
+                         name: str = name) -> None:
+                progress.update(task, completed=epoch, total=epochs,
+                                description=f"train {name}: val RMSE {val_rmse:.4f}")
+            try:
+                record = train_model(MODELS[name], dataset, out_dir, on_epoch,
+                                     epochs=args.epochs)
+            except ValueError as error:
+                raise UsageError(f"harness train: {name}: {error}") from None
+            progress.remove_task(task)
+            console.print(f"trained {name}: test RMSE {record['test_rmse']:.4f} "
+                          f"{record['units']} in {record['train_seconds']} s")
+            records.append(record)
+    table_console().print(_records_table(records, f"Trained into {out_dir}"))
+    return EXIT_OK
+
+
+def _records_table(records: list[dict], title: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold")
+    for column in ("model", "params", "recurrent sparsity", "best epoch", "val RMSE",
+                   "test RMSE", "test MAE", "train s"):
+        table.add_column(column, justify="right")
+    for r in records:
+        table.add_row(r["model"], f"{r['params']:,}", f"{r['recurrent_sparsity']:.0%}",
+                      f"{r['best_epoch']}/{r['epochs']}", f"{r['val_rmse']:.4f}",
+                      f"{r['test_rmse']:.4f}", f"{r['test_mae']:.4f}",
+                      f"{r['train_seconds']}")
+    return table
+
+
+def add_parser(commands: Any) -> None:
+    """The `harness train` subcommand."""
+    train = commands.add_parser("train", help="train models and write weights + records",
+                                description="Train registered models on the dataset (CPU, "
+                                "deterministic for the entry's seed), keeping the epoch with "
+                                "the lowest validation RMSE; writes <model>.pt and its training "
+                                "record <model>.json. A distilled or pruned model reads its "
+                                "teacher or source from the same folder.")
+    train.add_argument("--model", "--models", dest="models", type=name_list, required=True,
+                       metavar="LIST", help="comma-separated trainable models, or 'all' "
+                       "(in registry order, so teachers come before students)")
+    add_dataset_args(train, "to train on")
+    train.add_argument("--out", type=user_path, default=None, metavar="DIR",
+                       help="where to write weights (default: the committed models/weights; "
+                            "required with --dataset so committed weights are not replaced)")
+    train.add_argument("--epochs", type=positive_int, default=None, metavar="N",
+                       help="override every model's epoch count (for quick checks)")
+    train.set_defaults(handler=cmd_train)
