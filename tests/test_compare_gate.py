@@ -11,7 +11,7 @@ import pytest
 
 from edge_rnn_harness.analysis.compare import compare_runs
 from edge_rnn_harness.analysis.gate import Thresholds, judge
-from edge_rnn_harness.core.metrics import METRICS
+from edge_rnn_harness.core.metrics import judged_metrics
 from edge_rnn_harness.core.results import SCHEMA_VERSION
 from edge_rnn_harness.measure.stats import bootstrap_ratio_ci
 from tests.conftest import run_cli, write_run
@@ -251,7 +251,7 @@ _GROWTH = {
 }
 
 
-@pytest.mark.parametrize("metric", METRICS, ids=lambda m: m.gate_option)
+@pytest.mark.parametrize("metric", judged_metrics(), ids=lambda m: m.gate_option)
 def test_every_threshold_option_is_honoured_on_the_command_line(tmp_path: Path,
                                                                 metric: object) -> None:
     """A 30% growth of one metric: its option at 50 passes, at 10 is a regression that

@@ -29,6 +29,7 @@ from edge_rnn_harness.analysis.gate import (
     judge_ratio,
 )
 from edge_rnn_harness.core.parity import Tolerance, compare_outputs
+from edge_rnn_harness.core.status import Finding, row_status
 from edge_rnn_harness.core.variants import get_variant
 from edge_rnn_harness.measure.aggregate import measurement_fields, parity_verdict
 from edge_rnn_harness.measure.clock import time_calls, time_once_ms
@@ -190,32 +191,32 @@ def _parity_meta(ok: int, abs_err: float) -> dict:
 def test_parity_needs_every_worker_and_reports_the_worst() -> None:
     fp32, int8 = get_variant("fp32"), get_variant("int8-dynamic")
     assert parity_verdict(_benchmark(_parity_meta(1, 1e-7), _parity_meta(1, 2e-7)),
-                          fp32) == {"status": "ok", "reason": ""}
+                          fp32) == Finding("parity", "ok", "")
     mixed = _benchmark(_parity_meta(1, 1e-7), _parity_meta(0, 3e-4), _parity_meta(0, 7e-4))
     verdict = parity_verdict(mixed, fp32)
-    assert verdict["status"] == "failed"
-    assert "max_abs_err 0.0007," in verdict["reason"]
-    assert parity_verdict(mixed, int8)["status"] == "invalid"
-    assert parity_verdict(_benchmark({}), fp32)["status"] == "failed"  # no parity: no proof
+    assert verdict.status == "failed"
+    assert "max_abs_err 0.0007," in verdict.reason
+    assert parity_verdict(mixed, int8).status == "invalid"
+    assert parity_verdict(_benchmark({}), fp32).status == "failed"  # no parity: no proof
 
 
 def test_parity_blames_the_reference_only_when_every_failing_worker_disputes_it() -> None:
     fp32 = get_variant("fp32")
     disputed = {**_parity_meta(0, 0.79), "reference_disputed": "reference disagrees: 'y'"}
-    assert parity_verdict(_benchmark(disputed, disputed), fp32) == {
-        "status": "invalid", "reason": "reference disagrees: 'y'"}
-    assert parity_verdict(_benchmark(_parity_meta(1, 0.0), disputed), fp32) == {
-        "status": "invalid", "reason": "reference disagrees: 'y'"}
+    assert parity_verdict(_benchmark(disputed, disputed), fp32) == Finding(
+        "parity", "invalid", "reference disagrees: 'y'")
+    assert parity_verdict(_benchmark(_parity_meta(1, 0.0), disputed), fp32) == Finding(
+        "parity", "invalid", "reference disagrees: 'y'")
     one_not = parity_verdict(_benchmark(disputed, _parity_meta(0, 0.79)), fp32)
-    assert one_not["status"] == "failed" and one_not["reason"].startswith("parity: output 'y'")
+    assert one_not.status == "failed" and one_not.reason.startswith("parity: output 'y'")
 
 
 def test_an_ok_row_says_the_reference_held_nan() -> None:
     note = "the reference's output 'y' has 2 NaN/inf element(s), each matched"
     meta = {**_parity_meta(1, 0.0), "reference_non_finite": note}
-    assert parity_verdict(_benchmark(meta, meta), get_variant("fp32")) == {
+    assert row_status([parity_verdict(_benchmark(meta, meta), get_variant("fp32"))]) == {
         "status": "ok", "reason": note}
-    assert parity_verdict(_benchmark(meta), get_variant("fp32")) == {  # one worker
+    assert row_status([parity_verdict(_benchmark(meta), get_variant("fp32"))]) == {  # one
         "status": "ok", "reason": note}
 
 
@@ -890,28 +891,32 @@ def test_an_empty_output_has_zero_errors() -> None:
     assert exact.worst_output == "a"  # nothing off anywhere: the first output
 
 
-# --- the status verdicts that follow from the workers' checks ---
+# --- the checks' verdicts and the one status rule (core.status) ---
 
 
 def test_parity_beyond_for_fp16_is_invalid_and_a_worker_without_parity_is_not_worst() -> None:
     mixed = _benchmark({}, _parity_meta(0, 3e-4))
     for name in ("fp16", "int8-static"):
-        assert parity_verdict(mixed, get_variant(name))["status"] == "invalid"
-    assert "max_abs_err 0.0003," in parity_verdict(mixed, get_variant("fp32"))["reason"]
+        assert parity_verdict(mixed, get_variant(name)).status == "invalid"
+    assert "max_abs_err 0.0003," in parity_verdict(mixed, get_variant("fp32")).reason
+
+
+def _quality(benchmark: object, variant: object) -> dict[str, str]:
+    from edge_rnn_harness.measure.aggregate import forecast_verdict
+
+    return row_status([parity_verdict(benchmark, variant), forecast_verdict(benchmark)])
 
 
 def test_degenerate_forecasts_make_an_ok_row_invalid() -> None:
-    from edge_rnn_harness.measure.aggregate import quality_verdict
-
     fp32 = get_variant("fp32")
     clean = _benchmark(_parity_meta(1, 1e-7), _parity_meta(1, 1e-7))
-    assert quality_verdict(clean, fp32) == {"status": "ok", "reason": ""}
+    assert _quality(clean, fp32) == {"status": "ok", "reason": ""}
     constant = _benchmark({**_parity_meta(1, 1e-7), "accuracy_problem": "constant forecasts"},
                           _parity_meta(1, 1e-7))
-    assert quality_verdict(constant, fp32) == {
+    assert _quality(constant, fp32) == {
         "status": "invalid", "reason": "degenerate forecasts: constant forecasts"}
     broken = _benchmark({**_parity_meta(0, 1.0), "accuracy_problem": "constant forecasts"})
-    assert quality_verdict(broken, fp32)["status"] == "failed"  # the parity verdict first
+    assert _quality(broken, fp32)["status"] == "failed"  # the parity verdict first
 
 
 def test_rmse_growth_beyond_the_variant_policy_makes_an_ok_row_invalid() -> None:
@@ -920,11 +925,30 @@ def test_rmse_growth_beyond_the_variant_policy_makes_an_ok_row_invalid() -> None
     int8 = get_variant("int8-dynamic")  # at most +25% over the same backend's fp32
     grown = {"status": "ok", "rmse": 0.08, "fp32_rmse": 0.06}
     verdict = growth_verdict(grown, int8)
-    assert verdict["status"] == "invalid"
-    assert verdict["reason"].startswith("accuracy policy: ")
-    assert growth_verdict({**grown, "rmse": 0.0601}, int8) == {}
-    assert growth_verdict({**grown, "status": "failed"}, int8) == {}
-    assert growth_verdict({"status": "ok", "rmse": 0.08}, int8) == {}  # no fp32 to compare
+    assert verdict.status == "invalid"
+    assert verdict.reason.startswith("accuracy policy: ")
+    assert growth_verdict({**grown, "rmse": 0.0601}, int8) == Finding("accuracy_policy")
+    assert growth_verdict({"status": "ok", "rmse": 0.08}, int8) == Finding(
+        "accuracy_policy")  # no fp32 to compare
+    failed = Finding("parity", "failed", "parity: output 'y' ...")  # parity comes first
+    assert row_status([verdict, failed]) == {"status": "failed", "reason": failed.reason}
+
+
+def test_the_row_status_follows_the_checks_precedence() -> None:
+    note = Finding("parity", "ok", "the reference held NaN")
+    throttled = Finding("throttle", "invalid", "throttled during the case: soft temp limit")
+    policy = Finding("accuracy_policy", "invalid", "accuracy policy: +30% RMSE")
+    assert row_status([]) == {"status": "ok", "reason": ""}
+    assert row_status([throttled, note]) == {
+        "status": "invalid",
+        "reason": "throttled during the case: soft temp limit; the reference held NaN"}
+    assert row_status([throttled, policy, note])["reason"].startswith("accuracy policy")
+    assert row_status([note, Finding("forecasts")]) == {"status": "ok",
+                                                        "reason": "the reference held NaN"}
+    with pytest.raises(ValueError, match="unknown check"):
+        Finding("speed", "invalid", "slow")
+    with pytest.raises(ValueError, match="ok, failed or invalid"):
+        Finding("parity", "skipped", "no")
 
 
 @pytest.mark.parametrize("version, expected", [("1.32.0", "1.32.0"), ("-", None)])

@@ -80,3 +80,22 @@ def test_a_command_importing_another_breaks_the_check(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "Commands: one module each, none imports another; shared options at the bottom " \
            "BROKEN" in result.stdout
+
+
+def test_every_child_program_is_marked_and_started_by_the_launcher() -> None:
+    """Each module of CHILD_PROGRAMS says so in its docstring; no module starts a child
+    program except through the launcher (`child_argv`/`child_program_args`)."""
+    import ast
+
+    from edge_rnn_harness.core.launcher import CHILD_PROGRAMS, child_argv
+
+    for module in CHILD_PROGRAMS:
+        path = ROOT / "src" / Path(*module.split("."))
+        path = path / "__main__.py" if path.is_dir() else path.with_suffix(".py")
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        assert "child program" in doc.lower(), module
+        assert child_argv(module, "x", python="py") == ["py", "-P", "-m", module, "x"]
+    started_by_hand = [
+        path.relative_to(ROOT) for path in (ROOT / "src").rglob("*.py")
+        if '"-m", "edge_rnn_harness' in path.read_text()]
+    assert started_by_hand == []

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from edge_rnn_harness.core.results import (
-    COLUMNS,
     SCHEMA_VERSION,
     ResultsWriter,
+    columns,
     new_row,
     read_results,
 )
@@ -41,7 +41,7 @@ def test_round_trip_keeps_values_and_types(tmp_path: Path) -> None:
     writer.append(_row(backend="torch", status="failed", reason="parity: too far",
                        latency_median_ms=None, throttled=None))
     frame = read_results(path)
-    assert list(frame.columns) == list(COLUMNS)
+    assert list(frame.columns) == list(columns())
     assert len(frame) == 2
     first, second = frame.iloc[0], frame.iloc[1]
     assert first["schema_version"] == SCHEMA_VERSION

@@ -1,5 +1,5 @@
-"""A hostile corpus (issue 15): about 200 bad inputs and faults, each run through the real
-CLI in a subprocess as a new user or an attacker would, and judged on what the issue asks:
+"""A hostile corpus: about 200 bad inputs and faults, each run through the real
+CLI in a subprocess as a new user or an attacker would, and judged on what a user is owed:
 
 - the documented exit code (2 for bad input, with one line on stderr and before any work;
   1 for a case that failed; 0 for input that is odd but valid);

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from edge_rnn_harness.board.environment import EMULATED_MARK
-from edge_rnn_harness.core.metrics import METRICS, Metric
+from edge_rnn_harness.core.metrics import Metric, judged_metrics
 from edge_rnn_harness.core.plan import bench_name, case_label, legacy_bench_name
 from edge_rnn_harness.core.results import KEY_COLUMNS, read_results
 from edge_rnn_harness.measure.stats import (
@@ -248,7 +248,7 @@ def compare_runs(base_path: Path, cand_path: Path, min_effect: float = 0.05,
         problems = row_problems(base_row, runs[0], "baseline") + \
             row_problems(cand_row, runs[1], "candidate") + device_problems(base_row, cand_row)
         changes = [] if problems else [_change(metric, base_row, cand_row, runs, min_effect,
-                                               alpha) for metric in METRICS]
+                                               alpha) for metric in judged_metrics()]
         cases.append(CaseComparison(key, base_row, cand_row, changes,
                                     _mismatches(base_row, cand_row), problems))
     return Comparison(cases,

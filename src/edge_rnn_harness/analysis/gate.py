@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from edge_rnn_harness.analysis.compare import CaseComparison, Change, Comparison, key_text
-from edge_rnn_harness.core.metrics import METRIC_BY_COLUMN, Metric, default_thresholds
+from edge_rnn_harness.core.metrics import Metric, default_thresholds, metric_by_column
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_CANNOT_JUDGE = 0, 1, 2
 REGRESSION, PASS, INCONCLUSIVE = "regression", "pass", "inconclusive"
@@ -33,16 +33,17 @@ MORE_DATA_HINT = ("measure more worker processes (--profile default or rigorous)
 @dataclass(frozen=True)
 class Thresholds:
     """Largest tolerated growth per metric column, as fractions (0.10 = 10%); None: that
-    metric is not gated. Defaults come from harness.metrics."""
+    metric is not gated. Defaults come from core.metrics."""
 
     limits: Mapping[str, float | None] = field(default_factory=default_thresholds)
 
     def __post_init__(self) -> None:
         for column, value in self.limits.items():
-            if column not in METRIC_BY_COLUMN:
+            metric = metric_by_column(column)
+            if metric is None or not metric.judged:
                 raise ValueError(f"{column!r} is not a gated metric")
             if value is not None and not value >= 0:
-                raise ValueError(f"{METRIC_BY_COLUMN[column].gate_option} must be >= 0, "
+                raise ValueError(f"{metric.gate_option} must be >= 0, "
                                  f"got {value}")
 
     @classmethod

@@ -25,7 +25,7 @@ from edge_rnn_harness.analysis.compare import (
     key_text,
     row_problems,
 )
-from edge_rnn_harness.core.metrics import METRICS, Metric
+from edge_rnn_harness.core.metrics import Metric, judged_metrics
 from edge_rnn_harness.core.results import KEY_COLUMNS, read_results
 
 DEFAULT_HISTORY_RUNS = 10
@@ -99,6 +99,6 @@ def compare_history(files: list[Path], cand_path: Path, runs: int = DEFAULT_HIST
                              f"gate needs at least {min_runs}")
         base_row = same.iloc[-1].to_dict()
         problems = row_problems(cand_row, [], "candidate")
-        changes = [] if problems else [_change(m, same, cand_row, min_effect) for m in METRICS]
+        changes = [] if problems else [_change(m, same, cand_row, min_effect) for m in judged_metrics()]
         cases.append(CaseComparison(key, base_row, cand_row, changes, [], problems))
     return Comparison(cases)

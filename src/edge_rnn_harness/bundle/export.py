@@ -1,7 +1,8 @@
 """Bundles, the host side: export models into a bundle and keep its manifest.
 
 Exporting needs the definition side (torch, converters, the dataset package) and runs each
-artifact in its own process (`python -m edge_rnn_harness.bundle.export`), so a converter crash
+artifact in its own process (this module is also a child program:
+`python -P -m edge_rnn_harness.bundle.export`), so a converter crash
 fails one case, not the harness. `harness export --out DIR` writes a bundle for a device;
 `harness run` without `--bundle` keeps one as its export cache (./bundle), reusing an
 artifact while its cache key (model identity, backend, variant, converter versions, export
@@ -39,7 +40,7 @@ from edge_rnn_harness.bundle.reader import (
 )
 from edge_rnn_harness.bundle.sources import ModelSource, source_from_description
 from edge_rnn_harness.core.errors import ERROR_PREFIX, error_line
-from edge_rnn_harness.core.launcher import run_child
+from edge_rnn_harness.core.launcher import child_argv, run_child
 from edge_rnn_harness.core.parity import SecondOpinion
 from edge_rnn_harness.core.plan import Case, artifact_form, case_label
 from edge_rnn_harness.core.variants import DEFAULT_CALIBRATION_WINDOWS, get_variant
@@ -257,8 +258,7 @@ class Exporter:
         stem = tmp / f"export-{case.model}-{case.variant}-{case.backend}-{form}".replace("/", "_")
         source_json, result_json = stem.with_suffix(".source.json"), stem.with_suffix(".json")
         source_json.write_text(json.dumps(source.describe()))
-        child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.bundle.export",
-                           "--root", str(self.root), "--source", str(source_json),
+        child = run_child([*child_argv("edge_rnn_harness.bundle.export"), "--root", str(self.root), "--source", str(source_json),
                            "--backend", case.backend, "--variant", case.variant,
                            "--result", str(result_json), "--form", form,
                            *(["--calibration", str(calibration)] if calibration else [])],

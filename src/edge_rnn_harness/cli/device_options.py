@@ -15,17 +15,17 @@ from edge_rnn_harness.core.errors import UsageError
 MAX_STEP_S = 3600.0
 
 
-def _seconds(text: str) -> float:
+def seconds_arg(text: str) -> float:
     return float_arg(text, "a number of seconds", lambda v: 0 <= v <= MAX_STEP_S,
                      f"must be a number of seconds from 0 to {MAX_STEP_S:g}")
 
 
-def _celsius(text: str) -> float:
+def celsius_arg(text: str) -> float:
     return float_arg(text, "a temperature in C", lambda v: -50 < v < 150,
                      "is not a CPU temperature in C (-50..150)")
 
 
-def _frequencies_khz(text: str) -> list[int]:
+def frequencies_khz_arg(text: str) -> list[int]:
     values = []
     for part in text.split(","):
         if not part.strip().isdigit() or int(part) <= 0:
@@ -45,20 +45,20 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--power", default="auto", metavar="METER",
                        help=f"power meter for the energy step after each measured case: "
                             f"{POWER_SPEC_HELP}. With no meter, power cells stay empty")
-    group.add_argument("--energy-seconds", type=_seconds, default=DEFAULT_LOOP_S,
+    group.add_argument("--energy-seconds", type=seconds_arg, default=DEFAULT_LOOP_S,
                        metavar="S", help="energy step: run the model back to back this long "
                        f"under the meter (default {DEFAULT_LOOP_S:g}); starting the step's "
                        f"process and loading the model come out of it (at most half), so a "
                        f"case takes about idle + energy seconds longer")
-    group.add_argument("--idle-seconds", type=_seconds, default=DEFAULT_IDLE_S, metavar="S",
+    group.add_argument("--idle-seconds", type=seconds_arg, default=DEFAULT_IDLE_S, metavar="S",
                        help="energy step: measure idle power this long first, for the net "
                        f"energy (default {DEFAULT_IDLE_S:g})")
-    group.add_argument("--cooldown", type=_seconds, default=0.0, metavar="SECONDS",
+    group.add_argument("--cooldown", type=seconds_arg, default=0.0, metavar="SECONDS",
                        help="wait this long before each case (default 0)")
-    group.add_argument("--max-start-temp", type=_celsius, default=None, metavar="C",
+    group.add_argument("--max-start-temp", type=celsius_arg, default=None, metavar="C",
                        help="before each case, wait until the hottest thermal zone is at or "
                             "below C (up to 600 s, else the case is skipped)")
-    group.add_argument("--cpu-freq", type=_frequencies_khz, default=None,
+    group.add_argument("--cpu-freq", type=frequencies_khz_arg, default=None,
                        metavar="KHZ[,KHZ...]",
                        help="DVFS sweep: run every case at each frequency, pinned through "
                             "cpufreq sysfs (needs root); the original settings are restored "
@@ -68,29 +68,29 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
                             "restored at exit")
 
 
-def device_config(args: argparse.Namespace) -> dict[str, Any]:
-    """RunConfig fields for the device options, checked here; UsageError (one line) for
+def device_config(request: Any) -> dict[str, Any]:
+    """RunConfig fields for the device options of a run request, checked here; UsageError (one line) for
     what cannot work on this device."""
     from edge_rnn_harness.board.cpufreq import CpuPinning, PinningError
     from edge_rnn_harness.board.power import MeterUnavailable, resolve_power
     from edge_rnn_harness.board.thermal import temperature_c
 
     try:
-        power, note = resolve_power(args.power)
+        power, note = resolve_power(request.power)
     except (ValueError, MeterUnavailable) as error:
         raise UsageError(f"harness run: {error}") from None
-    if power != "none" and args.energy_seconds <= 0:
+    if power != "none" and request.energy_seconds <= 0:
         raise UsageError("harness run: --energy-seconds must be > 0 with a power meter "
                          "(or give --power none)")
-    if args.max_start_temp is not None and temperature_c() is None:
+    if request.max_start_temp is not None and temperature_c() is None:
         raise UsageError("harness run: --max-start-temp needs a temperature sensor; this "
                          "device has no thermal zone and no vcgencmd")
     pinning = None
-    if args.cpu_freq or args.governor:
+    if request.cpu_freq or request.governor:
         try:
-            pinning = CpuPinning(args.cpu_freq or [], args.governor)
+            pinning = CpuPinning(request.cpu_freq or [], request.governor)
         except PinningError as error:
             raise UsageError(f"harness run: {error}") from None
-    return {"power": power, "power_note": note, "idle_s": args.idle_seconds,
-            "loop_s": args.energy_seconds, "cooldown_s": args.cooldown,
-            "max_start_temp_c": args.max_start_temp, "pinning": pinning}
+    return {"power": power, "power_note": note, "idle_s": request.idle_seconds,
+            "loop_s": request.energy_seconds, "cooldown_s": request.cooldown,
+            "max_start_temp_c": request.max_start_temp, "pinning": pinning}

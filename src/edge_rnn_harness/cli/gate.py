@@ -27,8 +27,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         if len(args.paths) != 2:
             raise UsageError("harness gate: give BASE and CAND results (or --history "
                              "DIR_OR_GLOB and CAND)")
-        args.base, args.cand = args.paths
-        comparison = load_comparison(args, "gate")
+        comparison = load_comparison(args, "gate", *args.paths)
     thresholds = thresholds_of(args)
     return report_verdict(judge(comparison, thresholds, args.allow_mismatch), comparison,
                           args.summary)

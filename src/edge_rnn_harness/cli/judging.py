@@ -10,7 +10,7 @@ from typing import Any
 
 from edge_rnn_harness.cli.options import float_arg, positive_int, user_path
 from edge_rnn_harness.core.errors import UsageError
-from edge_rnn_harness.core.metrics import METRICS
+from edge_rnn_harness.core.metrics import judged_metrics
 
 
 def _limit(text: str) -> float | None:
@@ -79,7 +79,7 @@ def add_pair_args(parser: argparse.ArgumentParser, history: bool = False) -> Non
 
 def add_gate_args(parser: argparse.ArgumentParser) -> None:
     """The thresholds of every gated metric, and --summary."""
-    for metric in METRICS:
+    for metric in judged_metrics():
         default = metric.default_threshold
         parser.add_argument(metric.gate_option, type=_limit, default=default,
                             metavar="PERCENT",
@@ -110,11 +110,15 @@ def report_verdict(verdict: Any, comparison: Any, summary: Path | None) -> int:
     return verdict.exit_code
 
 
-def load_comparison(args: argparse.Namespace, command: str) -> Any:
+def load_comparison(args: argparse.Namespace, command: str, base: Path | None = None,
+                    cand: Path | None = None) -> Any:
+    """Two runs compared as the options say (BASE and CAND from the arguments, or given);
+    UsageError (one line) for what cannot be compared."""
     from edge_rnn_harness.analysis.compare import compare_runs
 
     try:
-        comparison = compare_runs(args.base, args.cand, args.min_effect, args.alpha,
+        comparison = compare_runs(base or args.base, cand or args.cand, args.min_effect,
+                                  args.alpha,
                                   _rename(args.rename_model),
                                   _rename(args.rename_variant, "variant"))
     except (ValueError, UsageError) as error:
@@ -149,7 +153,7 @@ def thresholds_of(args: argparse.Namespace) -> Any:
     from edge_rnn_harness.analysis.gate import Thresholds
 
     return Thresholds({metric.column: getattr(args, metric.threshold_dest)
-                       for metric in METRICS})
+                       for metric in judged_metrics()})
 
 
 def _verdict_lines(verdict: Any) -> list[str]:

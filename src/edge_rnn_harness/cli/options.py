@@ -52,6 +52,16 @@ def thread_counts(text: str) -> list[int]:
     return positive_ints(text, MAX_THREADS)
 
 
+def seq_lens(text: str) -> list[int]:
+    """--seq-len: window lengths, each from 1 to MAX_SEQ_LEN."""
+    return positive_ints(text, MAX_SEQ_LEN)
+
+
+def batches(text: str) -> list[int]:
+    """--batch: windows per call, each from 1 to MAX_BATCH."""
+    return positive_ints(text, MAX_BATCH)
+
+
 def user_path(text: str) -> Path:
     """A path option or argument; ArgumentTypeError for an empty one or one with a NUL
     character (no file system takes it)."""
@@ -149,7 +159,7 @@ def add_variants_arg(parser: argparse.ArgumentParser, variants: Sequence[str]) -
                              f"compared with the same backend's fp32")
 
 
-def _scenarios(text: str) -> list[str]:
+def scenario_names(text: str) -> list[str]:
     from edge_rnn_harness.core.plan import SCENARIOS
 
     names = name_list(text)
@@ -164,16 +174,16 @@ def add_shape_args(parser: argparse.ArgumentParser) -> None:
     """--scenario, --seq-len and --batch: which forms of each model a run measures."""
     from edge_rnn_harness.core.plan import SCENARIOS
 
-    parser.add_argument("--scenario", type=_scenarios, default=None, metavar="LIST",
+    parser.add_argument("--scenario", type=scenario_names, default=None, metavar="LIST",
                         help="comma-separated scenarios: " + "; ".join(
                             f"{name}: {what}" for name, what in SCENARIOS.items())
                         + " (default: single_stream for batch 1, batch for larger --batch)")
-    parser.add_argument("--seq-len", type=lambda text: positive_ints(text, MAX_SEQ_LEN),
+    parser.add_argument("--seq-len", type=seq_lens,
                         default=None, metavar="N[,N...]",
                         help="window lengths to sweep (default: each model's own, 24 for the "
                              "registered forecasters); another length is its own export, "
                              "cached; rmse/mae only at the model's own length")
-    parser.add_argument("--batch", type=lambda text: positive_ints(text, MAX_BATCH),
+    parser.add_argument("--batch", type=batches,
                         default=[1], metavar="N[,N...]",
                         help="windows per call to sweep (default 1); batch > 1 runs the "
                              "batch scenario: latency per call, throughput in windows/s")

@@ -52,6 +52,10 @@ def add_remote_args(run: argparse.ArgumentParser) -> None:
     group.add_argument("--progress-file", type=user_path, default=None, metavar="FILE",
                        help="also append one JSON line per case stage to FILE (what --on "
                             "follows on a device)")
+    group.add_argument("--request", type=user_path, default=None, metavar="JSON",
+                       help="every option of the run as one JSON object (what --on sends "
+                            "each device: the option names with '_' for '-', lists as JSON "
+                            "lists); give it alone")
     group.add_argument("--cases", type=user_path, default=None, metavar="JSON",
                        help="with --bundle: measure only these cases of the plan (a JSON list "
                             "of case keys, as --resume writes for a device)")

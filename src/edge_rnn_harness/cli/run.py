@@ -33,6 +33,7 @@ from edge_rnn_harness.cli.options import (
 )
 from edge_rnn_harness.cli.remote_options import add_remote_args, select_cases
 from edge_rnn_harness.cli.run_on import cmd_run_on
+from edge_rnn_harness.cli.run_request import RunRequest
 from edge_rnn_harness.cli.tune_file import read_tuning, tuned_threads
 from edge_rnn_harness.core.errors import UsageError
 
@@ -57,100 +58,108 @@ _HOST_ONLY_OPTIONS = (("inputs", "--inputs"), ("shape", "--shape"), ("dataset", 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """`harness run`: validate everything, then measure the plan (from --bundle, or from
-    the export cache after exporting what it lacks)."""
+    """`harness run`: the request from the command line (or from --request FILE), run."""
+    request = RunRequest.from_namespace(args)
+    if args.request is not None:
+        if request != RunRequest():
+            raise UsageError("harness run: --request FILE holds every option of the run; "
+                             "give it alone")
+        request = RunRequest.from_json(args.request)
+    return run(request)
+
+
+def run(request: RunRequest) -> int:
+    """Validate everything, then measure the plan (from --bundle, or from the export cache
+    after exporting what it lacks), or hand it to devices (--on)."""
     from edge_rnn_harness.backends.registry import backend_names
     from edge_rnn_harness.core.profiles import get_profile
     from edge_rnn_harness.core.variants import VARIANT_NAMES
 
     try:
-        profile = get_profile(args.profile)
+        profile = get_profile(request.profile)
     except ValueError as error:
         raise UsageError(f"harness run: {error}") from None
-    args.threads_given, args.threads = args.threads is not None, args.threads or [1]
-    backends = resolve_names(args.backends, backend_names(), "backend")
-    variants = resolve_names(args.variants, list(VARIANT_NAMES), "variant")
-    tuning = checked_tuning(args.tune, "run", "--tune")
-    args.tuned = None
-    if args.tune_file is not None:
-        args.tuned = read_tuning(args.tune_file, tuning)
-    out = args.out or args.resume or Path("results") / (
+    backends = resolve_names(list(request.backends), backend_names(), "backend")
+    variants = resolve_names(list(request.variants), list(VARIANT_NAMES), "variant")
+    tuning = checked_tuning(request.tune, "run", "--tune")
+    tuned = None if request.tune_file is None else read_tuning(request.tune_file, tuning)
+    out = request.out or request.resume or Path("results") / (
         dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + ".csv")
     check_writable(out)
-    if args.on is not None or args.resume is not None:
-        if args.on is None:
+    if request.on is not None or request.resume is not None:
+        if request.on is None:
             raise UsageError("harness run: --resume works with --on (a fleet run); give the "
                              "devices with --on")
-        return cmd_run_on(args, backends, variants, out)
-    common = dict(profile=profile, out=out, case_timeout_s=args.case_timeout, tuning=tuning,
-                  tolerance=_tolerance(args, variants), accuracy=not args.no_accuracy)
-    common.update(device_config(args))
-    if args.bundle is not None:
-        return _run_bundle(args, common, variants, backends)
-    return _run_host(args, common, variants, backends)
+        return cmd_run_on(request, backends, variants, out)
+    common = dict(profile=profile, out=out, case_timeout_s=request.case_timeout,
+                  tuning=tuning, tolerance=_tolerance(request, variants),
+                  accuracy=not request.no_accuracy)
+    common.update(device_config(request))
+    if request.bundle is not None:
+        return _run_bundle(request, common, variants, backends, tuned)
+    return _run_host(request, common, variants, backends, tuned)
 
 
-def _run_bundle(args: argparse.Namespace, common: dict[str, Any], variants: list[str],
-                backends: list[str]) -> int:
+def _run_bundle(request: RunRequest, common: dict[str, Any], variants: list[str],
+                backends: list[str], tuned: tuple[str, int] | None) -> int:
     """`harness run --bundle DIR`: the device half; nothing is exported."""
     from edge_rnn_harness.bundle.reader import Bundle, BundleError
     from edge_rnn_harness.core.plan import build_plan
     from edge_rnn_harness.measure.runner import RunConfig
 
-    given = [option for attribute, option in _HOST_ONLY_OPTIONS if getattr(args, attribute)]
+    given = [option for attribute, option in _HOST_ONLY_OPTIONS if getattr(request, attribute)]
     if given:
         raise UsageError(f"harness run: {given[0]} does not apply with --bundle (a bundle "
                          f"carries its models and data; give it to 'harness export')")
     try:
-        bundle = Bundle.load(args.bundle)
+        bundle = Bundle.load(request.bundle)
     except BundleError as error:
         raise UsageError(f"harness run: {error}") from None
     if not bundle.models:
-        raise UsageError(f"harness run: bundle {args.bundle} holds no model")
-    models = resolve_names(args.models or ["all"], list(bundle.models), "model in the bundle")
-    config = RunConfig(bundle_root=args.bundle, **common)
+        raise UsageError(f"harness run: bundle {request.bundle} holds no model")
+    models = resolve_names(list(request.models or ["all"]), list(bundle.models), "model in the bundle")
+    config = RunConfig(bundle_root=request.bundle, **common)
     cases = build_plan([(name, bundle.models[name].seq_len) for name in models],
-                       variants, backends, args.threads, args.cpu_freq, args.device_name,
-                       shapes_of(args))
-    cases = _tuned(args, common, cases)
-    if args.cases is not None:
-        cases = select_cases(cases, args.cases)
-    return _run_with_progress(cases, config, progress_file=args.progress_file)
+                       variants, backends, request.thread_counts, request.cpu_freq, request.device_name,
+                       shapes_of(request))
+    cases = _tuned(request, tuned, cases)
+    if request.cases is not None:
+        cases = select_cases(cases, request.cases)
+    return _run_with_progress(cases, config, progress_file=request.progress_file)
 
 
-def _tuned(args: argparse.Namespace, common: dict[str, Any], cases: list) -> list:
+def _tuned(request: RunRequest, tuned: tuple[str, int] | None, cases: list) -> list:
     """The cases with a --tune-file's thread count for its backend (unless --threads was
-    given); its options are already in common["tuning"] (see cmd_run)."""
-    return tuned_threads(args.tuned, cases) if args.tuned and not args.threads_given \
-        else cases
+    given); its options are already in the run's tuning (see run)."""
+    return tuned_threads(tuned, cases) if tuned and not request.threads_given else cases
 
 
-def _run_host(args: argparse.Namespace, common: dict[str, Any], variants: list[str],
-              backends: list[str]) -> int:
+def _run_host(request: RunRequest, common: dict[str, Any], variants: list[str],
+              backends: list[str], tuned: tuple[str, int] | None) -> int:
     """`harness run` on the host: export into the cache bundle, run from it."""
     from edge_rnn_harness.bundle.export import Exporter
     from edge_rnn_harness.bundle.sources import TorchCallableSource
     from edge_rnn_harness.core.plan import build_plan
     from edge_rnn_harness.measure.runner import RunConfig
 
-    sources = model_sources(args)
-    _refuse_output_over_input(common["out"], [args.dataset, args.inputs, *(
-        Path(spec) for spec in args.models or [] if Path(spec).is_file())])
+    sources = model_sources(request)
+    _refuse_output_over_input(common["out"], [request.dataset, request.inputs, *(
+        Path(spec) for spec in request.models or [] if Path(spec).is_file())])
     entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]
-    dataset = None if args.no_accuracy or not entries else accuracy_dataset(args, entries)
-    root = args.bundle_dir or Path("bundle")
+    dataset = None if request.no_accuracy or not entries else accuracy_dataset(request, entries)
+    root = request.bundle_dir or Path("bundle")
     check_writable_dir(root, "run", "--bundle-dir")
     config = RunConfig(bundle_root=root, **common,
                        callables={name: source.target for name, source in sources.items()
                                   if isinstance(source, TorchCallableSource)})
-    cases = _tuned(args, common, build_plan(
+    cases = _tuned(request, tuned, build_plan(
         [(name, source.seq_len()) for name, source in sources.items()],
-        variants, backends, args.threads, args.cpu_freq, shapes=shapes_of(args)))
+        variants, backends, request.thread_counts, request.cpu_freq, shapes=shapes_of(request)))
 
     def make_exporter(notice: Any) -> Exporter:
         try:
-            return Exporter(root, sources, args.case_timeout, dataset, notice,
-                            config.log_failure, calibration_window_count(args))
+            return Exporter(root, sources, request.case_timeout, dataset, notice,
+                            config.log_failure, calibration_window_count(request))
         except OSError as error:
             raise UsageError(f"harness run: cannot write --bundle-dir {root} "
                              f"({error.strerror or error})") from None
@@ -161,17 +170,17 @@ def _run_host(args: argparse.Namespace, common: dict[str, Any], variants: list[s
     return status
 
 
-def _tolerance(args: argparse.Namespace, variants: list[str]) -> Any:
+def _tolerance(request: RunRequest, variants: list[str]) -> Any:
     """The parity tolerance from --atol/--rtol (the other one from the variant), or None."""
     from edge_rnn_harness.core.parity import Tolerance
     from edge_rnn_harness.core.variants import VARIANTS
 
-    if args.atol is None and args.rtol is None:
+    if request.atol is None and request.rtol is None:
         return None
     default = VARIANTS[variants[0]].parity
     try:
-        return Tolerance(atol=default.atol if args.atol is None else args.atol,
-                         rtol=default.rtol if args.rtol is None else args.rtol)
+        return Tolerance(atol=default.atol if request.atol is None else request.atol,
+                         rtol=default.rtol if request.rtol is None else request.rtol)
     except ValueError as error:
         raise UsageError(f"harness run: {error}") from None
 

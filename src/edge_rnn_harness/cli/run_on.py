@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from edge_rnn_harness.cli.options import (
     shapes_of,
 )
 from edge_rnn_harness.cli.remote_options import inventory_of, rows_to_keep
+from edge_rnn_harness.cli.run_request import RunRequest
 from edge_rnn_harness.core.errors import UsageError
 from edge_rnn_harness.fleet.inventory import (
     Device,
@@ -25,40 +27,8 @@ from edge_rnn_harness.fleet.inventory import (
     select_devices,
 )
 
-#: `harness run` options a fleet run forwards to every device: (attribute, flag)
-_FORWARDED = (("atol", "--atol"), ("rtol", "--rtol"), ("profile", "--profile"),
-              ("case_timeout", "--case-timeout"), ("power", "--power"),
-              ("energy_seconds", "--energy-seconds"), ("idle_seconds", "--idle-seconds"),
-              ("cooldown", "--cooldown"), ("max_start_temp", "--max-start-temp"),
-              ("governor", "--governor"))
 
-
-def _forwarded_args(args: argparse.Namespace, backends: list[str], variants: list[str]
-                    ) -> list[str]:
-    """The device-side `harness run` options for this fleet run (values as given here)."""
-    forwarded = ["--backends", ",".join(backends), "--variants", ",".join(variants),
-                 "--threads", ",".join(map(str, args.threads)),
-                 "--batch", ",".join(map(str, args.batch))]
-    if args.scenario:
-        forwarded += ["--scenario", ",".join(args.scenario)]
-    if args.seq_len:
-        forwarded += ["--seq-len", ",".join(map(str, args.seq_len))]
-    if args.models:
-        forwarded += ["--model", ",".join(args.models)]
-    for attribute, flag in _FORWARDED:
-        value = getattr(args, attribute)
-        if value is not None:
-            forwarded += [flag, str(value)]
-    for item in args.tune:
-        forwarded += ["--tune", item]
-    if args.cpu_freq:
-        forwarded += ["--cpu-freq", ",".join(map(str, args.cpu_freq))]
-    if args.no_accuracy:
-        forwarded.append("--no-accuracy")
-    return forwarded
-
-
-def cmd_run_on(args: argparse.Namespace, backends: list[str], variants: list[str],
+def cmd_run_on(request: RunRequest, backends: list[str], variants: list[str],
                out: Path) -> int:
     """`harness run --bundle B --on DEVICES`: plan per device, run them in parallel over
     SSH, merge; exit 0 when every row is ok/skipped/unsupported, 1 when one failed, 2 for a
@@ -67,44 +37,45 @@ def cmd_run_on(args: argparse.Namespace, backends: list[str], variants: list[str
     from edge_rnn_harness.core.plan import build_plan
     from edge_rnn_harness.fleet.remote import DeviceJob, FleetSpec, case_key, new_run_id
 
-    if args.bundle is None:
+    if request.bundle is None:
         raise UsageError("harness run: --on needs --bundle DIR (what travels to a device is "
                          "a bundle: write one with 'harness export')")
-    if args.tune_file is not None:
+    if request.tune_file is not None:
         raise UsageError("harness run: --tune-file is for runs on this machine (a tune file "
                          "is measured where it is used); on devices give --tune and --threads")
     for flag in ("device_name", "cases", "progress_file"):
-        if getattr(args, flag) is not None:
+        if getattr(request, flag) is not None:
             raise UsageError(f"harness run: --{flag.replace('_', '-')} is set on each device "
                              f"by --on; do not give it with --on")
-    devices = _selected(args)
+    devices = _selected(request)
     try:
-        bundle = Bundle.load(args.bundle)
+        bundle = Bundle.load(request.bundle)
     except BundleError as error:
         raise UsageError(f"harness run: {error}") from None
-    models = resolve_names(args.models or ["all"], list(bundle.models), "model in the bundle")
-    kept_rows, kept_benchmarks = rows_to_keep(args.resume, {d.name for d in devices})
+    models = resolve_names(list(request.models or ["all"]), list(bundle.models), "model in the bundle")
+    kept_rows, kept_benchmarks = rows_to_keep(request.resume, {d.name for d in devices})
     ok_keys = {case_key(row) for row in kept_rows if row["status"] == "ok"}
     jobs, subset = [], {}
     for device in devices:
         plan = build_plan([(name, bundle.models[name].seq_len) for name in models], variants,
-                          backends, args.threads, args.cpu_freq, device.name, shapes_of(args))
+                          backends, request.thread_counts, request.cpu_freq, device.name, shapes_of(request))
         todo = [case for case in plan if case_key(case.to_dict()) not in ok_keys]
         subset[device.name] = len(todo) != len(plan)
         if todo:
             jobs.append(DeviceJob(device, todo))
-    stall_s = args.case_timeout + args.cooldown + (600 if args.max_start_temp else 0)
+    stall_s = request.case_timeout + request.cooldown + (600 if request.max_start_temp else 0)
     from edge_rnn_harness.fleet.remote import STALL_MARGIN_S
 
-    spec = FleetSpec(args.bundle, _forwarded_args(args, backends, variants), new_run_id(),
-                     stall_s + STALL_MARGIN_S)
+    sent = dataclasses.replace(request, backends=tuple(backends), variants=tuple(variants),
+                               threads=tuple(request.thread_counts))
+    spec = FleetSpec(request.bundle, sent.for_device(), new_run_id(), stall_s + STALL_MARGIN_S)
     return _run_fleet(jobs, spec, out, kept_rows, kept_benchmarks, subset)
 
 
-def _selected(args: argparse.Namespace) -> list[Device]:
-    inventory = inventory_of(args, "run")
+def _selected(request: RunRequest) -> list[Device]:
+    inventory = inventory_of(request, "run")
     try:
-        return select_devices(inventory, name_list(args.on), args.inventory)
+        return select_devices(inventory, name_list(request.on), request.inventory)
     except (InventoryError, argparse.ArgumentTypeError) as error:
         raise UsageError(f"harness run: --on: {error}") from None
 

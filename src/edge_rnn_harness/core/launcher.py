@@ -1,5 +1,11 @@
-"""Child processes for the risky steps (export, measurement): a crash, hang or abort in
-a runtime ends that child, never the harness, and becomes a one-line reason."""
+"""The one launcher of child programs, and running them for the risky steps (export,
+measurement): a crash, hang or abort in a runtime ends that child, never the harness, and
+becomes a one-line reason.
+
+Every child program is a module of this package started as `python -P -m MODULE`: `-P`
+keeps the current folder off `sys.path`, so a user's own `backends` or `models` folder can
+never shadow ours. `CHILD_PROGRAMS` lists them; each says "Child program" in its docstring.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,37 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 
 from edge_rnn_harness.core.errors import ERROR_PREFIX
+
+#: the modules started as child programs (`python -P -m MODULE`), and what each does
+CHILD_PROGRAMS: dict[str, str] = {
+    "edge_rnn_harness": "the harness itself (a detached run on a device, tune's runs)",
+    "edge_rnn_harness.measure.worker": "one case's pyperf manager and its workers",
+    "edge_rnn_harness.measure.interleave": "one A/B worker: both sides' calls alternated",
+    "edge_rnn_harness.measure.energy": "a case's energy step under the power meter",
+    "edge_rnn_harness.measure.versus": "a variant against its backend's fp32",
+    "edge_rnn_harness.bundle.export": "one artifact's export",
+    "edge_rnn_harness.bundle.sources.torch_callable": "the probe of a user's callable",
+    "edge_rnn_harness.fleet.agent": "the device half of a remote run, over SSH",
+}
+
+
+def child_program_args(module: str) -> tuple[str, ...]:
+    """The interpreter options that start child program `module` (for pyperf's
+    `program_args`, or after a Python of another machine); ValueError for a module that is
+    not one."""
+    if module not in CHILD_PROGRAMS:
+        raise ValueError(f"{module} is not a child program ({', '.join(CHILD_PROGRAMS)})")
+    return ("-P", "-m", module)
+
+
+def child_argv(module: str, *args: object, python: str = sys.executable) -> list[str]:
+    """The command line of child program `module` with `args`, run by `python`."""
+    return [python, *child_program_args(module), *map(str, args)]
+
 
 _PYPERF_CRASH = re.compile(r"failed with exit code (-?\d+)")
 

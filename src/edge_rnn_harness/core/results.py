@@ -33,34 +33,43 @@ from pathlib import Path
 
 import pandas as pd
 
+from edge_rnn_harness.core.metrics import ENERGY_METRICS, LATE_METRICS, METRICS, Metric
 from edge_rnn_harness.core.plan import KEY_COLUMNS
+from edge_rnn_harness.core.status import STATUSES
 
 SCHEMA_VERSION = 5
-STATUSES = ("ok", "failed", "skipped", "unsupported", "invalid")
 
-#: column -> dtype ("str", "int", "float", "bool"); order is the CSV's column order
-COLUMNS: dict[str, str] = {
+#: the columns that are not metrics, by place in the CSV -> dtype ("str", "int", "float",
+#: "bool"); the metrics' columns come from their declarations (core.metrics)
+_IDENTITY_COLUMNS: dict[str, str] = {
     "schema_version": "int", "run_id": "str", "timestamp": "str",
     "model": "str", "variant": "str", "backend": "str", "backend_version": "str",
     "params": "int", "dataset": "str",
     "scenario": "str", "threads": "int", "batch": "int", "seq_len": "int",
     "status": "str", "reason": "str", "settings": "str", "n_values": "int",
-    "latency_mean_ms": "float", "latency_median_ms": "float", "latency_p90_ms": "float",
-    "latency_p99_ms": "float", "latency_stdev_ms": "float", "latency_min_ms": "float",
-    "throughput_ips": "float", "load_ms": "float", "first_run_ms": "float",
-    "peak_rss_mb": "float", "rss_delta_mb": "float", "artifact_bytes": "int",
-    "max_abs_err": "float", "max_rel_err": "float", "rmse": "float", "mae": "float",
-    "calibration_windows": "int", "fp32_max_abs_err": "float", "fp32_rmse": "float",
-    "power_meter": "str", "power_covers": "str", "power_idle_w": "float",
-    "power_mean_w": "float", "power_samples": "int", "energy_per_inf_mj": "float",
-    "energy_net_per_inf_mj": "float", "energy_inferences": "int", "energy_seconds": "float",
+}
+_POWER_COLUMNS: dict[str, str] = {"power_meter": "str", "power_covers": "str"}
+_DEVICE_COLUMNS: dict[str, str] = {
     "temp_start_c": "float", "temp_end_c": "float", "throttled": "bool",
     "cpu_freq_khz": "int", "cpu_freq_start_khz": "int", "cpu_freq_end_khz": "int",
     "device": "str", "cpu": "str", "cores": "int", "governor": "str",
     "cpu_freq_min_khz": "int", "cpu_freq_max_khz": "int",
     "os": "str", "kernel": "str", "python": "str", "harness_version": "str",
-    "interleaving": "str", "device_name": "str", "runtime_latency_median_ms": "float",
+    "interleaving": "str", "device_name": "str",
 }
+
+
+def columns() -> dict[str, str]:
+    """Every results column -> its dtype, in the CSV's column order: the case's identity
+    and status, the metrics, the power meter, the energy metrics, the device's facts, the
+    late metrics (including any declared since)."""
+    def of(metrics: list[Metric]) -> dict[str, str]:
+        return {metric.column: metric.dtype for metric in metrics}
+
+    return {**_IDENTITY_COLUMNS, **of(METRICS), **_POWER_COLUMNS, **of(ENERGY_METRICS),
+            **_DEVICE_COLUMNS, **of(LATE_METRICS)}
+
+
 #: the columns every schema version has (cpu_freq_khz came with schema 3, device_name with
 #: schema 5: empty before)
 REQUIRED_COLUMNS = ("schema_version", *KEY_COLUMNS[:-2], "status")
@@ -73,13 +82,13 @@ def new_row(**fields: object) -> dict[str, object]:
 
     Raises ValueError on a field that is not a column or an unknown status.
     """
-    unknown = set(fields) - set(COLUMNS)
+    unknown = set(fields) - set(columns())
     if unknown:
         raise ValueError(f"not results columns: {', '.join(sorted(unknown))}")
     status = fields.get("status")
     if status not in STATUSES:
         raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
-    row: dict[str, object] = dict.fromkeys(COLUMNS)
+    row: dict[str, object] = dict.fromkeys(columns())
     row.update(fields)
     row["schema_version"] = SCHEMA_VERSION
     return row
@@ -87,7 +96,7 @@ def new_row(**fields: object) -> dict[str, object]:
 
 def _empty_frame() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=_PANDAS_DTYPES[kind])
-                         for name, kind in COLUMNS.items()})
+                         for name, kind in columns().items()})
 
 
 class OutputBusy(ValueError):
@@ -145,7 +154,7 @@ class ResultsWriter:
 
     def append(self, row: Mapping[str, object]) -> None:
         """Append one row (a `new_row` dict) to the file, whole or not at all."""
-        frame = pd.DataFrame([row], columns=list(COLUMNS))
+        frame = pd.DataFrame([row], columns=list(columns()))
         self._write(frame.to_csv(header=False, index=False, float_format="%.9g"))
         self.rows.append(dict(row))
 
@@ -221,7 +230,7 @@ def read_results(path: Path) -> pd.DataFrame:
     unknown = sorted(set(frame["status"]) - set(STATUSES))
     if unknown:
         raise ValueError(f"{path}: status {unknown[0]!r} is not one of {', '.join(STATUSES)}")
-    return _typed(frame.reindex(columns=list(COLUMNS), fill_value=""), path)
+    return _typed(frame.reindex(columns=list(columns()), fill_value=""), path)
 
 
 def _first_short_row(path: Path) -> int | None:
@@ -240,7 +249,7 @@ def _first_short_row(path: Path) -> int | None:
 
 def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     frame = frame.replace("", pd.NA)
-    for name, kind in COLUMNS.items():
+    for name, kind in columns().items():
         try:
             if kind == "bool":
                 mapped = frame[name].map({"True": True, "False": False}, na_action="ignore")

@@ -9,6 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from edge_rnn_harness.core.metrics import all_metrics
 from edge_rnn_harness.core.plan import case_label
 from edge_rnn_harness.core.results import is_finite_number
 
@@ -20,26 +21,23 @@ def _num(fmt: str) -> Callable[[object], str]:
     return lambda value: format(float(value), fmt) if is_finite_number(value) else "-"
 
 
-#: (header, column, formatter, justify)
-_COLUMNS: list[tuple[str, str, Callable[[object], str], str]] = [
+#: (header, column, formatter, justify) of the case's identity and status
+_CASE_COLUMNS: list[tuple[str, str, Callable[[object], str], str]] = [
     ("model", "model", str, "left"),
     ("variant", "variant", str, "left"),
     ("backend", "backend", str, "left"),
     ("params", "params", _num(",.0f"), "right"),
     ("thr", "threads", str, "right"),
     ("status", "status", str, "left"),
-    ("median ms", "latency_median_ms", _num(".4f"), "right"),
-    ("p90 ms", "latency_p90_ms", _num(".4f"), "right"),
-    ("p99 ms", "latency_p99_ms", _num(".4f"), "right"),
-    ("inf/s", "throughput_ips", _num(",.0f"), "right"),
-    ("load ms", "load_ms", _num(".1f"), "right"),
-    ("peak RSS MB", "peak_rss_mb", _num(".1f"), "right"),
-    ("+RSS MB", "rss_delta_mb", _num(".1f"), "right"),
-    ("size KB", "artifact_bytes", lambda v: _num(".1f")(float(v) / 1024)
-     if is_finite_number(v) else "-", "right"),
-    ("max abs err", "max_abs_err", _num(".1e"), "right"),
-    ("RMSE", "rmse", _num(".4f"), "right"),
 ]
+
+
+def _metric_columns() -> list[tuple[str, str, Callable[[object], str], str]]:
+    """The declared metrics the table shows (core.metrics: `table`), in declared order."""
+    return [(metric.table[0], metric.column,
+             lambda value, metric=metric: metric.display(value)  # type: ignore[misc]
+             if is_finite_number(value) else "-", "right")
+            for metric in all_metrics() if metric.table is not None]
 
 
 #: shown after the backend when a run sweeps scenarios, window lengths or batches
@@ -71,7 +69,7 @@ def results_table(frame: pd.DataFrame, title: str = "") -> Table:
     fleet = bool(frame["device_name"].notna().any())  # rows from remote devices (--on)
     shapes = _SHAPE_COLUMNS if swept(frame) else []
     columns = ([("device", "device_name", str, "left")] if fleet else []) + \
-        _COLUMNS[:3] + shapes + _COLUMNS[3:]
+        _CASE_COLUMNS[:3] + shapes + _CASE_COLUMNS[3:] + _metric_columns()
     for header, _, _, justify in columns:
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     reasons: list[str] = []

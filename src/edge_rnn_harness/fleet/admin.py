@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from edge_rnn_harness import __version__, remote_side
+from edge_rnn_harness import __version__
+from edge_rnn_harness.fleet import agent
 from edge_rnn_harness.fleet.inventory import Device, remote_path
 from edge_rnn_harness.fleet.remote import (
     DeviceUnusable,
@@ -157,7 +158,7 @@ async def fetch_device(device: Device, run_id: str | None) -> tuple[str, list, l
             rundir = run_folder(device, run_id)
             rows, benchmarks = await fetch_results(
                 sftp, rundir, lambda row: row.get("device_name") == device.name)
-            running = await read_file(sftp, str(rundir / remote_side.RC), 64) is None
+            running = await read_file(sftp, str(rundir / agent.RC), 64) is None
         return run_id, rows, benchmarks, running
     finally:
         conn.close()

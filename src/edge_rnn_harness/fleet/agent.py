@@ -1,5 +1,5 @@
-"""The device half of a remote run: the few one-shot commands the workstation runs over SSH
-(`python -m edge_rnn_harness.fleet.agent ACTION ...`). No daemon stays behind: `start`
+"""Child program: the device half of a remote run, the few one-shot commands the
+workstation runs over SSH (`python -P -m edge_rnn_harness.fleet.agent ACTION ...`). No daemon stays behind: `start`
 detaches one `harness run` and returns; the workstation then reads the run's files.
 
     info                 JSON: harness version, Python, each backend's version or why not
@@ -27,6 +27,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 from edge_rnn_harness import __version__
+from edge_rnn_harness.core.launcher import child_argv
 
 #: the files of a run folder
 LOG, PGID, RC, PROGRESS = "log", "pid", "rc", "progress.jsonl"
@@ -106,7 +107,7 @@ def _wait_for_run(rundir: Path, harness_args: list[str]) -> None:
     os.dup2(log, 1)
     os.dup2(log, 2)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-P", "-m", "edge_rnn_harness", *harness_args],
+    process = subprocess.Popen(child_argv("edge_rnn_harness", *harness_args),
                                env=env)
     for number in (signal.SIGINT, signal.SIGHUP):  # after the start: the run keeps defaults
         signal.signal(number, signal.SIG_IGN)  # the run handles them; the waiter outlives it
@@ -142,7 +143,7 @@ def main(argv: list[str]) -> int:
         request = sys.stdin.read(MAX_HASH_REQUEST_BYTES + 1)
         paths = json.loads(request) if len(request) <= MAX_HASH_REQUEST_BYTES else None
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-            print("remote_side hash: stdin must be a JSON list of relative paths",
+            print("agent hash: stdin must be a JSON list of relative paths",
                   file=sys.stderr)
             return 2
         print(json.dumps(file_hashes(Path(rest[0]), paths)))

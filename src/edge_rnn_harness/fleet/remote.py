@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from edge_rnn_harness import __version__, remote_side
+from edge_rnn_harness import __version__
 from edge_rnn_harness.bundle.reader import Bundle
+from edge_rnn_harness.core.launcher import child_program_args
 from edge_rnn_harness.core.plan import Case, bench_name, case_key
 from edge_rnn_harness.core.results import ResultsWriter, dump_suite, new_row
+from edge_rnn_harness.fleet import agent
 from edge_rnn_harness.fleet.inventory import Device, remote_path
 from edge_rnn_harness.fleet.ssh import (
     LINK_ERRORS,
@@ -136,10 +138,11 @@ class DeviceJob:
 @dataclass(frozen=True)
 class FleetSpec:
     """What every device runs: the bundle (on this machine), the device-side `harness run`
-    options, the run id, and how long a device may stay silent before it counts as hung."""
+    request (a JSON object of its options: `harness run --request FILE` reads it on the
+    device), the run id, and how long a device may stay silent before it counts as hung."""
 
     bundle_root: Path
-    run_args: list[str]
+    request: dict[str, Any]
     run_id: str
     stall_s: float
 
@@ -161,9 +164,9 @@ def read_fetched(folder: Path, accept: Callable[[dict], bool]) -> tuple[list[dic
     of its pyperf JSON; ValueError for a file that is not results."""
     from edge_rnn_harness.core.results import load_benchmarks, read_results, row_dicts
 
-    rows = [row for row in row_dicts(read_results(folder / remote_side.RESULTS_CSV))
+    rows = [row for row in row_dicts(read_results(folder / agent.RESULTS_CSV))
             if accept(row)]
-    benchmarks = load_benchmarks(folder / remote_side.RESULTS_JSON) if rows else []
+    benchmarks = load_benchmarks(folder / agent.RESULTS_JSON) if rows else []
     return rows, benchmarks
 
 
@@ -171,10 +174,10 @@ async def fetch_results(sftp: Any, rundir: PurePosixPath, accept: Callable[[dict
                         ) -> tuple[list[dict], list]:
     """Copy the run folder's CSV and JSON here (bounded) and read the rows `accept` takes."""
     with tempfile.TemporaryDirectory(prefix="harness-fetch-") as tmp:
-        for name in (remote_side.RESULTS_CSV, remote_side.RESULTS_JSON):
+        for name in (agent.RESULTS_CSV, agent.RESULTS_JSON):
             data = await read_file(sftp, str(rundir / name), MAX_FETCH_BYTES + 1)
             if data is None:
-                if name == remote_side.RESULTS_CSV:
+                if name == agent.RESULTS_CSV:
                     return [], []
                 continue
             if len(data) > MAX_FETCH_BYTES:
@@ -191,9 +194,9 @@ def new_rows_of(job: DeviceJob) -> Callable[[dict], bool]:
 
 
 async def device_info(conn: Any, device: Device) -> dict[str, Any]:
-    """The device's harness facts (remote_side info); DeviceUnusable when there is no
+    """The device's harness facts (the agent's info); DeviceUnusable when there is no
     harness at the inventory's python or it is another version than this one."""
-    done = await run(conn, python_argv(device, "-P", "-m", "edge_rnn_harness.fleet.agent",
+    done = await run(conn, python_argv(device, *child_program_args("edge_rnn_harness.fleet.agent"),
                                        "info"), COMMAND_TIMEOUT_S)
     hint = f"run 'harness devices setup {device.name}'"
     if done.exit_status != 0:
@@ -218,7 +221,7 @@ async def sync_bundle(conn: Any, device: Device, bundle_root: Path) -> tuple[int
     bundle = Bundle.load(bundle_root)
     wanted = bundle.file_hashes()
     target = bundle_folder(device, bundle_root)
-    done = await run(conn, python_argv(device, "-P", "-m", "edge_rnn_harness.fleet.agent",
+    done = await run(conn, python_argv(device, *child_program_args("edge_rnn_harness.fleet.agent"),
                                        "hash", str(target)),
                      COMMAND_TIMEOUT_S, stdin=json.dumps(sorted(wanted)))
     try:
@@ -239,23 +242,29 @@ async def sync_bundle(conn: Any, device: Device, bundle_root: Path) -> tuple[int
     return len(missing), sent_bytes
 
 
+async def _put_json(sftp: Any, value: Any, remote: PurePosixPath) -> None:
+    """Write `value` as JSON to the device's file `remote` (whole or not at all)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
+        handle.write(json.dumps(value))
+        handle.flush()
+        await put_atomic(sftp, Path(handle.name), str(remote))
+
+
 async def _start(conn: Any, job: DeviceJob, spec: FleetSpec, rundir: PurePosixPath,
                  remote_bundle: PurePosixPath, subset: bool) -> None:
     """Start the device's harness run detached in `rundir`."""
-    args = ["run", "--bundle", str(remote_bundle), *spec.run_args,
-            "--out", str(rundir / remote_side.RESULTS_CSV),
-            "--progress-file", str(rundir / remote_side.PROGRESS),
-            "--device-name", job.device.name]
+    request = {**spec.request, "bundle": str(remote_bundle),
+               "out": str(rundir / agent.RESULTS_CSV),
+               "progress_file": str(rundir / agent.PROGRESS),
+               "device_name": job.device.name}
     async with conn.start_sftp_client() as sftp:
         await sftp.makedirs(str(rundir), exist_ok=True)
         if subset:
-            cases_text = json.dumps([case.to_dict() for case in job.cases])
-            with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
-                handle.write(cases_text)
-                handle.flush()
-                await put_atomic(sftp, Path(handle.name), str(rundir / "cases.json"))
-            args += ["--cases", str(rundir / "cases.json")]
-    done = await run(conn, python_argv(job.device, "-P", "-m", "edge_rnn_harness.fleet.agent",
+            await _put_json(sftp, [case.to_dict() for case in job.cases], rundir / "cases.json")
+            request["cases"] = str(rundir / "cases.json")
+        await _put_json(sftp, request, rundir / "request.json")
+    args = ["run", "--request", str(rundir / "request.json")]
+    done = await run(conn, python_argv(job.device, *child_program_args("edge_rnn_harness.fleet.agent"),
                                        "start", str(rundir), *args), COMMAND_TIMEOUT_S)
     if done.exit_status != 0:
         raise DeviceUnusable(f"could not start the run on the device: {completed_text(done)}")
@@ -291,7 +300,7 @@ async def follow(conn: Any, job: DeviceJob, spec: FleetSpec, rundir: PurePosixPa
     async with conn.start_sftp_client() as sftp:
         while True:
             await asyncio.sleep(POLL_S)
-            chunk = await read_file(sftp, str(rundir / remote_side.PROGRESS), 1 << 20, offset)
+            chunk = await read_file(sftp, str(rundir / agent.PROGRESS), 1 << 20, offset)
             finished = False
             if chunk:
                 complete = chunk[:chunk.rfind(b"\n") + 1]
@@ -303,7 +312,7 @@ async def follow(conn: Any, job: DeviceJob, spec: FleetSpec, rundir: PurePosixPa
                         finished |= event.get("stage") == "finished"
                         job.stage = f"{event.get('stage', '?')} {event.get('label', '')}"
                         notify(job, "stage")
-            code_text = await read_file(sftp, str(rundir / remote_side.RC), 64)
+            code_text = await read_file(sftp, str(rundir / agent.RC), 64)
             if finished or code_text is not None:
                 rows, benchmarks = await fetch_results(sftp, rundir, new_rows_of(job))
                 for row in rows:
@@ -328,8 +337,8 @@ async def _log_tail(conn: Any, rundir: PurePosixPath) -> str:
     """The last line of the device run's log (why it stopped), or ""."""
     try:
         async with conn.start_sftp_client() as sftp:
-            size = (await sftp.stat(str(rundir / remote_side.LOG))).size or 0
-            data = await read_file(sftp, str(rundir / remote_side.LOG), 4096,
+            size = (await sftp.stat(str(rundir / agent.LOG))).size or 0
+            data = await read_file(sftp, str(rundir / agent.LOG), 4096,
                                    max(0, size - 4096))
     except LINK_ERRORS:
         return ""
@@ -341,7 +350,7 @@ async def _log_tail(conn: Any, rundir: PurePosixPath) -> str:
 async def stop_remote(conn: Any, job: DeviceJob, rundir: PurePosixPath) -> None:
     """Best effort: interrupt the device's run (as Ctrl-C there)."""
     try:
-        await run(conn, python_argv(job.device, "-P", "-m", "edge_rnn_harness.fleet.agent",
+        await run(conn, python_argv(job.device, *child_program_args("edge_rnn_harness.fleet.agent"),
                                     "stop", str(rundir)), 10)
     except LINK_ERRORS:
         pass

@@ -24,12 +24,19 @@ from typing import Any
 
 from edge_rnn_harness import __version__
 from edge_rnn_harness.board.environment import environment
-from edge_rnn_harness.core.launcher import run_child
+from edge_rnn_harness.core.launcher import child_argv, run_child
 from edge_rnn_harness.core.plan import Case, bench_name
 from edge_rnn_harness.core.profiles import Profile
 from edge_rnn_harness.core.results import ResultsWriter, dump_suite, new_row
+from edge_rnn_harness.core.status import Finding, row_status
 from edge_rnn_harness.core.variants import FP32, get_variant
-from edge_rnn_harness.measure.aggregate import growth_verdict, measurement_fields, quality_verdict
+from edge_rnn_harness.measure.aggregate import (
+    derived_fields,
+    forecast_verdict,
+    growth_verdict,
+    measurement_fields,
+    parity_verdict,
+)
 from edge_rnn_harness.measure.runner import RunConfig, case_job
 from edge_rnn_harness.measure.worker import WorkerJob
 
@@ -50,8 +57,8 @@ def interleaving(base: Side, cand: Side) -> str:
 
 
 def _child(python: str, jobs: list[Path], out: Path, profile: Profile) -> list[str]:
-    return [python, "-P", "-m", "edge_rnn_harness.measure.interleave", *map(str, jobs), "-o", str(out),
-            "--warmups", str(profile.warmups), "--values", str(profile.values)]
+    return child_argv("edge_rnn_harness.measure.interleave", *jobs, "-o", out,
+                      "--warmups", profile.warmups, "--values", profile.values, python=python)
 
 
 def _measure_pair(jobs: tuple[WorkerJob, WorkerJob], sides: tuple[Side, Side], tmp: Path,
@@ -121,6 +128,7 @@ def _measure_pairs(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side],
             progress(index, *pair)
             resolved = [case_job(case, side.config) for case, side in zip(pair, sides)]
             rows = [dict(fields, interleaving=mode) for fields, _ in resolved]
+            verdicts: list[list[Finding]] = [[], []]
             jobs = [job for _, job in resolved]
             if all(jobs):
                 folder = Path(tmp) / str(index)
@@ -132,11 +140,19 @@ def _measure_pairs(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side],
                         rows[side].update(status="failed", reason=failure)
                         continue
                     benchmark = _benchmark(bench_name(case.to_dict()), measured[side])
+                    verdicts[side] = [parity_verdict(benchmark, get_variant(case.variant)),
+                                      forecast_verdict(benchmark)]
                     rows[side].update(measurement_fields(benchmark, case.batch))
-                    rows[side].update(quality_verdict(benchmark, get_variant(case.variant)))
+                    rows[side].update(derived_fields(rows[side]))
+                    rows[side].update(row_status(verdicts[side]))
                     suites[side].append(benchmark)
                 if not failure:
-                    rows[1].update(_versus_baseline(pair, rows))
+                    fp32_fields = _versus_baseline(pair, rows)
+                    if fp32_fields:
+                        rows[1].update(fp32_fields)
+                        verdicts[1].append(growth_verdict(rows[1],
+                                                          get_variant(pair[1].variant)))
+                        rows[1].update(row_status(verdicts[1]))
             for side in (0, 1):
                 if "status" not in rows[side]:
                     rows[side].update(status="skipped", reason=f"its A/B partner was not "
@@ -149,13 +165,13 @@ def _measure_pairs(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side],
 
 def _versus_baseline(pair: tuple[Case, Case], rows: list[dict[str, Any]]) -> dict[str, Any]:
     """A candidate variant against an fp32 baseline of the same backend: the baseline's
-    RMSE is its fp32 RMSE, and the variant's accuracy policy applies as in a run."""
+    RMSE is its fp32 RMSE (the variant's accuracy policy then applies as in a run); {}
+    for any other pair."""
     base, cand = pair
     if base.variant != FP32 or cand.variant == FP32 or base.backend != cand.backend \
             or rows[0].get("rmse") is None:
         return {}
-    fields = {"fp32_rmse": rows[0]["rmse"]}
-    return {**fields, **growth_verdict({**rows[1], **fields}, get_variant(cand.variant))}
+    return {"fp32_rmse": rows[0]["rmse"]}
 
 
 def ab_paths(out: Path) -> tuple[Path, Path]:

@@ -1,38 +1,37 @@
 """One case's row fields from its worker processes' pyperf benchmark: latency statistics
-over every value, per-worker metadata aggregated (the worst worker for errors and memory,
-the median for load times), and the status verdicts that follow from the workers' checks
-(parity, degenerate forecasts, a variant's accuracy policy). Untimed; pure functions."""
+over every value, per-worker metadata aggregated as each metric's declaration says (the
+worst worker for errors and memory, the median for load times), derived metrics, and the
+verdicts of the checks that follow from the workers' results (parity, degenerate
+forecasts, a variant's accuracy policy; `core.status.row_status` decides the row's status).
+Untimed; pure functions."""
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping
 from typing import Any
 
 from edge_rnn_harness.board.environment import measured_environment
+from edge_rnn_harness.core.metrics import all_metrics
+from edge_rnn_harness.core.status import FAILED, INVALID, OK, Finding
 from edge_rnn_harness.core.variants import FP32, Variant
 from edge_rnn_harness.measure.stats import latency_summary_ms
 
 
-def quality_verdict(benchmark: Any, variant: Variant) -> dict[str, str]:
-    """status and reason from the workers' checks: the parity verdict, then an ok row
-    whose forecasts are degenerate (a worker's `accuracy_problem`: constant, NaN/inf,
-    worse than persistence) becomes `invalid` with the reason."""
-    verdict = parity_verdict(benchmark, variant)
+def forecast_verdict(benchmark: Any) -> Finding:
+    """The forecasts check: a worker's `accuracy_problem` (constant, NaN/inf, worse than
+    persistence) makes the row `invalid` with the reason."""
     problems = [run.get_metadata().get("accuracy_problem") for run in benchmark.get_runs()]
     problem = next((text for text in problems if text), None)
-    if verdict["status"] != "ok" or problem is None:
-        return verdict
-    return {"status": "invalid", "reason": f"degenerate forecasts: {problem}"}
+    return Finding("forecasts") if problem is None else \
+        Finding("forecasts", INVALID, f"degenerate forecasts: {problem}")
 
 
-def growth_verdict(fields: Mapping[str, Any], variant: Variant) -> dict[str, str]:
-    """An ok variant row whose RMSE grew beyond its variant's policy over the same
-    backend's fp32 becomes `invalid` with the reason; else nothing."""
+def growth_verdict(fields: Mapping[str, Any], variant: Variant) -> Finding:
+    """The accuracy policy check: a variant whose RMSE grew beyond its policy over the
+    same backend's fp32 is `invalid` with the reason."""
     why = variant.rmse_growth_reason(fields.get("rmse"), fields.get("fp32_rmse"))
-    if fields.get("status") != "ok" or not why:
-        return {}
-    return {"status": "invalid", "reason": f"accuracy policy: {why}"}
+    return Finding("accuracy_policy", INVALID, f"accuracy policy: {why}") if why else \
+        Finding("accuracy_policy")
 
 
 def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:
@@ -47,11 +46,9 @@ def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:
 
     fields: dict[str, Any] = {"n_values": len(values), **latency_summary_ms(values, batch),
                               **measured_environment(benchmark.get_metadata())}
-    for key in ("load_ms", "first_run_ms", "runtime_latency_median_ms"):
-        fields[key] = statistics.median(gather(key)) if gather(key) else None
-    for key in ("peak_rss_mb", "rss_delta_mb", "max_abs_err", "max_rel_err", "rmse", "mae",
-                "calibration_windows"):
-        fields[key] = max(gather(key)) if gather(key) else None
+    for metric in all_metrics():
+        if metric.workers is not None:
+            fields[metric.column] = metric.aggregate(gather(metric.column))
     fields["settings"] = (gather("settings") or [""])[0]
     versions = gather("backend_version")
     if versions and versions[0] != "-":
@@ -59,8 +56,21 @@ def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:
     return fields
 
 
-def parity_verdict(benchmark: Any, variant: Variant) -> dict[str, str]:
-    """status ok, or the reason, from the workers' parity checks: every worker must have
+def derived_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics derived from a row's other fields (declared with `derive`), computed once
+    its measurement is in; a figure that cannot be derived (a missing input) is None."""
+    derived = {}
+    for metric in all_metrics():
+        if metric.derive is not None:
+            try:
+                derived[metric.column] = metric.derive(fields)
+            except (KeyError, TypeError, ZeroDivisionError, ValueError):
+                derived[metric.column] = None
+    return derived
+
+
+def parity_verdict(benchmark: Any, variant: Variant) -> Finding:
+    """The parity check, from the workers' parity checks: every worker must have
     matched the reference within the tolerance, on every output; the reason quotes the
     worker furthest from it. Beyond it an fp32 row
     `failed` (a broken conversion); a reduced-precision row is `invalid` (it ran, but
@@ -70,16 +80,16 @@ def parity_verdict(benchmark: Any, variant: Variant) -> dict[str, str]:
     runs = [run.get_metadata() for run in benchmark.get_runs()]
     failing = [meta for meta in runs if meta.get("parity_ok") != 1]
     if runs and not failing:
-        return {"status": "ok", "reason": runs[0].get("reference_non_finite", "")}
+        return Finding("parity", OK, runs[0].get("reference_non_finite", ""))
     disputes = [meta.get("reference_disputed") for meta in failing]
     if runs and all(disputes):
-        return {"status": "invalid", "reason": disputes[0]}
+        return Finding("parity", INVALID, disputes[0])
     worst = max(failing, key=lambda meta: meta.get("parity_output_abs_err", 0.0),
                 default={})
     nan = float("nan")
-    return {"status": "failed" if variant.name == FP32 else "invalid",
-            "reason": (f"parity: output {worst.get('parity_output', '?')!r} max_abs_err "
-                       f"{worst.get('parity_output_abs_err', nan):.3g}, max_rel_err "
-                       f"{worst.get('parity_output_rel_err', nan):.3g} exceed atol "
-                       f"{worst.get('parity_atol', nan):g} + rtol "
-                       f"{worst.get('parity_rtol', nan):g} x |reference|")}
+    return Finding("parity", FAILED if variant.name == FP32 else INVALID,
+                   f"parity: output {worst.get('parity_output', '?')!r} max_abs_err "
+                   f"{worst.get('parity_output_abs_err', nan):.3g}, max_rel_err "
+                   f"{worst.get('parity_output_rel_err', nan):.3g} exceed atol "
+                   f"{worst.get('parity_atol', nan):g} + rtol "
+                   f"{worst.get('parity_rtol', nan):g} x |reference|")

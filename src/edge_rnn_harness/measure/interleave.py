@@ -1,4 +1,5 @@
-"""One A/B worker process: `python -m edge_rnn_harness.measure.interleave A.json [B.json] -o OUT.json
+"""Child program: one A/B worker process,
+`python -P -m edge_rnn_harness.measure.interleave A.json [B.json] -o OUT.json
 --warmups W --values N`.
 
 With two jobs, both models are prepared in this one process (untimed, parity checked for

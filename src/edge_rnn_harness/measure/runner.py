@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import sys
 import tempfile
 import time
 import uuid
@@ -34,13 +33,20 @@ from edge_rnn_harness.board.thermal import (
     throttle_reason,
 )
 from edge_rnn_harness.bundle.reader import Bundle, BundleError
-from edge_rnn_harness.core.launcher import run_child
+from edge_rnn_harness.core.launcher import child_argv, run_child
 from edge_rnn_harness.core.parity import Tolerance
 from edge_rnn_harness.core.plan import Case, artifact_form, form_text
 from edge_rnn_harness.core.profiles import Profile
 from edge_rnn_harness.core.results import ResultsWriter, dump_suite, new_row
+from edge_rnn_harness.core.status import INVALID, Finding, row_status
 from edge_rnn_harness.core.variants import FP32, get_variant
-from edge_rnn_harness.measure.aggregate import growth_verdict, measurement_fields, quality_verdict
+from edge_rnn_harness.measure.aggregate import (
+    derived_fields,
+    forecast_verdict,
+    growth_verdict,
+    measurement_fields,
+    parity_verdict,
+)
 from edge_rnn_harness.measure.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S, EnergyResult
 from edge_rnn_harness.measure.worker import (
     EXIT_UNAVAILABLE,
@@ -173,16 +179,24 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
     benchmark, outcome = _measure_step(index, case, config, tmp, job)
     if benchmark is None:
         return {**fields, **outcome, **thermal_fields(before, ThermalState.read())}, None
+    variant = get_variant(case.variant)
+    verdicts = [parity_verdict(benchmark, variant), forecast_verdict(benchmark)]
     fields.update(measurement_fields(benchmark, case.batch))
-    fields.update(quality_verdict(benchmark, get_variant(case.variant)))
+    fields.update(row_status(verdicts))
     if case.variant != FP32 and fields["status"] in ("ok", "invalid"):
         reporter.case_started(index, case, "versus fp32")
         fields.update(_versus_step(index, case, config, tmp, exporter))
-        fields.update(growth_verdict(fields, get_variant(case.variant)))
+        verdicts.append(growth_verdict(fields, variant))
+        fields.update(row_status(verdicts))
     if fields["status"] == "ok" and config.power != "none":
         reporter.case_started(index, case, "energy")
         fields.update(_energy_step(index, case, config, tmp))
-    return throttle_verdict(fields, before, ThermalState.read()), benchmark
+    after = ThermalState.read()
+    verdicts.append(throttle_verdict(before, after))
+    fields.update(thermal_fields(before, after))
+    fields.update(derived_fields(fields))
+    fields.update(row_status(verdicts))
+    return fields, benchmark
 
 
 #: longest wait for --max-start-temp before a case is skipped (s)
@@ -222,22 +236,18 @@ def thermal_fields(before: ThermalState, after: ThermalState) -> dict[str, Any]:
             **({"governor": governor} if governor else {})}
 
 
-def throttle_verdict(fields: dict[str, Any], before: ThermalState,
-                     after: ThermalState) -> dict[str, Any]:
-    """`fields` with the thermal columns; an ok row that throttled becomes `invalid`."""
-    fields = {**fields, **thermal_fields(before, after)}
+def throttle_verdict(before: ThermalState, after: ThermalState) -> Finding:
+    """The throttle check: a case that throttled is `invalid` with the reason."""
     why = throttle_reason(before, after)
-    if why and fields.get("status") == "ok":
-        earlier = f"; {fields['reason']}" if fields.get("reason") else ""
-        fields.update(status="invalid", reason=f"throttled during the case: {why}{earlier}")
-    return fields
+    return Finding("throttle", INVALID, f"throttled during the case: {why}") if why else \
+        Finding("throttle")
 
 
 def _energy_step(index: int, case: Case, config: RunConfig, tmp: Path) -> dict[str, Any]:
     """The case's energy figures from the energy child, or empty power cells and the
     reason (the latency row stays as measured)."""
     job_path, out_path = tmp / f"case{index}.json", tmp / f"case{index}.energy.json"
-    child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.measure.energy", str(job_path),
+    child = run_child([*child_argv("edge_rnn_harness.measure.energy"), str(job_path),
                        "--power", config.power, "--idle-seconds", str(config.idle_s),
                        "--loop-seconds", str(config.loop_s), "--ends-at",
                        repr(time.monotonic() + config.idle_s + config.loop_s),
@@ -265,8 +275,7 @@ def _versus_step(index: int, case: Case, config: RunConfig, tmp: Path,
     if artifact is None or bundle.damaged(artifact.files):
         return {}
     out_path = tmp / f"case{index}.versus.json"
-    child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.measure.versus",
-                       str(tmp / f"case{index}.json"), "--fp32-artifact",
+    child = run_child([*child_argv("edge_rnn_harness.measure.versus"), str(tmp / f"case{index}.json"), "--fp32-artifact",
                        str(bundle.path(artifact.artifact)), "-o", str(out_path)],
                       config.case_timeout_s, "comparing with fp32")
     if not child.ok:
@@ -329,7 +338,7 @@ def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
 
     job_path, out_path = tmp / f"case{index}.json", tmp / f"case{index}.pyperf.json"
     job.save(job_path)
-    child = run_child([sys.executable, "-P", "-m", "edge_rnn_harness.measure.worker", str(job_path),
+    child = run_child([*child_argv("edge_rnn_harness.measure.worker"), str(job_path),
                        "-o", str(out_path), "--quiet", "--hook", MEMORY_HOOK,
                        "--inherit-environ", SYSFS_ROOT_ENV,  # workers read the same device
                        *config.profile.pyperf_args()], config.case_timeout_s, "measuring")

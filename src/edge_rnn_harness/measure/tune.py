@@ -20,12 +20,13 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from edge_rnn_harness.core.launcher import child_argv
 
 TUNE_FILE_VERSION = 1
 #: largest tune file read
@@ -98,7 +99,7 @@ def measure(job: TuneJob, setting: Setting, profile: str, name: str, into: Measu
     from edge_rnn_harness.measure.stats import raw_values
 
     out = job.out_dir / f"{name}.csv"
-    done = subprocess.run([sys.executable, "-m", "edge_rnn_harness", "run", *job.source_args,
+    done = subprocess.run([*child_argv("edge_rnn_harness", "run"), *job.source_args,
                            "--backends", job.backend, "--profile", profile, "--power", "none",
                            "--no-accuracy", *setting.tune_args(job.backend), "--out", str(out)],
                           capture_output=True, text=True, check=False)

@@ -1,5 +1,5 @@
-"""A variant against its own backend's fp32: `python -m edge_rnn_harness.measure.versus JOB.json
---fp32-artifact PATH -o OUT.json`.
+"""Child program: a variant against its own backend's fp32,
+`python -P -m edge_rnn_harness.measure.versus JOB.json --fp32-artifact PATH -o OUT.json`.
 
 Run by the runner after a non-fp32 case was measured, in its own process so that loading
 a second model changes none of the case's memory figures. Both artifacts are prepared by

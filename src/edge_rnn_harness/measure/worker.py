@@ -1,4 +1,5 @@
-"""One case's pyperf program: `python -m edge_rnn_harness.measure.worker JOB.json -o OUT.json [pyperf options]`.
+"""Child program: one case's pyperf program,
+`python -P -m edge_rnn_harness.measure.worker JOB.json -o OUT.json [pyperf options]`.
 
 Without `--worker` this process is the case's pyperf manager: it spawns worker processes
 of this same module and writes their values to OUT.json. In each worker: note the resident
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from edge_rnn_harness.core.errors import ERROR_PREFIX, error_line
+from edge_rnn_harness.core.launcher import child_program_args
 from edge_rnn_harness.measure.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
 if TYPE_CHECKING:
@@ -323,7 +325,7 @@ def main() -> int:
 
     from edge_rnn_harness.measure.clock import time_calls
 
-    runner = pyperf.Runner(program_args=("-P", "-m", "edge_rnn_harness.measure.worker"),
+    runner = pyperf.Runner(program_args=child_program_args("edge_rnn_harness.measure.worker"),
                            add_cmdline_args=lambda cmd, args: cmd.append(args.job),
                            hooks=[_HookEntry(MEMORY_HOOK)])
     runner.argparser.add_argument("job", help="case job JSON written by the harness")

@@ -1,7 +1,8 @@
 """A PyTorch module brought as `package.module:callable`; the eager module is its reference.
 
 The harness process never runs the user's code: its identity and parameter count come from
-a probe child (`python -m edge_rnn_harness.bundle.sources.torch_callable TARGET OUT`) under the
+a probe child (this module is also a child program:
+`python -P -m edge_rnn_harness.bundle.sources.torch_callable TARGET OUT`) under the
 case timeout, so a callable that hangs, raises, exits or crashes is one line and exit 2;
 the export and measurement children import it again themselves.
 """
@@ -46,14 +47,13 @@ class TorchCallableSource(ModelSource):
         """{"identity", "params"} from a child that imports and calls the callable, under
         `timeout_s`; ValueError with the one-line reason it failed."""
         if self._probed is None:
-            import sys
             import tempfile
 
-            from edge_rnn_harness.core.launcher import run_child
+            from edge_rnn_harness.core.launcher import child_argv, run_child
 
             with tempfile.TemporaryDirectory(prefix="harness-probe-") as tmp:
                 out = Path(tmp) / "probe.json"
-                child = run_child([sys.executable, "-m", __name__, self.target, str(out)],
+                child = run_child(child_argv(__name__, self.target, out),
                                   self.timeout_s, "importing and calling it")
                 if not child.ok:
                     reason = child.reason if child.reason.startswith("--model") else \

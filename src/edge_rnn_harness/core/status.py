@@ -1,0 +1,49 @@
+"""The one rule for a row's status.
+
+A case that did not measure gets its status where it stopped (`skipped`, `unsupported`,
+`failed`, each with its reason). A measured case gets a finding from each of its checks, and
+`row_status` decides: the first check in `CHECKS` that found a problem gives the status
+and reason; the notes of the checks that passed (e.g. NaN the reference held) follow the
+reason. `ok` means every check passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+OK, FAILED, SKIPPED, UNSUPPORTED, INVALID = "ok", "failed", "skipped", "unsupported", "invalid"
+#: every status a row can have
+STATUSES = (OK, FAILED, SKIPPED, UNSUPPORTED, INVALID)
+
+#: the checks of a measured case, in precedence order: outputs against the reference
+#: (failed for fp32, invalid for a variant or a disputed reference); forecasts that are no
+#: result (constant, NaN, worse than persistence: invalid); a variant's accuracy policy
+#: against its backend's fp32 (invalid); throttling during the case (invalid)
+CHECKS = ("parity", "forecasts", "accuracy_policy", "throttle")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's finding: `ok` (with an optional note) or the status it calls for and
+    why."""
+
+    check: str
+    status: str = OK
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.check not in CHECKS:
+            raise ValueError(f"unknown check {self.check!r}; one of {', '.join(CHECKS)}")
+        if self.status not in (OK, FAILED, INVALID):
+            raise ValueError(f"a check finds ok, failed or invalid, not {self.status!r}")
+
+
+def row_status(findings: Iterable[Finding]) -> dict[str, str]:
+    """{"status", "reason"} of a measured case from its checks' findings."""
+    ordered = sorted(findings, key=lambda finding: CHECKS.index(finding.check))
+    problem = next((finding for finding in ordered if finding.status != OK), None)
+    notes = [finding.reason for finding in ordered if finding.status == OK and finding.reason]
+    if problem is None:
+        return {"status": OK, "reason": "; ".join(notes)}
+    return {"status": problem.status, "reason": "; ".join([problem.reason, *notes])}
