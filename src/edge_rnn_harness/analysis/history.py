@@ -99,6 +99,7 @@ def compare_history(files: list[Path], cand_path: Path, runs: int = DEFAULT_HIST
                              f"gate needs at least {min_runs}")
         base_row = same.iloc[-1].to_dict()
         problems = row_problems(cand_row, [], "candidate")
-        changes = [] if problems else [_change(m, same, cand_row, min_effect) for m in judged_metrics()]
+        changes = [] if problems else [_change(m, same, cand_row, min_effect)
+                                       for m in judged_metrics()]
         cases.append(CaseComparison(key, base_row, cand_row, changes, [], problems))
     return Comparison(cases)

@@ -258,7 +258,8 @@ class Exporter:
         stem = tmp / f"export-{case.model}-{case.variant}-{case.backend}-{form}".replace("/", "_")
         source_json, result_json = stem.with_suffix(".source.json"), stem.with_suffix(".json")
         source_json.write_text(json.dumps(source.describe()))
-        child = run_child([*child_argv("edge_rnn_harness.bundle.export"), "--root", str(self.root), "--source", str(source_json),
+        child = run_child([*child_argv("edge_rnn_harness.bundle.export"),
+                           "--root", str(self.root), "--source", str(source_json),
                            "--backend", case.backend, "--variant", case.variant,
                            "--result", str(result_json), "--form", form,
                            *(["--calibration", str(calibration)] if calibration else [])],

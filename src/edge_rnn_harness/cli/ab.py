@@ -44,7 +44,8 @@ def add_parser(commands: Any) -> None:
         "so that drift, heat and neighbours fall on both alike, then judge them as "
         "'harness gate' does (exit 0 pass, 1 regression, 2 inconclusive or cannot judge). "
         "The sides differ by bundle (--cand-bundle), model (--cand-model), variant "
-        "(--cand-variant), tuning (--cand-tune) or Python environment (--cand-python). Both sides in one Python: each "
+        "(--cand-variant), tuning (--cand-tune) or Python environment (--cand-python). "
+        "Both sides in one Python: each "
         "worker process prepares both and alternates single calls (A B B A ...); two Pythons: "
         "whole worker processes alternate. Writes OUT-base.csv and OUT-cand.csv with their "
         "pyperf JSON; the interleaving column says which was used.")

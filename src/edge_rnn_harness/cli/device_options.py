@@ -69,7 +69,8 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
 
 
 def device_config(request: Any) -> dict[str, Any]:
-    """RunConfig fields for the device options of a run request, checked here; UsageError (one line) for
+    """RunConfig fields for the device options of a run request, checked here;
+    UsageError (one line) for
     what cannot work on this device."""
     from edge_rnn_harness.board.cpufreq import CpuPinning, PinningError
     from edge_rnn_harness.board.power import MeterUnavailable, resolve_power

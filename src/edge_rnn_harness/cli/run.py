@@ -117,10 +117,12 @@ def _run_bundle(request: RunRequest, common: dict[str, Any], variants: list[str]
         raise UsageError(f"harness run: {error}") from None
     if not bundle.models:
         raise UsageError(f"harness run: bundle {request.bundle} holds no model")
-    models = resolve_names(list(request.models or ["all"]), list(bundle.models), "model in the bundle")
+    models = resolve_names(list(request.models or ["all"]), list(bundle.models),
+                           "model in the bundle")
     config = RunConfig(bundle_root=request.bundle, **common)
     cases = build_plan([(name, bundle.models[name].seq_len) for name in models],
-                       variants, backends, request.thread_counts, request.cpu_freq, request.device_name,
+                       variants, backends, request.thread_counts, request.cpu_freq,
+                       request.device_name,
                        shapes_of(request))
     cases = _tuned(request, tuned, cases)
     if request.cases is not None:

@@ -52,13 +52,15 @@ def cmd_run_on(request: RunRequest, backends: list[str], variants: list[str],
         bundle = Bundle.load(request.bundle)
     except BundleError as error:
         raise UsageError(f"harness run: {error}") from None
-    models = resolve_names(list(request.models or ["all"]), list(bundle.models), "model in the bundle")
+    models = resolve_names(list(request.models or ["all"]), list(bundle.models),
+                           "model in the bundle")
     kept_rows, kept_benchmarks = rows_to_keep(request.resume, {d.name for d in devices})
     ok_keys = {case_key(row) for row in kept_rows if row["status"] == "ok"}
     jobs, subset = [], {}
     for device in devices:
         plan = build_plan([(name, bundle.models[name].seq_len) for name in models], variants,
-                          backends, request.thread_counts, request.cpu_freq, device.name, shapes_of(request))
+                          backends, request.thread_counts, request.cpu_freq, device.name,
+                          shapes_of(request))
         todo = [case for case in plan if case_key(case.to_dict()) not in ok_keys]
         subset[device.name] = len(todo) != len(plan)
         if todo:

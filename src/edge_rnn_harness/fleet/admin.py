@@ -71,7 +71,7 @@ def device_statuses(devices: list[Device]) -> list[DeviceStatus]:
 
 def project_root() -> Path | None:
     """The source checkout this harness runs from (None for an installed wheel)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[3]  # src/edge_rnn_harness/fleet/admin.py
     pyproject = root / "pyproject.toml"
     if pyproject.is_file() and 'name = "edge-rnn-harness"' in pyproject.read_text():
         return root
@@ -86,8 +86,8 @@ def build_wheel(out_dir: Path) -> Path:
         raise ValueError("this harness is not run from a source checkout; give the wheel it "
                          "was installed from with --wheel FILE")
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-                           "-w", str(out_dir), str(root)], capture_output=True, text=True, check=False,
-                          timeout=600)
+                           "-w", str(out_dir), str(root)], capture_output=True, text=True,
+                          check=False, timeout=600)
     wheels = sorted(out_dir.glob("edge_rnn_harness-*.whl"))
     if done.returncode != 0 or not wheels:
         lines = done.stderr.strip().splitlines() or ["no wheel written"]

@@ -1,13 +1,15 @@
 """Child program: the device half of a remote run, the few one-shot commands the
-workstation runs over SSH (`python -P -m edge_rnn_harness.fleet.agent ACTION ...`). No daemon stays behind: `start`
-detaches one `harness run` and returns; the workstation then reads the run's files.
+workstation runs over SSH (`python -P -m edge_rnn_harness.fleet.agent ACTION ...`). No
+daemon stays behind: `start` detaches one `harness run` and returns; the workstation then
+reads the run's files.
 
     info                 JSON: harness version, Python, each backend's version or why not
     hash ROOT            JSON {path: sha256} of the files named on stdin (a JSON list of
                          paths relative to ROOT) that exist there as regular files
     start RUNDIR ARGS..  start `harness ARGS` detached (its own session; working folder the
-                         session's, the home folder), output to RUNDIR/log; RUNDIR/pid holds its process group, RUNDIR/rc its
-                         exit code once it ends. Prints JSON {"pgid": N}
+                         session's, the home folder), output to RUNDIR/log;
+                         RUNDIR/pid holds its process group, RUNDIR/rc its exit code
+                         once it ends. Prints JSON {"pgid": N}
     stop RUNDIR          SIGINT to the run's process group (as Ctrl-C: rows are kept)
 
 A run folder outlives the SSH connection: rows measured after a connection drops are still

@@ -84,6 +84,10 @@ def python_argv(device: Device, *args: str) -> list[str]:
     return [remote_path(device.python), *args]
 
 
+#: the interpreter options that start the device's agent (a child program)
+AGENT = child_program_args("edge_rnn_harness.fleet.agent")
+
+
 class FleetResults:
     """The merged results file of a fleet run: rows appended as they arrive from any
     device, the pyperf JSON rewritten beside it after each; kept rows (from --resume) are
@@ -196,7 +200,7 @@ def new_rows_of(job: DeviceJob) -> Callable[[dict], bool]:
 async def device_info(conn: Any, device: Device) -> dict[str, Any]:
     """The device's harness facts (the agent's info); DeviceUnusable when there is no
     harness at the inventory's python or it is another version than this one."""
-    done = await run(conn, python_argv(device, *child_program_args("edge_rnn_harness.fleet.agent"),
+    done = await run(conn, python_argv(device, *AGENT,
                                        "info"), COMMAND_TIMEOUT_S)
     hint = f"run 'harness devices setup {device.name}'"
     if done.exit_status != 0:
@@ -221,7 +225,7 @@ async def sync_bundle(conn: Any, device: Device, bundle_root: Path) -> tuple[int
     bundle = Bundle.load(bundle_root)
     wanted = bundle.file_hashes()
     target = bundle_folder(device, bundle_root)
-    done = await run(conn, python_argv(device, *child_program_args("edge_rnn_harness.fleet.agent"),
+    done = await run(conn, python_argv(device, *AGENT,
                                        "hash", str(target)),
                      COMMAND_TIMEOUT_S, stdin=json.dumps(sorted(wanted)))
     try:
@@ -264,8 +268,8 @@ async def _start(conn: Any, job: DeviceJob, spec: FleetSpec, rundir: PurePosixPa
             request["cases"] = str(rundir / "cases.json")
         await _put_json(sftp, request, rundir / "request.json")
     args = ["run", "--request", str(rundir / "request.json")]
-    done = await run(conn, python_argv(job.device, *child_program_args("edge_rnn_harness.fleet.agent"),
-                                       "start", str(rundir), *args), COMMAND_TIMEOUT_S)
+    done = await run(conn, python_argv(job.device, *AGENT, "start", str(rundir), *args),
+                     COMMAND_TIMEOUT_S)
     if done.exit_status != 0:
         raise DeviceUnusable(f"could not start the run on the device: {completed_text(done)}")
 
@@ -350,7 +354,7 @@ async def _log_tail(conn: Any, rundir: PurePosixPath) -> str:
 async def stop_remote(conn: Any, job: DeviceJob, rundir: PurePosixPath) -> None:
     """Best effort: interrupt the device's run (as Ctrl-C there)."""
     try:
-        await run(conn, python_argv(job.device, *child_program_args("edge_rnn_harness.fleet.agent"),
+        await run(conn, python_argv(job.device, *AGENT,
                                     "stop", str(rundir)), 10)
     except LINK_ERRORS:
         pass

@@ -1,5 +1,6 @@
-"""Child program: the energy step of a case, separate from pyperf's timing (a sensor updates every few ms
-to 1 s; one inference takes ~25 us, so a sensor cannot be read per timed value):
+"""Child program: the energy step of a case, separate from pyperf's timing (a sensor
+updates every few ms to 1 s; one inference takes ~25 us, so a sensor cannot be read per
+timed value):
 
   python -P -m edge_rnn_harness.measure.energy JOB.json --power SPEC --idle-seconds S
       --loop-seconds S -o OUT.json

@@ -190,7 +190,9 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
         fields.update(row_status(verdicts))
     if fields["status"] == "ok" and config.power != "none":
         reporter.case_started(index, case, "energy")
-        fields.update(_energy_step(index, case, config, tmp))
+        energy = _energy_step(index, case, config, tmp)
+        verdicts.append(Finding("energy", reason=energy.pop("reason", "")))
+        fields.update(energy)
     after = ThermalState.read()
     verdicts.append(throttle_verdict(before, after))
     fields.update(thermal_fields(before, after))
@@ -275,7 +277,8 @@ def _versus_step(index: int, case: Case, config: RunConfig, tmp: Path,
     if artifact is None or bundle.damaged(artifact.files):
         return {}
     out_path = tmp / f"case{index}.versus.json"
-    child = run_child([*child_argv("edge_rnn_harness.measure.versus"), str(tmp / f"case{index}.json"), "--fp32-artifact",
+    child = run_child([*child_argv("edge_rnn_harness.measure.versus"),
+                       str(tmp / f"case{index}.json"), "--fp32-artifact",
                        str(bundle.path(artifact.artifact)), "-o", str(out_path)],
                       config.case_timeout_s, "comparing with fp32")
     if not child.ok:
