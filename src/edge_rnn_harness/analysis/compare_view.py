@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 from rich.table import Table
+from tabulate import tabulate
 
 from edge_rnn_harness.analysis.compare import Comparison, key_text
 
 FORMATS = ("table", "markdown", "csv", "json")
-
 
 def comparison_frame(comparison: Comparison) -> pd.DataFrame:
     """One row per (case, metric), plus a row per case present on one side only."""
@@ -31,10 +31,8 @@ def comparison_frame(comparison: Comparison) -> pd.DataFrame:
         rows.extend({"case": key_text(key), "metric": "", "note": side} for key in keys)
     return pd.DataFrame(rows)
 
-
 def _fmt(value: object, spec: str) -> str:
     return "-" if value is None or pd.isna(value) else format(float(value), spec)
-
 
 def _display_rows(frame: pd.DataFrame) -> list[list[str]]:
     rows = []
@@ -48,10 +46,8 @@ def _display_rows(frame: pd.DataFrame) -> list[list[str]]:
                      _fmt(r["change_pct"], "+.1f"), ci, verdict, r["note"] or ""])
     return rows
 
-
 HEADERS = ["case", "metric", "base", "cand", "change %", "95% CI of ratio", "significant",
            "note"]
-
 
 def render(comparison: Comparison, fmt: str) -> str | Table:
     """The comparison in `fmt` (a rich Table for "table", else text)."""
@@ -71,9 +67,7 @@ def render(comparison: Comparison, fmt: str) -> str | Table:
         table.add_row(*row)
     return table
 
-
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     """A GitHub Markdown table."""
-    from tabulate import tabulate
 
     return tabulate(rows, headers=headers, tablefmt="github")

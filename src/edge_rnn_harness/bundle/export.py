@@ -44,12 +44,13 @@ from edge_rnn_harness.core.launcher import child_argv, run_child
 from edge_rnn_harness.core.parity import SecondOpinion
 from edge_rnn_harness.core.plan import Case, artifact_form, case_label
 from edge_rnn_harness.core.variants import DEFAULT_CALIBRATION_WINDOWS, get_variant
+from edge_rnn_harness.models.data import make_splits
+from edge_rnn_harness.models.spec import INPUT_NAME
 
 #: bump when export code changes what it writes, to invalidate every cached artifact
 EXPORT_FORMAT = 4
 #: exit code of the export child when the backend cannot take the model at all
 EXIT_UNSUPPORTED = 3
-
 
 def cache_key(source: ModelSource, backend: type[Backend], variant: str,
               calibration_sha256: str = "", form: str = "") -> str:
@@ -61,12 +62,10 @@ def cache_key(source: ModelSource, backend: type[Backend], variant: str,
              f"format={EXPORT_FORMAT}", calibration_sha256] + ([f"form={form}"] if form else [])
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
-
 def bundle_file(root: Path, path: Path) -> BundleFile:
     """The manifest entry of a file written under `root`."""
     return BundleFile(path.relative_to(root).as_posix(), file_sha256(path),
                       path.stat().st_size)
-
 
 def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write arrays to `path` atomically (temporary file, then rename)."""
@@ -74,7 +73,6 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.stem}.tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(path)
-
 
 def write_reference(path: Path, windows: list[Window],
                     opinion: SecondOpinion | None = None) -> None:
@@ -89,11 +87,9 @@ def write_reference(path: Path, windows: list[Window],
         arrays.update(reference_by=np.str_(opinion.reference_by), second_by=np.str_(opinion.by))
     write_npz(path, arrays)
 
-
 def _tensors(arrays: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     return [{"name": name, "shape": list(a.shape), "dtype": str(a.dtype)}
             for name, a in arrays.items()]
-
 
 def export_artifact(root: Path, source: ModelSource, backend: type[Backend],
                     variant: str, calibration_path: Path | None = None,
@@ -147,7 +143,6 @@ def export_artifact(root: Path, source: ModelSource, backend: type[Backend],
                                             backend.export_fingerprint().split(";") if item),
                          **extra, **({"notes": notes} if notes else {})}}
 
-
 def _staged(target: Path, export: Callable[[Path], tuple[Path, dict[str, Any]]]
             ) -> tuple[Path, list[str], dict[str, Any]]:
     """Run `export(staging)` in a fresh folder beside `target`, then move it into place
@@ -165,12 +160,10 @@ def _staged(target: Path, export: Callable[[Path], tuple[Path, dict[str, Any]]]
         shutil.rmtree(staging, ignore_errors=True)
     return opened, names, notes
 
-
 def _empty_manifest() -> dict[str, Any]:
     return {"bundle_schema": BUNDLE_SCHEMA, "harness_version": __version__,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "models": {}, "artifacts": []}
-
 
 class Exporter:
     """Keeps one bundle up to date for a run or an export: exports what is missing or
@@ -304,8 +297,6 @@ class Exporter:
         data: dict[str, Any] = {"files": {}, "units": "", "dataset": None}
         entry = source.entry()
         if self.dataset is not None and entry is not None:
-            from edge_rnn_harness.models.data import make_splits
-            from edge_rnn_harness.models.spec import INPUT_NAME
 
             splits = make_splits(self.dataset, entry.features, entry.spec.seq_len,
                                  entry.spec.horizon)
@@ -327,7 +318,6 @@ class Exporter:
         model["files"] = {"reference": model["files"]["reference"], **data["files"]}
         model["units"], model["dataset"] = data["units"], data["dataset"]
         self._save()
-
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m edge_rnn_harness.bundle.export --root DIR --source SOURCE.json --backend B
@@ -357,7 +347,6 @@ def main(argv: list[str] | None = None) -> int:
         print(error_line(error, "export failed"), file=sys.stderr)
         return 1
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -14,6 +14,12 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
+from edge_rnn_harness.analysis.compare import compare_runs
+from edge_rnn_harness.analysis.gate import judge
+from edge_rnn_harness.backends.registry import backend_names
+from edge_rnn_harness.bundle.reader import Bundle, BundleError
 from edge_rnn_harness.cli.judging import (
     add_gate_args,
     add_judging_args,
@@ -31,12 +37,16 @@ from edge_rnn_harness.cli.options import (
     user_path,
 )
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.core.plan import build_plan
+from edge_rnn_harness.core.profiles import get_profile
+from edge_rnn_harness.core.results import OutputBusy
+from edge_rnn_harness.core.variants import VARIANT_NAMES
+from edge_rnn_harness.measure.ab import Side, ab_paths, interleaving, rename_of, run_ab
+from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S, RunConfig
 
 
 def add_parser(commands: Any) -> None:
     """The `harness ab` subcommand."""
-    from edge_rnn_harness.core.variants import VARIANT_NAMES
-    from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S
 
     ab = commands.add_parser(
         "ab", help="baseline and candidate measured interleaved, then gated",
@@ -82,7 +92,6 @@ def add_parser(commands: Any) -> None:
     add_gate_args(ab)
     ab.set_defaults(handler=cmd_ab)
 
-
 def _side_model(bundle: Any, name: str | None, flag: str) -> str:
     if name is None:
         if len(bundle.models) != 1:
@@ -94,21 +103,8 @@ def _side_model(bundle: Any, name: str | None, flag: str) -> str:
                          f"holds {', '.join(bundle.models)})")
     return name
 
-
 def cmd_ab(args: argparse.Namespace) -> int:
     """`harness ab`: validate, measure interleaved, judge."""
-    from rich.console import Console
-
-    from edge_rnn_harness.analysis.compare import compare_runs
-    from edge_rnn_harness.analysis.gate import judge
-    from edge_rnn_harness.backends.registry import backend_names
-    from edge_rnn_harness.bundle.reader import Bundle, BundleError
-    from edge_rnn_harness.core.plan import build_plan
-    from edge_rnn_harness.core.profiles import get_profile
-    from edge_rnn_harness.core.results import OutputBusy
-    from edge_rnn_harness.core.variants import VARIANT_NAMES
-    from edge_rnn_harness.measure.ab import Side, ab_paths, interleaving, rename_of, run_ab
-    from edge_rnn_harness.measure.runner import RunConfig
 
     try:
         profile = get_profile(args.profile)

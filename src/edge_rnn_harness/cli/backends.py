@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.table import Table
+
+from edge_rnn_harness.backends.registry import BACKENDS
 from edge_rnn_harness.cli.options import EXIT_OK
+from edge_rnn_harness.core.table import table_console
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
     """`harness backends`: each backend's version, or why it cannot run here."""
-    from rich.table import Table
-
-    from edge_rnn_harness.backends.registry import BACKENDS
-    from edge_rnn_harness.core.table import table_console
 
     table = Table(header_style="bold")
     for column in ("backend", "format", "version", "variants", "status"):
@@ -25,7 +25,6 @@ def cmd_backends(args: argparse.Namespace) -> int:
                       status)
     table_console().print(table)
     return EXIT_OK
-
 
 def add_parser(commands: Any) -> None:
     """The `harness backends` subcommand."""

@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edge_rnn_harness.analysis.compare import device_problems, key_text
+from edge_rnn_harness.analysis.compare_view import FORMATS, render
 from edge_rnn_harness.cli.judging import add_pair_args, load_comparison
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.core.table import table_console
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """`harness compare BASE CAND`."""
-    from edge_rnn_harness.analysis.compare_view import render
-    from edge_rnn_harness.core.table import table_console
 
     comparison = load_comparison(args, "compare")
-    from edge_rnn_harness.analysis.compare import device_problems, key_text
 
     for case in comparison.cases:
         for problem in device_problems(case.base_row, case.cand_row):
@@ -33,10 +33,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         table_console().print(output)
     return 0
 
-
 def add_parser(commands: Any) -> None:
     """The `harness compare` subcommand."""
-    from edge_rnn_harness.analysis.compare_view import FORMATS
 
     compare = commands.add_parser(
         "compare", help="what changed between two runs, with significance",

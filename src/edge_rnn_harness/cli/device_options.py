@@ -8,22 +8,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edge_rnn_harness.board.cpufreq import CpuPinning, PinningError
+from edge_rnn_harness.board.power import POWER_SPEC_HELP, MeterUnavailable, resolve_power
+from edge_rnn_harness.board.thermal import temperature_c
 from edge_rnn_harness.cli.options import float_arg
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.measure.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S
 
 #: longest wait or energy step an option may ask for, per case (seconds)
 MAX_STEP_S = 3600.0
-
 
 def seconds_arg(text: str) -> float:
     return float_arg(text, "a number of seconds", lambda v: 0 <= v <= MAX_STEP_S,
                      f"must be a number of seconds from 0 to {MAX_STEP_S:g}")
 
-
 def celsius_arg(text: str) -> float:
     return float_arg(text, "a temperature in C", lambda v: -50 < v < 150,
                      "is not a CPU temperature in C (-50..150)")
-
 
 def frequencies_khz_arg(text: str) -> list[int]:
     values = []
@@ -34,12 +35,9 @@ def frequencies_khz_arg(text: str) -> list[int]:
         values.append(int(part))
     return list(dict.fromkeys(values))
 
-
 def add_device_args(parser: argparse.ArgumentParser) -> None:
     """--power, --energy-seconds, --idle-seconds, --cooldown, --max-start-temp, --cpu-freq,
     --governor."""
-    from edge_rnn_harness.board.power import POWER_SPEC_HELP
-    from edge_rnn_harness.measure.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S
 
     group = parser.add_argument_group("power, thermal and CPU frequency (on the device)")
     group.add_argument("--power", default="auto", metavar="METER",
@@ -67,14 +65,10 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
                        help="cpufreq governor to set for the run (e.g. performance); "
                             "restored at exit")
 
-
 def device_config(request: Any) -> dict[str, Any]:
     """RunConfig fields for the device options of a run request, checked here;
     UsageError (one line) for
     what cannot work on this device."""
-    from edge_rnn_harness.board.cpufreq import CpuPinning, PinningError
-    from edge_rnn_harness.board.power import MeterUnavailable, resolve_power
-    from edge_rnn_harness.board.thermal import temperature_c
 
     try:
         power, note = resolve_power(request.power)

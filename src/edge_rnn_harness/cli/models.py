@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.table import Table
+
 from edge_rnn_harness.cli.options import EXIT_OK
+from edge_rnn_harness.core.table import table_console
+from edge_rnn_harness.models.registry import MODELS
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     """`harness models`: the registered models."""
-    from rich.table import Table
-
-    from edge_rnn_harness.core.table import table_console
-    from edge_rnn_harness.models.registry import MODELS
 
     table = Table(header_style="bold")
     for column in ("model", "cell", "hidden", "layers", "features", "params", "sparsity",
@@ -28,7 +28,6 @@ def cmd_models(args: argparse.Namespace) -> int:
                       entry.description)
     table_console().print(table)
     return EXIT_OK
-
 
 def add_parser(commands: Any) -> None:
     """The `harness models` subcommand."""

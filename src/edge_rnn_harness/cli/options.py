@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edge_rnn_harness.backends.registry import backend_names, get_backend
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.core.plan import SCENARIOS, Shapes
+from edge_rnn_harness.core.profiles import PROFILES
+from edge_rnn_harness.core.results import OutputBusy, check_not_busy
+from edge_rnn_harness.core.variants import DEFAULT_CALIBRATION_WINDOWS, VARIANTS
 
 EXIT_OK, EXIT_FAILED_CASES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
 
 class UsageParser(argparse.ArgumentParser):
     """argparse that raises UsageError (one line) instead of printing usage and exiting."""
@@ -21,18 +26,14 @@ class UsageParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
-
 #: largest whole number an option takes (a count of windows, epochs, ...)
 MAX_COUNT = 1_000_000
-
 
 #: largest --threads value (a runtime asked for billions of threads exhausts the machine)
 MAX_THREADS = 1024
 
-
 #: longest window a --seq-len sweep may ask for (a year of hours) and the largest batch
 MAX_SEQ_LEN, MAX_BATCH = 8760, 4096
-
 
 def positive_ints(text: str, limit: int = MAX_COUNT) -> list[int]:
     values = []
@@ -47,20 +48,16 @@ def positive_ints(text: str, limit: int = MAX_COUNT) -> list[int]:
         values.append(value)
     return values
 
-
 def thread_counts(text: str) -> list[int]:
     return positive_ints(text, MAX_THREADS)
-
 
 def seq_lens(text: str) -> list[int]:
     """--seq-len: window lengths, each from 1 to MAX_SEQ_LEN."""
     return positive_ints(text, MAX_SEQ_LEN)
 
-
 def batches(text: str) -> list[int]:
     """--batch: windows per call, each from 1 to MAX_BATCH."""
     return positive_ints(text, MAX_BATCH)
-
 
 def user_path(text: str) -> Path:
     """A path option or argument; ArgumentTypeError for an empty one or one with a NUL
@@ -69,13 +66,11 @@ def user_path(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text!r} is not a file path")
     return Path(text)
 
-
 def positive_int(text: str) -> int:
     values = positive_ints(text)
     if len(values) != 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not one positive whole number")
     return values[0]
-
 
 def float_arg(text: str, noun: str, accept: Any, rule: str) -> float:
     """`text` as a float for argparse: ArgumentTypeError "'x' is not <noun>" when it is not
@@ -88,18 +83,15 @@ def float_arg(text: str, noun: str, accept: Any, rule: str) -> float:
         raise argparse.ArgumentTypeError(f"{text} {rule}")
     return value
 
-
 def positive_float(text: str) -> float:
     return float_arg(text, "a number", lambda v: v > 0,
                      "must be a finite number greater than 0")
-
 
 def name_list(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
         raise argparse.ArgumentTypeError("give at least one name")
     return names
-
 
 def parse_tuning(values: Sequence[str]) -> dict[str, dict[str, str]]:
     tuning: dict[str, dict[str, str]] = {}
@@ -112,11 +104,9 @@ def parse_tuning(values: Sequence[str]) -> dict[str, dict[str, str]]:
         tuning.setdefault(backend, {})[key] = value
     return tuning
 
-
 def checked_tuning(values: Sequence[str], command: str, flag: str
                    ) -> dict[str, dict[str, str]]:
     """BACKEND.KEY=VALUE options parsed and validated against each backend's offer."""
-    from edge_rnn_harness.backends.registry import backend_names, get_backend
 
     tuning = parse_tuning(values)
     for name, options in tuning.items():
@@ -126,7 +116,6 @@ def checked_tuning(values: Sequence[str], command: str, flag: str
         except ValueError as error:
             raise UsageError(f"harness {command}: {flag}: {error}") from None
     return tuning
-
 
 def add_dataset_args(parser: argparse.ArgumentParser, purpose: str) -> None:
     parser.add_argument("--dataset", type=user_path, default=None, metavar="CSV",
@@ -138,7 +127,6 @@ def add_dataset_args(parser: argparse.ArgumentParser, purpose: str) -> None:
                         help="with --dataset: a timestamp column; rows must be in time order "
                              "and hour-of-day features are derived from it")
 
-
 def add_model_args(parser: argparse.ArgumentParser, default: str, names: list[str],
                     extra: str) -> None:
     parser.add_argument("--model", "--models", dest="models", type=name_list, default=None,
@@ -147,9 +135,7 @@ def add_model_args(parser: argparse.ArgumentParser, default: str, names: list[st
                              f"names ({', '.join(names)}), paths to .onnx files, or "
                              f"package.module:callable returning (torch module, example input)")
 
-
 def add_variants_arg(parser: argparse.ArgumentParser, variants: Sequence[str]) -> None:
-    from edge_rnn_harness.core.variants import VARIANTS
 
     parser.add_argument("--variants", type=name_list, default=["fp32"], metavar="LIST",
                         help=f"comma-separated precision variants, or all (default fp32): "
@@ -158,9 +144,7 @@ def add_variants_arg(parser: argparse.ArgumentParser, variants: Sequence[str]) -
                              f"'unsupported' row with the reason; each variant is also "
                              f"compared with the same backend's fp32")
 
-
 def scenario_names(text: str) -> list[str]:
-    from edge_rnn_harness.core.plan import SCENARIOS
 
     names = name_list(text)
     for name in names:
@@ -169,10 +153,8 @@ def scenario_names(text: str) -> list[str]:
                                              f"{', '.join(SCENARIOS)}")
     return list(dict.fromkeys(names))
 
-
 def add_shape_args(parser: argparse.ArgumentParser) -> None:
     """--scenario, --seq-len and --batch: which forms of each model a run measures."""
-    from edge_rnn_harness.core.plan import SCENARIOS
 
     parser.add_argument("--scenario", type=scenario_names, default=None, metavar="LIST",
                         help="comma-separated scenarios: " + "; ".join(
@@ -188,18 +170,14 @@ def add_shape_args(parser: argparse.ArgumentParser) -> None:
                         help="windows per call to sweep (default 1); batch > 1 runs the "
                              "batch scenario: latency per call, throughput in windows/s")
 
-
 def shapes_of(args: argparse.Namespace) -> Any:
     """The run's Shapes (plan) from --scenario, --seq-len and --batch."""
-    from edge_rnn_harness.core.plan import Shapes
 
     return Shapes(tuple(args.scenario) if args.scenario else None,
                   tuple(args.seq_len) if args.seq_len else None, tuple(args.batch))
 
-
 def add_measure_args(parser: argparse.ArgumentParser) -> None:
     """--threads and --profile: what each case measures and for how long."""
-    from edge_rnn_harness.core.profiles import PROFILES
 
     parser.add_argument("--threads", type=thread_counts, default=None, metavar="N[,N...]",
                         help="intra-op thread counts to measure (default 1)")
@@ -208,16 +186,13 @@ def add_measure_args(parser: argparse.ArgumentParser) -> None:
                             f"{p.name}: {p.summary}" for p in PROFILES.values())
                         + " (default: default)")
 
-
 def add_timeout_arg(parser: argparse.ArgumentParser, default_s: float) -> None:
     parser.add_argument("--case-timeout", type=positive_float, default=default_s,
                         metavar="SECONDS", help="kill a case's export or measurement after "
                         f"this long and record it as failed (default {default_s:g})")
 
-
 def add_source_args(parser: argparse.ArgumentParser, no_accuracy_help: str) -> None:
     """Options of the host side: where models and data come from."""
-    from edge_rnn_harness.core.variants import DEFAULT_CALIBRATION_WINDOWS
 
     parser.add_argument("--inputs", type=user_path, default=None, metavar="NPZ",
                         help="for an .onnx model: input arrays by input name (default: the "
@@ -236,7 +211,6 @@ def add_source_args(parser: argparse.ArgumentParser, no_accuracy_help: str) -> N
                         f"quantizers calibrate on, evenly spaced (default "
                         f"{DEFAULT_CALIBRATION_WINDOWS}; recorded in each row)")
 
-
 def resolve_names(requested: list[str], valid: list[str], what: str,
                    command: str = "run") -> list[str]:
     if requested == ["all"]:
@@ -247,11 +221,9 @@ def resolve_names(requested: list[str], valid: list[str], what: str,
                              f"{', '.join(valid)}" + (" (or 'all')" if what == "backend" else ""))
     return list(dict.fromkeys(requested))
 
-
 def check_writable(out: Path, command: str = "run") -> None:
     """UsageError unless `out` can be written; creates its folder, not the file (nothing
     is written before the run has been validated)."""
-    import os
 
     if out.is_dir() or out.suffix != ".csv":
         raise UsageError(f"harness {command}: --out {out} is not a .csv file path (the "
@@ -263,18 +235,15 @@ def check_writable(out: Path, command: str = "run") -> None:
                          f"({error.strerror or error})") from None
     if not os.access(out if out.exists() else out.parent, os.W_OK):
         raise UsageError(f"harness {command}: cannot write --out {out} (permission denied)")
-    from edge_rnn_harness.core.results import OutputBusy, check_not_busy
 
     try:
         check_not_busy(out)
     except OutputBusy as error:
         raise UsageError(f"harness {command}: {error}") from None
 
-
 def check_writable_dir(folder: Path, command: str, flag: str = "--out") -> None:
     """UsageError unless `folder` is (or can be made) a writable folder; checked before
     any work, so a long step does not end in a traceback."""
-    import os
 
     try:
         folder.mkdir(parents=True, exist_ok=True)

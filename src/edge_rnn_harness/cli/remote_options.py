@@ -8,10 +8,14 @@ import argparse
 import json
 from pathlib import Path
 
+from edge_rnn_harness.analysis.compare import resolve_pair
 from edge_rnn_harness.cli.options import user_path
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.core.plan import case_key
+from edge_rnn_harness.core.results import load_benchmarks, read_results, row_dicts
 from edge_rnn_harness.fleet.inventory import (
     DEFAULT_INVENTORY,
+    NAME_PATTERN,
     Device,
     InventoryError,
     load_inventory,
@@ -20,16 +24,13 @@ from edge_rnn_harness.fleet.inventory import (
 #: largest --cases file read
 MAX_CASES_BYTES = 16 << 20
 
-
 def device_name_arg(text: str) -> str:
     """A device name or run id: a plain word (letters, digits, '.', '_', '-')."""
-    from edge_rnn_harness.fleet.inventory import NAME_PATTERN
 
     if not NAME_PATTERN.fullmatch(text) or text.strip(".") == "":
         raise argparse.ArgumentTypeError(f"{text!r} is not a plain name (letters, digits, "
                                          f"'.', '_', '-')")
     return text
-
 
 def add_remote_args(run: argparse.ArgumentParser) -> None:
     """--on, --inventory, --resume (the workstation) and the options a fleet run gives the
@@ -60,11 +61,9 @@ def add_remote_args(run: argparse.ArgumentParser) -> None:
                        help="with --bundle: measure only these cases of the plan (a JSON list "
                             "of case keys, as --resume writes for a device)")
 
-
 def select_cases(cases: list, path: Path) -> list:
     """The cases of the plan the --cases file names (in plan order); UsageError for a file
     that is not a JSON list of case keys or names a case outside the plan."""
-    from edge_rnn_harness.core.plan import case_key
 
     try:
         if path.stat().st_size > MAX_CASES_BYTES:
@@ -85,21 +84,17 @@ def select_cases(cases: list, path: Path) -> list:
                          f"case(s) outside this run's plan")
     return chosen
 
-
 def inventory_of(args: argparse.Namespace, command: str) -> dict[str, Device]:
     try:
         return load_inventory(args.inventory)
     except InventoryError as error:
         raise UsageError(f"harness {command}: {error}") from None
 
-
 def rows_to_keep(resume: Path | None, device_names: set[str]) -> tuple[list[dict], list]:
     """--resume: the file's rows to keep (ok rows, and every row of devices not in this
     run) and their benchmarks. With no device names: every row."""
     if resume is None:
         return [], []
-    from edge_rnn_harness.analysis.compare import resolve_pair
-    from edge_rnn_harness.core.results import load_benchmarks, read_results, row_dicts
 
     try:
         csv_path, json_path = resolve_pair(resume)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edge_rnn_harness.analysis.report import write_report
 from edge_rnn_harness.cli.options import user_path
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.core.results import read_results
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """`harness report RUN.csv --out DIR`."""
-    from edge_rnn_harness.analysis.report import write_report
-    from edge_rnn_harness.core.results import read_results
 
     try:
         frame = read_results(args.results)
@@ -29,7 +29,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     return 0
-
 
 def add_parser(commands: Any) -> None:
     """The `harness report` subcommand."""

@@ -10,7 +10,16 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
 from edge_rnn_harness import __version__
+from edge_rnn_harness.backends.registry import backend_names
+from edge_rnn_harness.bundle.export import Exporter
+from edge_rnn_harness.bundle.reader import Bundle, BundleError
+from edge_rnn_harness.bundle.sources import TorchCallableSource
 from edge_rnn_harness.cli.device_options import add_device_args, device_config
 from edge_rnn_harness.cli.inputs import accuracy_dataset, calibration_window_count, model_sources
 from edge_rnn_harness.cli.options import (
@@ -36,6 +45,18 @@ from edge_rnn_harness.cli.run_on import cmd_run_on
 from edge_rnn_harness.cli.run_request import RunRequest
 from edge_rnn_harness.cli.tune_file import read_tuning, tuned_threads
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.core.parity import Tolerance
+from edge_rnn_harness.core.plan import build_plan
+from edge_rnn_harness.core.profiles import get_profile
+from edge_rnn_harness.core.progress import ProgressFile, RichReporter
+from edge_rnn_harness.core.results import OutputBusy, read_results
+from edge_rnn_harness.core.table import results_table, table_console
+from edge_rnn_harness.core.variants import VARIANT_NAMES, VARIANTS
+from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S, RunConfig, run_plan
+from edge_rnn_harness.models.baselines import baseline_scores
+from edge_rnn_harness.models.data import make_splits
+from edge_rnn_harness.models.features import TARGET
+from edge_rnn_harness.models.registry import DEFAULT_MODEL, model_names
 
 
 def _refuse_output_over_input(out: Path, inputs: list[Path | None]) -> None:
@@ -49,13 +70,11 @@ def _refuse_output_over_input(out: Path, inputs: list[Path | None]) -> None:
             raise UsageError(f"harness run: --out {out} would overwrite the input {path}; "
                              f"choose another --out")
 
-
 #: options that describe where models and data come from: the host's business, not a bundle's
 _HOST_ONLY_OPTIONS = (("inputs", "--inputs"), ("shape", "--shape"), ("dataset", "--dataset"),
                       ("calibration_windows", "--calibration-windows"),
                       ("column", "--column"), ("time_column", "--time-column"),
                       ("weights_dir", "--weights-dir"), ("bundle_dir", "--bundle-dir"))
-
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`harness run`: the request from the command line (or from --request FILE), run."""
@@ -67,13 +86,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         request = RunRequest.from_json(args.request)
     return run(request)
 
-
 def run(request: RunRequest) -> int:
     """Validate everything, then measure the plan (from --bundle, or from the export cache
     after exporting what it lacks), or hand it to devices (--on)."""
-    from edge_rnn_harness.backends.registry import backend_names
-    from edge_rnn_harness.core.profiles import get_profile
-    from edge_rnn_harness.core.variants import VARIANT_NAMES
 
     try:
         profile = get_profile(request.profile)
@@ -99,13 +114,9 @@ def run(request: RunRequest) -> int:
         return _run_bundle(request, common, variants, backends, tuned)
     return _run_host(request, common, variants, backends, tuned)
 
-
 def _run_bundle(request: RunRequest, common: dict[str, Any], variants: list[str],
                 backends: list[str], tuned: tuple[str, int] | None) -> int:
     """`harness run --bundle DIR`: the device half; nothing is exported."""
-    from edge_rnn_harness.bundle.reader import Bundle, BundleError
-    from edge_rnn_harness.core.plan import build_plan
-    from edge_rnn_harness.measure.runner import RunConfig
 
     given = [option for attribute, option in _HOST_ONLY_OPTIONS if getattr(request, attribute)]
     if given:
@@ -129,20 +140,14 @@ def _run_bundle(request: RunRequest, common: dict[str, Any], variants: list[str]
         cases = select_cases(cases, request.cases)
     return _run_with_progress(cases, config, progress_file=request.progress_file)
 
-
 def _tuned(request: RunRequest, tuned: tuple[str, int] | None, cases: list) -> list:
     """The cases with a --tune-file's thread count for its backend (unless --threads was
     given); its options are already in the run's tuning (see run)."""
     return tuned_threads(tuned, cases) if tuned and not request.threads_given else cases
 
-
 def _run_host(request: RunRequest, common: dict[str, Any], variants: list[str],
               backends: list[str], tuned: tuple[str, int] | None) -> int:
     """`harness run` on the host: export into the cache bundle, run from it."""
-    from edge_rnn_harness.bundle.export import Exporter
-    from edge_rnn_harness.bundle.sources import TorchCallableSource
-    from edge_rnn_harness.core.plan import build_plan
-    from edge_rnn_harness.measure.runner import RunConfig
 
     sources = model_sources(request)
     _refuse_output_over_input(common["out"], [request.dataset, request.inputs, *(
@@ -171,11 +176,8 @@ def _run_host(request: RunRequest, common: dict[str, Any], variants: list[str],
         _report_baselines(config.out, dataset, entries)
     return status
 
-
 def _tolerance(request: RunRequest, variants: list[str]) -> Any:
     """The parity tolerance from --atol/--rtol (the other one from the variant), or None."""
-    from edge_rnn_harness.core.parity import Tolerance
-    from edge_rnn_harness.core.variants import VARIANTS
 
     if request.atol is None and request.rtol is None:
         return None
@@ -186,19 +188,11 @@ def _tolerance(request: RunRequest, variants: list[str]) -> Any:
     except ValueError as error:
         raise UsageError(f"harness run: {error}") from None
 
-
 def _run_with_progress(cases: list, config: Any, make_exporter: Any = None,
                        progress_file: Path | None = None) -> int:
     """Run the plan with a progress bar, print the table; the exit code of `harness run`.
     make_exporter(notice) gives the host's Exporter (None: run the bundle as it is);
     progress_file also gets one JSON line per case stage."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    from edge_rnn_harness.core.progress import RichReporter
-    from edge_rnn_harness.core.results import OutputBusy, read_results
-    from edge_rnn_harness.core.table import results_table, table_console
-    from edge_rnn_harness.measure.runner import run_plan
 
     console = Console(stderr=True, soft_wrap=True)
     console.print(escape(f"harness {__version__}: {len(cases)} case(s), profile "
@@ -206,7 +200,6 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None,
     console.print(escape(f"power meter: {config.power}" + (f" ({config.power_note})"
                                                            if config.power_note else "")))
     try:
-        from edge_rnn_harness.core.progress import ProgressFile
 
         events = ProgressFile(progress_file) if progress_file else None
         with RichReporter(console, len(cases), events) as reporter:
@@ -239,16 +232,8 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None,
         return EXIT_FAILED_CASES
     return EXIT_OK
 
-
 def _report_baselines(out: Path, dataset: Any, entries: list) -> None:
     """Print the classical forecasts' test RMSE/MAE and write them beside the results."""
-    import pandas as pd
-    from rich.table import Table
-
-    from edge_rnn_harness.core.table import table_console
-    from edge_rnn_harness.models.baselines import baseline_scores
-    from edge_rnn_harness.models.data import make_splits
-    from edge_rnn_harness.models.features import TARGET
 
     rows = []
     for seq_len, horizon in dict.fromkeys((e.spec.seq_len, e.spec.horizon) for e in entries):
@@ -268,13 +253,8 @@ def _report_baselines(out: Path, dataset: Any, entries: list) -> None:
                       f"{row['mae']:.4f}")
     table_console().print(table)
 
-
 def add_parser(commands: Any) -> None:
     """The `harness run` subcommand."""
-    from edge_rnn_harness.backends.registry import backend_names
-    from edge_rnn_harness.core.variants import VARIANT_NAMES
-    from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S
-    from edge_rnn_harness.models.registry import DEFAULT_MODEL, model_names
 
     run = commands.add_parser("run", help="measure models on backends, write results CSV",
                               description="Export the model(s) to each backend (cached), "

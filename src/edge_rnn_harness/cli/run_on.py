@@ -7,9 +7,14 @@ import argparse
 import asyncio
 import dataclasses
 from collections.abc import Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+
+from edge_rnn_harness.bundle.reader import Bundle, BundleError
 from edge_rnn_harness.cli.options import (
     EXIT_FAILED_CASES,
     EXIT_INTERRUPTED,
@@ -21,6 +26,10 @@ from edge_rnn_harness.cli.options import (
 from edge_rnn_harness.cli.remote_options import inventory_of, rows_to_keep
 from edge_rnn_harness.cli.run_request import RunRequest
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.core.plan import build_plan
+from edge_rnn_harness.core.progress import FleetProgress
+from edge_rnn_harness.core.results import OutputBusy, read_results
+from edge_rnn_harness.core.table import results_table, table_console
 from edge_rnn_harness.fleet.inventory import (
     Device,
     InventoryError,
@@ -33,8 +42,6 @@ def cmd_run_on(request: RunRequest, backends: list[str], variants: list[str],
     """`harness run --bundle B --on DEVICES`: plan per device, run them in parallel over
     SSH, merge; exit 0 when every row is ok/skipped/unsupported, 1 when one failed, 2 for a
     host key not verified (nothing run), 130 on Ctrl-C."""
-    from edge_rnn_harness.bundle.reader import Bundle, BundleError
-    from edge_rnn_harness.core.plan import build_plan
     from edge_rnn_harness.fleet.remote import DeviceJob, FleetSpec, case_key, new_run_id
 
     if request.bundle is None:
@@ -73,7 +80,6 @@ def cmd_run_on(request: RunRequest, backends: list[str], variants: list[str],
     spec = FleetSpec(request.bundle, sent.for_device(), new_run_id(), stall_s + STALL_MARGIN_S)
     return _run_fleet(jobs, spec, out, kept_rows, kept_benchmarks, subset)
 
-
 def _selected(request: RunRequest) -> list[Device]:
     inventory = inventory_of(request, "run")
     try:
@@ -81,18 +87,10 @@ def _selected(request: RunRequest) -> list[Device]:
     except (InventoryError, argparse.ArgumentTypeError) as error:
         raise UsageError(f"harness run: --on: {error}") from None
 
-
 def _run_fleet(jobs: list, spec: Any, out: Path, kept_rows: list[dict], kept_benchmarks: list,
                subset: Mapping[str, bool]) -> int:
     """Run the jobs with a progress line per device; print the merged table."""
-    from contextlib import ExitStack
 
-    from rich.console import Console
-    from rich.markup import escape
-
-    from edge_rnn_harness.core.progress import FleetProgress
-    from edge_rnn_harness.core.results import OutputBusy, read_results
-    from edge_rnn_harness.core.table import results_table, table_console
     from edge_rnn_harness.fleet.remote import FleetResults, run_fleet
     from edge_rnn_harness.fleet.ssh import HostKeyRefused
 

@@ -7,12 +7,12 @@ from typing import Any
 
 from edge_rnn_harness.cli.options import EXIT_OK, user_path
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.core.results import read_results
+from edge_rnn_harness.core.table import results_table, table_console
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """`harness show RESULTS.csv`: the terminal table of a results file."""
-    from edge_rnn_harness.core.results import read_results
-    from edge_rnn_harness.core.table import results_table, table_console
 
     try:
         frame = read_results(args.results)
@@ -20,7 +20,6 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UsageError(f"harness show: {error}") from None
     table_console().print(results_table(frame, title=str(args.results)))
     return EXIT_OK
-
 
 def add_parser(commands: Any) -> None:
     """The `harness show` subcommand."""

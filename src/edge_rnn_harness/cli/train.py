@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
 from edge_rnn_harness.cli.inputs import check_data_fits, load_dataset_arg
 from edge_rnn_harness.cli.options import (
     EXIT_OK,
@@ -16,15 +20,13 @@ from edge_rnn_harness.cli.options import (
     user_path,
 )
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.core.table import table_console
+from edge_rnn_harness.models.registry import MODELS, WEIGHTS_DIR
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """`harness train`: fit models, write weights and training records."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from edge_rnn_harness.core.table import table_console
-    from edge_rnn_harness.models.registry import MODELS, WEIGHTS_DIR
     from edge_rnn_harness.models.train import train_model
 
     trainable = [name for name, entry in MODELS.items() if entry.train is not None]
@@ -59,9 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     table_console().print(_records_table(records, f"Trained into {out_dir}"))
     return EXIT_OK
 
-
 def _records_table(records: list[dict], title: str) -> Any:
-    from rich.table import Table
 
     table = Table(title=title, header_style="bold")
     for column in ("model", "params", "recurrent sparsity", "best epoch", "val RMSE",
@@ -73,7 +73,6 @@ def _records_table(records: list[dict], title: str) -> Any:
                       f"{r['test_rmse']:.4f}", f"{r['test_mae']:.4f}",
                       f"{r['train_seconds']}")
     return table
-
 
 def add_parser(commands: Any) -> None:
     """The `harness train` subcommand."""

@@ -8,18 +8,23 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+
+from edge_rnn_harness.backends.registry import backend_names, get_backend
+from edge_rnn_harness.bundle.reader import Bundle, BundleError
 from edge_rnn_harness.cli.options import EXIT_OK, float_arg, thread_counts, user_path
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.core.profiles import get_profile
+from edge_rnn_harness.measure.tune import TuneJob, summary_lines, tune, tune_file_text
 
 
 def _percent(text: str) -> float:
     return float_arg(text, "a percentage", lambda v: 0 <= v <= 1000,
                      "must be a percentage from 0 to 1000") / 100
 
-
 def add_parser(commands: Any) -> None:
     """The `tune` subcommand."""
-    from edge_rnn_harness.backends.registry import backend_names
 
     tune = commands.add_parser(
         "tune", help="find a backend's fastest tuning options and thread count here",
@@ -52,15 +57,8 @@ def add_parser(commands: Any) -> None:
                       help="save the best setting as a tune file for harness run --tune-file")
     tune.set_defaults(handler=cmd_tune)
 
-
 def cmd_tune(args: argparse.Namespace) -> int:
     """Run both passes and print the verdict; exit 0 (2 if the default cannot run)."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    from edge_rnn_harness.backends.registry import get_backend
-    from edge_rnn_harness.core.profiles import get_profile
-    from edge_rnn_harness.measure.tune import TuneJob, summary_lines, tune, tune_file_text
 
     try:
         get_profile(args.profile)
@@ -99,10 +97,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
                              + f"; use: harness run --tune-file {args.write}"))
     return EXIT_OK
 
-
 def _only_model(bundle_root: Path) -> str:
     """The bundle's one model; UsageError when it has another number of them."""
-    from edge_rnn_harness.bundle.reader import Bundle, BundleError
 
     try:
         models = list(Bundle.load(bundle_root).models)
@@ -112,7 +108,6 @@ def _only_model(bundle_root: Path) -> str:
         raise UsageError(f"harness tune: the bundle holds {len(models)} models; name one "
                          f"with --model ({', '.join(models) or 'none'})")
     return models[0]
-
 
 def _count(choices: dict[str, tuple[str, ...]]) -> int:
     total = 1

@@ -6,12 +6,12 @@ import dataclasses
 from pathlib import Path
 
 from edge_rnn_harness.core.errors import UsageError
+from edge_rnn_harness.measure.tune import read_tune_file
 
 
 def read_tuning(path: Path, tuning: dict[str, dict[str, str]]) -> tuple[str, int]:
     """`harness run --tune-file`: add its options to `tuning` for its backend (a --tune of
     the same option wins); (backend, thread count) for `tuned_threads`."""
-    from edge_rnn_harness.measure.tune import read_tune_file
 
     try:
         backend, threads, options = read_tune_file(path)
@@ -19,7 +19,6 @@ def read_tuning(path: Path, tuning: dict[str, dict[str, str]]) -> tuple[str, int
         raise UsageError(f"harness run: --tune-file {error}") from None
     tuning[backend] = {**options, **tuning.get(backend, {})}
     return backend, threads
-
 
 def tuned_threads(tuned: tuple[str, int], cases: list) -> list:
     """The cases with the tune file's backend at its thread count, without repeats."""

@@ -29,6 +29,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 from edge_rnn_harness import __version__
+from edge_rnn_harness.backends.registry import BACKENDS
 from edge_rnn_harness.core.launcher import child_argv
 
 #: the files of a run folder
@@ -37,13 +38,10 @@ RESULTS_CSV, RESULTS_JSON = "results.csv", "results.json"
 #: longest list of paths `hash` accepts on stdin
 MAX_HASH_REQUEST_BYTES = 16 << 20
 
-
 def info() -> dict[str, object]:
     """What this device has: the harness version, Python, and per backend its runtime
     version or the reason it cannot run here."""
     import platform
-
-    from edge_rnn_harness.backends.registry import BACKENDS
 
     backends: dict[str, dict[str, str | None]] = {}
     for name, backend in BACKENDS.items():
@@ -52,14 +50,12 @@ def info() -> dict[str, object]:
     return {"harness": __version__, "python": platform.python_version(),
             "machine": platform.machine(), "backends": backends}
 
-
 def _inside(root: Path, relative: str) -> Path | None:
     """root/relative when `relative` is a plain relative path staying inside root."""
     pure = PurePosixPath(relative)
     if pure.is_absolute() or ".." in pure.parts or not pure.parts or "\0" in relative:
         return None
     return root / pure
-
 
 def file_hashes(root: Path, paths: list[str]) -> dict[str, str]:
     """sha256 of each of `paths` (relative to root) that is a regular file, not a symlink,
@@ -75,7 +71,6 @@ def file_hashes(root: Path, paths: list[str]) -> dict[str, str]:
                 digest.update(block)
         hashes[relative] = digest.hexdigest()
     return hashes
-
 
 def start(rundir: Path, harness_args: list[str]) -> int:
     """Start `python -m edge_rnn_harness ARGS` detached from this SSH session (a new
@@ -100,7 +95,6 @@ def start(rundir: Path, harness_args: list[str]) -> int:
         time.sleep(0.02)
     raise RuntimeError(f"the run did not start within 30 s (see {rundir / LOG})")
 
-
 def _wait_for_run(rundir: Path, harness_args: list[str]) -> None:
     """In the detached session: run the harness, then write its exit code."""
     null = os.open(os.devnull, os.O_RDONLY)
@@ -117,12 +111,10 @@ def _wait_for_run(rundir: Path, harness_args: list[str]) -> None:
     code = process.wait()
     _write_atomic(rundir / RC, str(code if code >= 0 else 128 - code))
 
-
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
-
 
 def stop(rundir: Path) -> bool:
     """SIGINT to the run's process group, as Ctrl-C; False if it is not running."""
@@ -134,7 +126,6 @@ def stop(rundir: Path) -> bool:
     except ProcessLookupError:
         return False
     return True
-
 
 def main(argv: list[str]) -> int:
     """The command line above; prints JSON on stdout, errors as one line on stderr."""
@@ -158,7 +149,6 @@ def main(argv: list[str]) -> int:
               f"start RUNDIR ARGS.. | stop RUNDIR (got {argv!r})", file=sys.stderr)
         return 2
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

@@ -26,7 +26,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_rnn_harness.board.power import MeterUnavailable, open_meter
+from edge_rnn_harness.bundle.reader import load_reference
 from edge_rnn_harness.core.errors import error_line
+from edge_rnn_harness.measure.worker import WorkerJob, open_for_timing
 
 DEFAULT_IDLE_S = 2.0
 DEFAULT_LOOP_S = 4.0
@@ -34,7 +37,6 @@ WARMUP_CALLS = 20
 #: the loop is never cut below this share of --energy-seconds to keep the step on time
 MIN_LOOP_SHARE = 0.5
 MJ_PER_J = 1000.0
-
 
 @dataclass(frozen=True)
 class EnergyResult:
@@ -63,7 +65,6 @@ class EnergyResult:
                 "energy_net_per_inf_mj": (self.busy_w - self.idle_w) * seconds_per_inf
                 * MJ_PER_J}
 
-
 def loop_seconds(loop_s: float, ends_at: float | None) -> float:
     """How long the loop runs: `loop_s`, shortened so the step ends by `ends_at`
     (time.monotonic, system-wide) when starting the process and preparing the model took
@@ -71,7 +72,6 @@ def loop_seconds(loop_s: float, ends_at: float | None) -> float:
     if ends_at is None:
         return loop_s
     return min(loop_s, max(loop_s * MIN_LOOP_SHARE, ends_at - time.monotonic()))
-
 
 def measure_energy(run: Any, fed: object, meter: Any, idle_s: float, loop_s: float,
                    ends_at: float | None = None) -> EnergyResult:
@@ -90,12 +90,8 @@ def measure_energy(run: Any, fed: object, meter: Any, idle_s: float, loop_s: flo
     return EnergyResult(meter.name, meter.covers, idle.mean_w, busy.mean_w, busy.samples,
                         busy.seconds, inferences, idle.error or busy.error)
 
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the energy step's child process."""
-    from edge_rnn_harness.board.power import MeterUnavailable, open_meter
-    from edge_rnn_harness.bundle.reader import load_reference
-    from edge_rnn_harness.measure.worker import WorkerJob, open_for_timing
 
     parser = argparse.ArgumentParser(prog="python -m edge_rnn_harness.measure.energy")
     parser.add_argument("job", type=Path)
@@ -122,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     args.output.write_text(json.dumps(asdict(result)))
     return 0
-
 
 if __name__ == "__main__":
     code = main()

@@ -26,7 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_rnn_harness.backends.registry import backend_names, get_backend
 from edge_rnn_harness.core.launcher import child_argv
+from edge_rnn_harness.core.results import read_results
+from edge_rnn_harness.measure.stats import bootstrap_ratio_ci, raw_values
 
 TUNE_FILE_VERSION = 1
 #: largest tune file read
@@ -37,7 +40,6 @@ DEFAULT_MARGIN = 0.25
 MAX_FINALISTS = 4
 #: alternating rounds of pass 2
 ROUNDS = 2
-
 
 @dataclass(frozen=True)
 class Setting:
@@ -58,14 +60,12 @@ class Setting:
             args += ["--tune", f"{backend}.{key}={value}"]
         return args
 
-
 def settings_of(choices: dict[str, tuple[str, ...]], threads: list[int]) -> list[Setting]:
     """Every combination; the first is the default (first thread count, first value of
     each option)."""
     keys = sorted(choices)
     return [Setting(n, tuple(zip(keys, values)))
             for n in threads for values in itertools.product(*(choices[k] for k in keys))]
-
 
 @dataclass
 class Measured:
@@ -80,7 +80,6 @@ class Measured:
         """Median over every value, ms (inf when nothing was measured)."""
         return float(np.median(np.concatenate(self.runs))) * 1e3 if self.runs else np.inf
 
-
 @dataclass(frozen=True)
 class TuneJob:
     """What `harness tune` runs: the backend, the `harness run` options naming the model and
@@ -92,11 +91,8 @@ class TuneJob:
     out_dir: Path
     margin: float = DEFAULT_MARGIN
 
-
 def measure(job: TuneJob, setting: Setting, profile: str, name: str, into: Measured) -> None:
     """One `harness run` of `setting`; its values are added to `into` (or its failure)."""
-    from edge_rnn_harness.core.results import read_results
-    from edge_rnn_harness.measure.stats import raw_values
 
     out = job.out_dir / f"{name}.csv"
     done = subprocess.run([*child_argv("edge_rnn_harness", "run"), *job.source_args,
@@ -114,7 +110,6 @@ def measure(job: TuneJob, setting: Setting, profile: str, name: str, into: Measu
     for runs in raw_values(out.with_suffix(".json")).values():
         into.runs.extend(runs)
 
-
 def finalists(first: list[Measured], margin: float) -> list[Measured]:
     """The default (first) and the settings within `margin` of pass 1's best, fastest first,
     at most MAX_FINALISTS."""
@@ -123,12 +118,10 @@ def finalists(first: list[Measured], margin: float) -> list[Measured]:
                   key=lambda m: m.median_ms)
     return [first[0], *kept[:MAX_FINALISTS - 1]]
 
-
 def tune(job: TuneJob, choices: dict[str, tuple[str, ...]], threads: list[int],
          say: Callable[[str], None]) -> tuple[Measured, Measured, tuple[float, float]]:
     """Run both passes: (the default, the best, the 95% interval of best/default median
     latency). ValueError when the default itself cannot be measured."""
-    from edge_rnn_harness.measure.stats import bootstrap_ratio_ci
 
     job.out_dir.mkdir(parents=True, exist_ok=True)
     first = [Measured(s) for s in settings_of(choices, threads)]
@@ -152,7 +145,6 @@ def tune(job: TuneJob, choices: dict[str, tuple[str, ...]], threads: list[int],
         else (1.0, 1.0)
     return default, best, (low, high)
 
-
 def tune_file_text(job: TuneJob, model: str, default: Measured, best: Measured,
                    ratio_ci: tuple[float, float]) -> str:
     """The JSON a tune file holds."""
@@ -162,11 +154,9 @@ def tune_file_text(job: TuneJob, model: str, default: Measured, best: Measured,
                        "ratio_ci": list(ratio_ci), "significant": ratio_ci[1] < 1.0},
                       indent=1)
 
-
 def read_tune_file(path: Path) -> tuple[str, int, dict[str, str]]:
     """(backend, threads, tuning) of a tune file; ValueError naming what is wrong (the
     backend and options are checked against the registry)."""
-    from edge_rnn_harness.backends.registry import backend_names, get_backend
 
     try:
         if path.stat().st_size > MAX_TUNE_FILE_BYTES:
@@ -188,7 +178,6 @@ def read_tune_file(path: Path) -> tuple[str, int, dict[str, str]]:
         raise ValueError(f"{path}: tuning must map option names to values")
     get_backend(backend).check_tuning(tuning)
     return backend, threads, {str(k): v for k, v in tuning.items()}
-
 
 def summary_lines(backend: str, default: Measured, best: Measured,
                   ratio_ci: tuple[float, float]) -> list[str]:

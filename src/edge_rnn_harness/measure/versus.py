@@ -18,13 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from edge_rnn_harness.bundle.reader import load_reference, load_windows
 from edge_rnn_harness.core.errors import error_line
+from edge_rnn_harness.measure.worker import WorkerJob, open_model, predict_windows
+from edge_rnn_harness.models.metrics import rmse
 
 
 def _outputs(model: Any, windows: list, testset: tuple | None) -> np.ndarray:
     """The model's forecasts on the test windows, else its first output on the parity
     windows."""
-    from edge_rnn_harness.measure.worker import predict_windows
 
     if testset is not None:
         xs, ys = testset
@@ -33,13 +35,9 @@ def _outputs(model: Any, windows: list, testset: tuple | None) -> np.ndarray:
     return np.stack([np.asarray(model.run(model.feed(inputs))[name], np.float64)
                      for inputs, _ in windows])
 
-
 def versus_fp32(job: Any, fp32_artifact: Path) -> dict[str, float]:
     """fp32_max_abs_err: largest |variant - fp32| over the windows; fp32_rmse: the fp32
     artifact's RMSE on the test windows (absent without them)."""
-    from edge_rnn_harness.bundle.reader import load_reference, load_windows
-    from edge_rnn_harness.measure.worker import open_model
-    from edge_rnn_harness.models.metrics import rmse
 
     windows = load_reference(Path(job.reference))
     testset = load_windows(Path(job.testset)) if job.testset else None
@@ -54,10 +52,8 @@ def versus_fp32(job: Any, fp32_artifact: Path) -> dict[str, float]:
         fields["fp32_rmse"] = rmse(fp32, testset[1])
     return fields
 
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors are one HARNESS-ERROR line on stderr and exit 1."""
-    from edge_rnn_harness.measure.worker import WorkerJob
 
     parser = argparse.ArgumentParser(prog="python -m edge_rnn_harness.measure.versus")
     parser.add_argument("job", type=Path, help="the variant case's job JSON")
@@ -71,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
         print(error_line(error), file=sys.stderr)
         return 1
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -20,12 +20,29 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
+from edge_rnn_harness.backends.base import RunOptions
+from edge_rnn_harness.backends.registry import get_backend
+from edge_rnn_harness.board.cpufreq import limits_khz
+from edge_rnn_harness.board.environment import device_name, emulated_device
+from edge_rnn_harness.bundle.reader import load_reference, load_second_opinion, load_windows
 from edge_rnn_harness.core.errors import ERROR_PREFIX, error_line
 from edge_rnn_harness.core.launcher import child_program_args
+from edge_rnn_harness.core.parity import (
+    Tolerance,
+    compare_outputs,
+    non_finite_count,
+    reference_dispute,
+)
+from edge_rnn_harness.core.plan import Case
+from edge_rnn_harness.core.variants import degenerate_reason, get_variant
+from edge_rnn_harness.measure.clock import time_calls, time_once_ms
 from edge_rnn_harness.measure.memory import peak_rss_mb, reset_peak_rss, rss_mb
+from edge_rnn_harness.measure.stream import Stream, is_streaming
+from edge_rnn_harness.models.baselines import persistence_forecast
+from edge_rnn_harness.models.metrics import mae, rmse
+from edge_rnn_harness.models.spec import INPUT_NAME, OUTPUT_NAME
 
 if TYPE_CHECKING:
-    from edge_rnn_harness.core.parity import Tolerance
     from edge_rnn_harness.core.variants import Variant
 
 MEMORY_HOOK = "harness_memory"
@@ -33,7 +50,6 @@ MEMORY_HOOK = "harness_memory"
 EXIT_UNAVAILABLE = 4
 #: exit code of the case's manager when the runtime cannot run the variant here
 EXIT_UNSUPPORTED = 5
-
 
 @dataclass(frozen=True)
 class WorkerJob:
@@ -65,10 +81,8 @@ class WorkerJob:
     @property
     def bench_name(self) -> str:
         """The pyperf benchmark name of this case."""
-        from edge_rnn_harness.core.plan import Case
 
         return Case(**self.case).bench_name
-
 
 class MemoryHook:
     """pyperf hook: after the timed values, record peak_rss_mb (VmHWM) and rss_delta_mb
@@ -101,7 +115,6 @@ class MemoryHook:
         if own:
             metadata["runtime_latency_median_ms"] = float(np.median(own))
 
-
 @dataclass(frozen=True)
 class _HookEntry:
     """Looks like the entry point pyperf's `Runner(hooks=...)` expects."""
@@ -111,7 +124,6 @@ class _HookEntry:
     def load(self) -> type[MemoryHook]:
         return MemoryHook
 
-
 def tensor_names(job: WorkerJob, windows: list) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(input names, output names) of the job's artifact: a step graph's from its notes,
     else the reference windows'."""
@@ -120,13 +132,10 @@ def tensor_names(job: WorkerJob, windows: list) -> tuple[tuple[str, ...], tuple[
                 tuple(str(job.notes["step_outputs"]).split(",")))
     return tuple(windows[0][0]), tuple(windows[0][1])
 
-
 def open_model(job: WorkerJob, windows: list) -> Any:
     """The job's artifact prepared by its backend (loaded, compiled, allocated; untimed
     here). `windows` are the reference windows, whose names label the tensors (a step
     graph's names come from its notes)."""
-    from edge_rnn_harness.backends.base import RunOptions
-    from edge_rnn_harness.backends.registry import get_backend
 
     case = job.case
     inputs, outputs = tensor_names(job, windows)
@@ -135,17 +144,14 @@ def open_model(job: WorkerJob, windows: list) -> Any:
                          module_callable=job.module_callable)
     return get_backend(case["backend"]).prepare(Path(job.artifact), options)
 
-
 def open_for_timing(job: WorkerJob, windows: list) -> tuple[Any, object]:
     """(what to time, its fed input): the prepared model and the first reference window
     fed, or for a streaming case a Stream whose `run` is one step (fed: None)."""
-    from edge_rnn_harness.measure.stream import Stream, is_streaming
 
     model = open_model(job, windows)
     if is_streaming(job.case):
         return Stream(model, job.notes, next(iter(windows[0][0].values()))), None
     return model, model.feed(windows[0][0])
-
 
 def claim_once(path: Path) -> bool:
     """True for the first process to call this with `path` (it creates the file), False
@@ -159,7 +165,6 @@ def claim_once(path: Path) -> bool:
         return False
     return True
 
-
 def prepare_case(job: WorkerJob, accuracy_claim: Path | None = None
                  ) -> tuple[Any, object, dict[str, Any]]:
     """Prepare the model and check parity, all untimed by pyperf. The test-split accuracy
@@ -168,12 +173,6 @@ def prepare_case(job: WorkerJob, accuracy_claim: Path | None = None
 
     Returns (prepared model, the fed input the timed loop uses, metadata for the run).
     """
-    from edge_rnn_harness.backends.registry import get_backend
-    from edge_rnn_harness.bundle.reader import load_reference, load_windows
-    from edge_rnn_harness.core.parity import Tolerance, compare_outputs
-    from edge_rnn_harness.core.variants import get_variant
-    from edge_rnn_harness.measure.clock import time_once_ms
-    from edge_rnn_harness.measure.stream import is_streaming
 
     case = job.case
     backend, variant = get_backend(case["backend"]), get_variant(case["variant"])
@@ -215,15 +214,12 @@ def prepare_case(job: WorkerJob, accuracy_claim: Path | None = None
         model.reset()  # the timed stream starts from zero state, as a deployed one
     return model, timed_fed, metadata
 
-
 def reference_doubts(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray],
                      within: bool, job: WorkerJob, tolerance: Tolerance) -> dict[str, str]:
     """What parity alone would hide about the reference: {"reference_non_finite": ...}
     when its outputs hold NaN or infinities (matched element by element), and
     {"reference_disputed": ...} when this runtime misses the reference but matches the
     second opinion stored beside it (bundle.load_second_opinion)."""
-    from edge_rnn_harness.bundle.reader import load_second_opinion
-    from edge_rnn_harness.core.parity import non_finite_count, reference_dispute
 
     doubts = {}
     counts = non_finite_count(reference)
@@ -237,12 +233,10 @@ def reference_doubts(outputs: dict[str, np.ndarray], reference: dict[str, np.nda
         doubts["reference_disputed"] = dispute
     return doubts
 
-
 def parity_window_problem(outputs: list[dict[str, np.ndarray]], windows: list,
                           variant: Variant) -> dict[str, str]:
     """For a model without test windows: {"accuracy_problem": ...} when an output is
     non-finite or constant over the parity windows while the reference's is not."""
-    from edge_rnn_harness.core.variants import degenerate_reason
 
     for name in windows[0][1]:
         problem = degenerate_reason(np.stack([out[name] for out in outputs]), None, None,
@@ -253,21 +247,16 @@ def parity_window_problem(outputs: list[dict[str, np.ndarray]], windows: list,
             return {"accuracy_problem": f"output {name!r} on the parity windows: {problem}"}
     return {}
 
-
 def device_metadata() -> dict[str, Any]:
     """Facts about the device that pyperf's own run metadata lacks (board model, or
     "qemu-aarch64 (emulated)" under QEMU user mode; kernel; cpufreq limits in kHz), read in
     the worker; absent where the device does not say."""
     import platform
 
-    from edge_rnn_harness.board.cpufreq import limits_khz
-    from edge_rnn_harness.board.environment import device_name, emulated_device
-
     low_khz, high_khz = limits_khz()
     facts = {"device": emulated_device() or device_name(), "kernel": platform.release(),
              "cpu_freq_min_khz": low_khz, "cpu_freq_max_khz": high_khz}
     return {key: value for key, value in facts.items() if value not in (None, "")}
-
 
 def leave_out_of_peak(step: Any) -> Any:
     """Run `step()` so that the memory it peaks at does not count in peak_rss_mb: note the
@@ -280,13 +269,11 @@ def leave_out_of_peak(step: Any) -> Any:
         return {**result, "peak_includes_accuracy": 1}
     return result
 
-
 def predict_windows(model: Any, xs: np.ndarray, horizon: int, batch: int = 1) -> np.ndarray:
     """The prepared model's forecasts (n, horizon) for every window of `xs`, `batch`
     windows per call (the last call padded with copies of the last window, whose
     forecasts are dropped), or for a Stream stepped through each window: exactly as it is
     deployed. Untimed."""
-    from edge_rnn_harness.models.spec import INPUT_NAME, OUTPUT_NAME
 
     predictions = np.empty((len(xs), horizon), dtype=np.float64)  # filled in place
     if hasattr(model, "forecast"):  # a Stream
@@ -300,15 +287,11 @@ def predict_windows(model: Any, xs: np.ndarray, horizon: int, batch: int = 1) ->
         predictions[start:start + len(chunk)] = out[:len(chunk)]
     return predictions
 
-
 def forecast_accuracy(model: Any, xs: np.ndarray, ys: np.ndarray,
                       variant: Variant, batch: int = 1) -> dict[str, Any]:
     """rmse and mae (data units) of the prepared model over every test-split window, and
     `accuracy_problem` when its forecasts are degenerate for `variant` (constant,
     non-finite, or worse than persistence). Untimed."""
-    from edge_rnn_harness.core.variants import degenerate_reason
-    from edge_rnn_harness.models.baselines import persistence_forecast
-    from edge_rnn_harness.models.metrics import mae, rmse
 
     predictions = predict_windows(model, xs, ys.shape[1], batch)
     baseline_rmse = rmse(persistence_forecast(xs, ys.shape[1]), ys)
@@ -318,12 +301,9 @@ def forecast_accuracy(model: Any, xs: np.ndarray, ys: np.ndarray,
         result["accuracy_problem"] = problem
     return result
 
-
 def main() -> int:
     """Entry point of both the case's manager and its workers."""
     import pyperf
-
-    from edge_rnn_harness.measure.clock import time_calls
 
     runner = pyperf.Runner(program_args=child_program_args("edge_rnn_harness.measure.worker"),
                            add_cmdline_args=lambda cmd, args: cmd.append(args.job),
@@ -332,7 +312,6 @@ def main() -> int:
     args = runner.parse_args()
     job = WorkerJob.load(Path(args.job))
     if not args.worker:
-        from edge_rnn_harness.backends.registry import get_backend
 
         backend = get_backend(job.case["backend"])
         why_not = backend.available()
@@ -357,7 +336,6 @@ def main() -> int:
     runner.bench_time_func(job.bench_name, time_calls, model.run, fed, metadata=metadata)
     model.close()
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -20,6 +20,8 @@ import numpy as np
 from edge_rnn_harness.backends.base import Backend, Calibration, Signature
 from edge_rnn_harness.backends.torch_ref import as_tuple, module_from_callable
 from edge_rnn_harness.bundle.sources.base import INPUT_SEED, PARITY_WINDOWS, ModelSource, Window
+from edge_rnn_harness.core.errors import ERROR_PREFIX
+from edge_rnn_harness.core.launcher import child_argv, run_child
 
 
 @dataclass
@@ -48,8 +50,6 @@ class TorchCallableSource(ModelSource):
         `timeout_s`; ValueError with the one-line reason it failed."""
         if self._probed is None:
             import tempfile
-
-            from edge_rnn_harness.core.launcher import child_argv, run_child
 
             with tempfile.TemporaryDirectory(prefix="harness-probe-") as tmp:
                 out = Path(tmp) / "probe.json"
@@ -95,7 +95,6 @@ class TorchCallableSource(ModelSource):
     def params(self) -> int | None:
         return int(self.probe()["params"])
 
-
 def describe_callable(target: str) -> dict[str, Any]:
     """Import and call `target` here: its identity (a hash of the target, the state dict
     and the example shapes) and parameter count. Runs the user's code: the probe child's."""
@@ -108,13 +107,10 @@ def describe_callable(target: str) -> dict[str, Any]:
     return {"identity": digest.hexdigest(),
             "params": int(sum(p.numel() for p in module.parameters()))}
 
-
 def main(argv: list[str]) -> int:
     """The probe child: write describe_callable(TARGET) to OUT; on any failure of the
     user's code (an exception, sys.exit) one `HARNESS-ERROR:` line and exit 2."""
     import sys
-
-    from edge_rnn_harness.core.errors import ERROR_PREFIX
 
     target, out = argv
     try:
@@ -134,10 +130,8 @@ def main(argv: list[str]) -> int:
     Path(out).write_text(json.dumps(described))
     return 0
 
-
 if __name__ == "__main__":
     import sys
 
     raise SystemExit(main(sys.argv[1:]))
-
 
