@@ -57,6 +57,7 @@ def same_code(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     return result, out
 
 
+@pytest.mark.slow
 def test_same_code_ab_run_passes_with_paired_rows(same_code: tuple) -> None:
     result, out = same_code
     assert result.returncode == 0, result.stdout + result.stderr

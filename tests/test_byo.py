@@ -17,6 +17,8 @@ from edge_rnn_harness.core.results import read_results
 from tests.conftest import run_cli
 from tests.onnx_recurrent import CASES, build
 
+pytestmark = pytest.mark.slow
+
 TOLERANCE = 1e-5  # fp32: atol 1e-5 + rtol 1e-5 x |reference|; outputs here are below 1
 ONNX_BACKENDS = "onnxruntime,openvino,ncnn,tflite"
 

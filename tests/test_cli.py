@@ -32,6 +32,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
     return result, out, tmp / "bundle"
 
 
+@pytest.mark.slow
 def test_run_writes_csv_and_pyperf_json(quick_run: tuple) -> None:
     result, out, _ = quick_run
     assert result.returncode == 0, result.stderr
@@ -93,6 +94,7 @@ def test_second_run_reuses_exports(quick_run: tuple, tmp_path: Path) -> None:
     assert artifact.stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_truncated_cached_artifact_is_reexported(quick_run: tuple, tmp_path: Path) -> None:
     _, _, bundle_dir = quick_run
     artifact = _tiny_artifact(bundle_dir, "onnxruntime")
@@ -119,6 +121,7 @@ def _cached_artifact_replaced(root: Path, backend_name: str, write: object) -> N
     (root / MANIFEST).write_text(json.dumps(manifest))
 
 
+@pytest.mark.slow
 def test_runtime_that_rejects_its_artifact_is_a_failed_row(tmp_path: Path) -> None:
     """An artifact whose manifest matches but that the runtime cannot load: the case is
     failed with the cause, the other backend still measures, exit code 1."""
@@ -154,6 +157,7 @@ def test_backends_lists_every_backend_with_version() -> None:
         assert get_backend(name).version() in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (("run", "--backends", "tensorrt"), "unknown backend 'tensorrt'; choose from: torch"),
     (("run", "--model", "transformer"), "unknown model 'transformer'; choose from: lstm"),
@@ -217,6 +221,7 @@ def _wait_for(condition: object, what: str, timeout_s: float = 300) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path, signal_name: str) -> None:
     """SIGINT (or SIGTERM) while the second case is measuring: exit 130, the first case's
@@ -270,6 +275,7 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path, signal_name: str
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
 
 
+@pytest.mark.slow
 def test_a_hang_while_measuring_is_killed_and_named(tmp_path: Path) -> None:
     """A model that hangs inside the measuring worker: after --case-timeout the case's whole
     process group is killed (every process collected while it was measuring is gone), the
@@ -301,6 +307,7 @@ def test_a_hang_while_measuring_is_killed_and_named(tmp_path: Path) -> None:
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
 
 
+@pytest.mark.slow
 def test_worker_segfault_is_a_failed_row_and_the_run_goes_on(tmp_path: Path) -> None:
     """A model whose forward pass segfaults inside the measuring worker: that case is
     `failed` naming the signal, the next backend still measures, exit code 1."""
@@ -314,6 +321,7 @@ def test_worker_segfault_is_a_failed_row_and_the_run_goes_on(tmp_path: Path) -> 
     assert frame.loc[0, "reason"] == "crashed: killed by SIGSEGV"
 
 
+@pytest.mark.slow
 def test_two_runs_with_one_out_do_not_mix(tmp_path: Path) -> None:
     """While one run writes r.csv, a second run with the same --out is refused in one line
     (exit 2) and the first run's rows are all there, under one run id. The first run is

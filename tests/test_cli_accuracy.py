@@ -27,6 +27,7 @@ def lstm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
     return result, out
 
 
+@pytest.mark.slow
 def test_rows_have_accuracy_and_beat_ar24(lstm_run: tuple) -> None:
     result, out = lstm_run
     assert result.returncode == 0, result.stderr
@@ -46,6 +47,7 @@ def test_rows_have_accuracy_and_beat_ar24(lstm_run: tuple) -> None:
     assert "AR(24) least squares" in result.stdout
 
 
+@pytest.mark.slow
 def test_user_series_trains_and_runs(tmp_path: Path) -> None:
     demand = elecdemand().frame["target"].to_numpy()[:1000]
     csv = tmp_path / "mine.csv"
@@ -67,6 +69,7 @@ def test_user_series_trains_and_runs(tmp_path: Path) -> None:
     assert np.isfinite(row["rmse"]) and row["rmse"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content, args, message", [
     ("kw\n1\n2\n", ("--column", "load"), "no column 'load' for --column (columns: kw)"),
     ("kw\n" + "\n".join(map(str, range(50))) + "\n", ("--column", "kw"),
@@ -104,6 +107,7 @@ def test_train_refuses_to_overwrite_committed_weights_with_other_data(tmp_path: 
     assert "--dataset needs --out DIR" in result.stderr
 
 
+@pytest.mark.slow
 def test_memory_describes_inference_not_the_accuracy_pass(tmp_path: Path) -> None:
     """A long series (40k test windows): rss_delta_mb with the accuracy pass equals the one
     without it, within 5 MiB (it was 40 MiB more when the pass's predictions piled up)."""

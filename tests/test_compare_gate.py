@@ -74,6 +74,7 @@ def test_missing_candidate_case_cannot_be_judged(tmp_path: Path) -> None:
     assert "openvino single_stream s24 t1 b1: missing from the candidate" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("override, message", [
     ({"throttled": True}, "thermally throttled"),
     ({"status": "invalid", "reason": "too few values"}, "row is invalid"),
@@ -138,6 +139,7 @@ def test_summary_file_is_markdown(tmp_path: Path) -> None:
     assert text.startswith("## REGRESSION") and "| case" in text and "median latency" in text
 
 
+@pytest.mark.slow
 def test_compare_formats_and_one_sided_cases(tmp_path: Path) -> None:
     base = write_run(tmp_path / "a.csv", seed=1)
     cand = write_run(tmp_path / "b.csv", seed=2, factor=1.5)
@@ -155,6 +157,7 @@ def test_compare_formats_and_one_sided_cases(tmp_path: Path) -> None:
     assert as_csv.stdout.startswith("case,metric,base,cand,ratio")
 
 
+@pytest.mark.slow
 def test_compare_refuses_mismatched_settings_unless_allowed(tmp_path: Path) -> None:
     base = write_run(tmp_path / "a.csv", seed=1)
     cand = write_run(tmp_path / "b.csv", seed=2, onnxruntime={"device": "raspberry pi 5"})
@@ -164,6 +167,7 @@ def test_compare_refuses_mismatched_settings_unless_allowed(tmp_path: Path) -> N
     assert run_cli("compare", str(base), str(cand), "--allow-mismatch").returncode == 0
 
 
+@pytest.mark.slow
 def test_energy_from_two_different_meters_is_a_mismatch(tmp_path: Path) -> None:
     """RAPL (CPU package) and an INA219 (board rails) measure different things; a run
     with a meter against one without is not a mismatch (there is no energy to compare)."""
@@ -224,6 +228,7 @@ def test_schema_2_run_compares_with_a_schema_3_run(tmp_path: Path) -> None:
     assert not comparison.only_cand
 
 
+@pytest.mark.slow
 def test_emulated_rows_are_never_judged_against_a_real_device(tmp_path: Path) -> None:
     emulated = {"device": "qemu-aarch64 (emulated)"}
     base = write_run(tmp_path / "x86.csv", seed=1)
@@ -251,6 +256,7 @@ _GROWTH = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("metric", judged_metrics(), ids=lambda m: m.gate_option)
 def test_every_threshold_option_is_honoured_on_the_command_line(tmp_path: Path,
                                                                 metric: object) -> None:
@@ -271,6 +277,7 @@ def test_every_threshold_option_is_honoured_on_the_command_line(tmp_path: Path,
     assert f"{metric.label} +" in strict.stdout and "over the 10% limit" in strict.stdout  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_alpha_and_min_effect_are_honoured_on_the_command_line(tmp_path: Path) -> None:
     """A 30% slowdown on few noisy values (rank test p about 1e-6): a regression by
     default; with --alpha below that p-value, or a --min-effect larger than the change,

@@ -38,6 +38,7 @@ def backend(request: pytest.FixtureRequest) -> type:
     return _available(request.param)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", sorted(TINY_MODELS))
 def test_exported_model_matches_reference(backend: type, session_bundle: Exported,
                                           cell: str) -> None:

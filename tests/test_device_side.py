@@ -33,6 +33,7 @@ def _poisoned_path(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_device_run_imports_nothing_of_the_host_side(tiny_bundle: Path, tmp_path: Path) -> None:
     """As a workstation's `--on` starts it: with --device-name, --progress-file and --cases
     (the four device backends' cases of the plan; torch's is left out)."""
@@ -142,6 +143,7 @@ def test_bundle_run_bad_input(tiny_bundle: Path, tmp_path: Path, args: tuple,
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_planted_pickle_never_runs(tiny_bundle: Path, tmp_path: Path) -> None:
     """The torch artifact's weights replaced by a pickle that would write a marker file,
     with the manifest's hash updated to match: the torch case fails, the marker is never

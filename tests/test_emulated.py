@@ -23,7 +23,7 @@ from tests.conftest import ROOT, run_cli
 
 # building the arm64 root from nothing and running under QEMU takes longer than the
 # suite's per-test limit
-pytestmark = [pytest.mark.emulated, pytest.mark.timeout(3900)]
+pytestmark = [pytest.mark.emulated, pytest.mark.slow, pytest.mark.timeout(3900)]
 
 HANDLER = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 RUN_ARGS = ("--backends", "all", "--profile", "quick", "--power", "none")

@@ -54,6 +54,7 @@ def scaled_copy(run: Path, out: Path, factor: float) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_a_scaled_copy_of_a_quick_run_never_passes(quick_run: Path, tmp_path: Path) -> None:
     slow = scaled_copy(quick_run, tmp_path / "slow.csv", 1.5)
     result = run_cli("gate", str(quick_run), str(slow))
@@ -111,6 +112,7 @@ def _edited_csv(path: Path, out: Path, column: str, value: str) -> Path:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("column, value, message", [
     ("latency_median_ms", "", "row is ok but its latency_median_ms is empty"),
     ("latency_median_ms", "-0.02", "latency_median_ms is -0.02: not a positive number"),
@@ -172,6 +174,7 @@ def test_history_with_too_few_runs_is_one_line_exit_2(tmp_path: Path) -> None:
     assert "at least 5" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_history_passes_same_code_and_catches_a_slowdown(tmp_path: Path) -> None:
     history = _history(tmp_path / "h", 8)
     same = run_cli("gate", "--history", f"{history}/run*.csv",
@@ -197,6 +200,7 @@ _MUTATIONS = {
 }
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mutation=st.sampled_from(sorted(_MUTATIONS)), row=st.integers(0, 1),
        factor=st.floats(0.5, 2.0))

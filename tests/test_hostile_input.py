@@ -39,6 +39,7 @@ def _relu_model(tmp_path: Path, name: str = "relu") -> Path:
     return relu_onnx(tmp_path / f"{name}.onnx")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make_args, message", [
     (lambda t: ("show", str(t)), "not a readable file (Is a directory)"),
     (lambda t: ("report", str(t), "--out", str(t / "rep")), "not a readable file"),
@@ -91,6 +92,7 @@ def test_bad_input_is_refused_in_one_line(tmp_path: Path, make_args: object,
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size_kib", [4, 12])
 def test_a_full_disk_keeps_what_was_written_and_says_so(tmp_path: Path, small_disk: object,
                                                         size_kib: int) -> None:

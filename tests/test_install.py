@@ -17,6 +17,8 @@ import pytest
 from edge_rnn_harness.core.results import read_results
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow
+
 #: Raspberry Pi OS 64-bit (bookworm): aarch64, CPython 3.11, glibc 2.36. pip does not
 #: widen an explicit --platform to older manylinux tags, so every one is listed.
 PI_PLATFORMS = [f"manylinux_2_{minor}_aarch64" for minor in range(17, 37)] + \

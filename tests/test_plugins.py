@@ -52,6 +52,7 @@ def test_a_plugin_backend_is_listed(plugin_env: dict[str, str]) -> None:
     assert "available" in line
 
 
+@pytest.mark.slow
 def test_a_plugin_backend_runs_a_case(plugin_env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "plugin.csv"
     result = run_cli("run", "--model", "tiny", "--backends", PLUGIN_NAME, "--profile", "quick",
@@ -70,6 +71,7 @@ def row_value(row: dict[str, str], column: str) -> str:
     return row[column]
 
 
+@pytest.mark.slow
 def test_the_conformance_suite_runs_the_plugin(plugin_env: dict[str, str]) -> None:
     env = {**plugin_env, "HARNESS_TEST_BACKENDS": PLUGIN_NAME}
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",

@@ -84,6 +84,7 @@ def pd_none(value: object) -> bool:
     return bool(pd.isna(value))
 
 
+@pytest.mark.slow
 def test_pi5_meter_and_throttling_make_the_row_invalid(tiny_bundle: Path,
                                                        tmp_path: Path) -> None:
     """A fake Pi 5: `auto` picks the PMIC; get_throttled reads 0x0 before the case and
@@ -104,6 +105,7 @@ def test_pi5_meter_and_throttling_make_the_row_invalid(tiny_bundle: Path,
     assert row["latency_median_ms"] > 0
 
 
+@pytest.mark.slow
 def test_meter_failing_mid_run_keeps_the_latency_row(tiny_bundle: Path,
                                                      tmp_path: Path) -> None:
     """The PMIC stops answering during the energy step: the row stays `ok` with its
@@ -159,6 +161,7 @@ def test_ctrl_c_during_a_sweep_restores_the_cpu(tiny_bundle: Path, tmp_path: Pat
         assert (policies / policy / "scaling_min_freq").read_text().strip() == "600000"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "message"), [
     (("--power", "rapl"), "harness run: rapl: no RAPL package domain under /sys/class/powercap"),
     (("--power", "volts"), "harness run: --power 'volts' is not one of"),

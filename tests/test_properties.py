@@ -95,6 +95,7 @@ _CELLS = st.one_of(st.text(max_size=12), st.sampled_from(
     ["", "nan", "inf", "-1", "0", "1e308", "ok", "failed", "True", "lstm", "99", "NA"]))
 
 
+@pytest.mark.slow
 @examples(40)
 @given(row=st.integers(0, 2), column=st.integers(0, 60), cell=_CELLS,
        cut=st.one_of(st.none(), st.integers(0, 4000)),
@@ -139,6 +140,7 @@ def export_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache") / "bundle"
 
 
+@pytest.mark.slow
 @examples(30)
 @given(header=st.sampled_from(["load", "load", "load", "t,load", "x", ""]), lines=_DATA_LINES,
        binary=st.sampled_from([None, None, None, b"", b"\x00\xff", b"load\n\xff\xfe\n"]))
@@ -166,6 +168,7 @@ _ARRAYS = hnp.arrays(
     shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=4))
 
 
+@pytest.mark.slow
 @examples(25)
 @given(arrays=st.one_of(
            st.dictionaries(st.sampled_from(["x", "y", "X", "x "]), _ARRAYS, max_size=3),
@@ -201,6 +204,7 @@ _VALUES = st.one_of(st.text(max_size=10), st.sampled_from(
                      "onnxruntime", "x=1x3", "onnxruntime.graph_level=all", "none"]))
 
 
+@pytest.mark.slow
 @examples(50)
 @given(option=st.sampled_from(_OPTIONS), value=_VALUES)
 def test_run_option_values(option: str, value: str) -> None:
@@ -258,6 +262,7 @@ def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bundle
 
 
+@pytest.mark.slow
 @examples(40)
 @given(steps=st.lists(st.integers(0, 50), max_size=6), value=_JSON,
        raw=st.one_of(st.none(), st.binary(max_size=100)))

@@ -66,6 +66,7 @@ def _run(tmp_path: Path, model: Path, backends: str) -> tuple[int, pd.DataFrame,
     return result.returncode, read_results(out).set_index("backend"), result.stderr
 
 
+@pytest.mark.slow
 def test_runtimes_that_agree_against_a_wrong_evaluator_blame_the_reference(
         tmp_path: Path) -> None:
     code, frame, stderr = _run(tmp_path, softmax_opset9(tmp_path), "onnxruntime,openvino")
@@ -80,6 +81,7 @@ def test_runtimes_that_agree_against_a_wrong_evaluator_blame_the_reference(
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_a_runtime_that_misses_both_is_still_failed(tmp_path: Path) -> None:
     """ncnn does opset-9 Softmax over axis 1 alone too, and not as the evaluator does:
     it matches neither, so it is a runtime failure."""
@@ -88,6 +90,7 @@ def test_a_runtime_that_misses_both_is_still_failed(tmp_path: Path) -> None:
     assert row["status"] == "failed" and row["reason"].startswith("parity: output 'y'")
 
 
+@pytest.mark.slow
 def test_a_nan_reference_matched_by_the_runtimes_is_ok_and_said(tmp_path: Path) -> None:
     code, frame, _ = _run(tmp_path, sqrt_of_normal(tmp_path), "onnxruntime,openvino")
     assert code == 0
@@ -235,6 +238,7 @@ def test_pnnx_refuses_an_element_type_it_cannot_name() -> None:
         pnnx_input_shapes({"s": np.array(["abc"])})
 
 
+@pytest.mark.slow
 def test_a_model_listing_its_weights_as_inputs_runs_on_ncnn(tmp_path: Path) -> None:
     code, frame, stderr = _run(tmp_path, weights_listed_as_inputs(tmp_path), "onnxruntime,ncnn")
     assert code == 0, stderr

@@ -18,7 +18,8 @@ from edge_rnn_harness.core.results import read_results
 from tests.conftest import popen_harness, run_cli
 from tests.sshd import SshServer, keygen, sshd_missing
 
-pytestmark = pytest.mark.skipif(sshd_missing() is not None, reason=str(sshd_missing()))
+pytestmark = [pytest.mark.skipif(sshd_missing() is not None, reason=str(sshd_missing())),
+              pytest.mark.slow]
 #: every backend of the tiny bundle: one row per device each
 BACKENDS = ("torch", "onnxruntime", "tflite", "openvino", "ncnn")
 

@@ -14,6 +14,8 @@ from edge_rnn_harness.core.plan import Case, Shapes, artifact_form, build_plan
 from edge_rnn_harness.core.results import read_results
 from tests.conftest import relu_onnx, run_cli
 
+pytestmark = pytest.mark.slow
+
 ALL_BACKENDS = ("torch", "onnxruntime", "tflite", "openvino", "ncnn")
 
 

@@ -28,6 +28,8 @@ from edge_rnn_harness.models.data import elecdemand, make_splits
 from edge_rnn_harness.models.registry import MODELS
 from edge_rnn_harness.models.spec import INPUT_NAME, OUTPUT_NAME
 
+pytestmark = pytest.mark.slow
+
 #: largest relative difference between a backend's test RMSE and the committed record's
 RECORD_RTOL = 2e-5
 #: lstm runs on every backend (and every variant) in tests/test_variants.py

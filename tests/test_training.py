@@ -115,6 +115,7 @@ def test_records_name_the_cpu_and_builds(trained: tuple[Path, dict]) -> None:
     assert record["cpu"] and record["machine"]
 
 
+@pytest.mark.slow
 def test_retraining_lstm_here_matches_the_committed_weights(tmp_path: Path) -> None:
     """The tolerance that holds across the CPUs we trained on (Intel Xeon and the machine
     of the committed weights): a 1-layer model's weights within 1e-4 and its test RMSE

@@ -19,6 +19,8 @@ from edge_rnn_harness.core.variants import VARIANT_NAMES, VARIANTS, degenerate_r
 from tests.conftest import run_cli
 from tests.onnx_recurrent import CASES, build
 
+pytestmark = pytest.mark.slow
+
 CALIBRATION_WINDOWS = 32
 
 
