@@ -70,6 +70,37 @@ def test_a_declared_metric_reaches_csv_table_compare_and_gate(
     assert "--max-tail-growth" in capsys.readouterr().err
 
 
+#: per-worker metrics a worker records only for some cases: a calibrated variant's window
+#: count, and the runtime's own latency (OpenVINO only)
+CONDITIONAL = {"calibration_windows", "runtime_latency_median_ms"}
+
+
+def test_every_worker_records_each_declared_per_worker_metric(tiny_bundle: Path,
+                                                              tmp_path: Path) -> None:
+    """The workers' run metadata holds every metric declared with `workers` (the
+    aggregator reads them by their column names), and the row holds what it combined."""
+    import pyperf
+
+    from edge_rnn_harness.core.metrics import all_metrics
+    from edge_rnn_harness.core.results import read_results
+
+    out = tmp_path / "r.csv"
+    assert _run(tiny_bundle, out) == 0
+    per_worker = {m.column for m in all_metrics() if m.workers} - CONDITIONAL
+    runs = pyperf.BenchmarkSuite.load(str(out.with_suffix(".json"))).get_benchmarks()[0]
+    recorded = [run.get_metadata() for run in runs.get_runs()]
+    assert len(recorded) == 2  # the quick profile's two worker processes
+    for metadata in recorded:
+        missing = per_worker - set(metadata)
+        assert missing <= {"rmse", "mae"}, missing  # accuracy: the first worker only
+    assert {"rmse", "mae"} <= set().union(*recorded)
+    row = read_results(out).iloc[0]
+    for column in per_worker:
+        values = [metadata[column] for metadata in recorded if column in metadata]
+        expected = next(m for m in all_metrics() if m.column == column).aggregate(values)
+        assert row[column] == pytest.approx(expected, rel=1e-6), column
+
+
 def test_a_metric_is_declared_once(tail_metric: Metric) -> None:
     with pytest.raises(ValueError, match="declared already"), declared(TAIL):
         pass
