@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -17,7 +19,7 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 def _lint_imports(tree: Path) -> subprocess.CompletedProcess:
     """lint-imports over the package under `tree`/src with `tree`/pyproject.toml."""
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
-    return subprocess.run([str(LINT_IMPORTS), "--config", str(tree / "pyproject.toml"),
+    return subprocess.run([str(LINT_IMPORTS), str(tree / "pyproject.toml"),
                            "--no-cache"], cwd=tree, env=env, capture_output=True, text=True,
                           timeout=300, check=False)
 
@@ -43,43 +45,23 @@ def _plant(module: Path, line: str) -> None:
     module.write_text(text.replace(anchor, anchor + line + "\n", 1))
 
 
-def test_a_host_import_in_a_device_module_breaks_the_check(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module, line, broken", [
+    ("measure/worker.py", "import edge_rnn_harness.analysis.compare  # noqa",
+     "The device side never imports the host side of the harness BROKEN"),
+    ("board/thermal.py", "import torch  # noqa",
+     "The device side never imports PyTorch, the converters, SSH or plotting BROKEN"),
+    ("core/plan.py", "from edge_rnn_harness.cli import main  # noqa",
+     "Layers: cli on top; each package imports only the packages below it BROKEN"),
+    ("cli/options.py", "from edge_rnn_harness.cli import run  # noqa",
+     "Commands: one module each, none imports another; shared options at the bottom BROKEN"),
+], ids=["host-in-device", "torch-in-device", "cli-below", "command-in-options"])
+def test_a_planted_import_breaks_its_contract(tmp_path: Path, module: str, line: str,
+                                              broken: str) -> None:
     tree = _copy(tmp_path)
-    _plant(tree / "src/edge_rnn_harness/measure/worker.py",
-           "import edge_rnn_harness.analysis.compare  # noqa")
+    _plant(tree / "src/edge_rnn_harness" / module, line)
     result = _lint_imports(tree)
     assert result.returncode != 0
-    assert "The device side never imports the host side of the harness BROKEN" in result.stdout
-    assert "edge_rnn_harness.measure.worker -> edge_rnn_harness.analysis.compare" in \
-        result.stdout
-
-
-def test_torch_in_a_device_module_breaks_the_check(tmp_path: Path) -> None:
-    tree = _copy(tmp_path)
-    _plant(tree / "src/edge_rnn_harness/board/thermal.py", "import torch  # noqa")
-    result = _lint_imports(tree)
-    assert result.returncode != 0
-    assert "PyTorch, the converters, SSH or plotting BROKEN" in result.stdout
-
-
-def test_a_lower_layer_importing_the_cli_breaks_the_check(tmp_path: Path) -> None:
-    tree = _copy(tmp_path)
-    _plant(tree / "src/edge_rnn_harness/core/plan.py",
-           "from edge_rnn_harness.cli import main  # noqa")
-    result = _lint_imports(tree)
-    assert result.returncode != 0
-    assert "Layers: cli on top; each package imports only the packages below it BROKEN" in \
-        result.stdout
-
-
-def test_a_command_importing_another_breaks_the_check(tmp_path: Path) -> None:
-    tree = _copy(tmp_path)
-    _plant(tree / "src/edge_rnn_harness/cli/options.py",
-           "from edge_rnn_harness.cli import run  # noqa")
-    result = _lint_imports(tree)
-    assert result.returncode != 0
-    assert "Commands: one module each, none imports another; shared options at the bottom " \
-           "BROKEN" in result.stdout
+    assert broken in result.stdout
 
 
 def test_every_child_program_is_marked_and_started_by_the_launcher() -> None:
