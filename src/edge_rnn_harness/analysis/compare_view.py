@@ -13,6 +13,7 @@ from edge_rnn_harness.analysis.compare import Comparison, key_text
 
 FORMATS = ("table", "markdown", "csv", "json")
 
+
 def comparison_frame(comparison: Comparison) -> pd.DataFrame:
     """One row per (case, metric), plus a row per case present on one side only."""
     rows = []
@@ -31,8 +32,10 @@ def comparison_frame(comparison: Comparison) -> pd.DataFrame:
         rows.extend({"case": key_text(key), "metric": "", "note": side} for key in keys)
     return pd.DataFrame(rows)
 
+
 def _fmt(value: object, spec: str) -> str:
     return "-" if value is None or pd.isna(value) else format(float(value), spec)
+
 
 def _display_rows(frame: pd.DataFrame) -> list[list[str]]:
     rows = []
@@ -46,8 +49,10 @@ def _display_rows(frame: pd.DataFrame) -> list[list[str]]:
                      _fmt(r["change_pct"], "+.1f"), ci, verdict, r["note"] or ""])
     return rows
 
+
 HEADERS = ["case", "metric", "base", "cand", "change %", "95% CI of ratio", "significant",
            "note"]
+
 
 def render(comparison: Comparison, fmt: str) -> str | Table:
     """The comparison in `fmt` (a rich Table for "table", else text)."""
@@ -66,6 +71,7 @@ def render(comparison: Comparison, fmt: str) -> str | Table:
             row[4] = f"[bold]{row[4]}[/]"
         table.add_row(*row)
     return table
+
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     """A GitHub Markdown table."""

@@ -34,9 +34,11 @@ ARCHITECTURE_FILE = "architecture.json"
 #: an architecture file larger than this is refused unread
 MAX_ARCHITECTURE_BYTES = 64 << 10
 
+
 def as_tuple(value: Any) -> tuple:
     """`value` as a tuple (a module's single output or example input becomes a 1-tuple)."""
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
 
 def module_from_callable(target: str) -> tuple[Any, tuple]:
     """Import `package.module:callable` (from the current folder too, as `python -m` does)
@@ -59,6 +61,7 @@ def module_from_callable(target: str) -> tuple[Any, tuple]:
         raise ValueError(f"--model {target}: the example input must be a tensor or a tuple "
                          f"of tensors")
     return made[0].eval(), examples
+
 
 class TorchPrepared(PreparedModel):
     """An eval-mode module called eagerly under `torch.inference_mode`."""
@@ -86,11 +89,13 @@ class TorchPrepared(PreparedModel):
     def close(self) -> None:
         self._model = None
 
+
 def _precision(model: Any) -> str:
     """The parameters' dtype as read from the module (e.g. fp32)."""
     dtypes = {str(p.dtype).removeprefix("torch.") for p in model.parameters()}
     names = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64"}
     return ",".join(sorted(names.get(d, d) for d in dtypes)) or "none"
+
 
 def _architecture(model: Any) -> dict[str, Any]:
     from edge_rnn_harness.models.forecaster import Forecaster, StepForecaster
@@ -99,6 +104,7 @@ def _architecture(model: Any) -> dict[str, Any]:
         return {"forecaster": json.loads(model.spec.to_json()),
                 **({"step": True} if isinstance(model, StepForecaster) else {})}
     return {"callable": True}
+
 
 class TorchBackend(Backend):
     """PyTorch eager execution of the definition: the reference every runtime is compared
@@ -139,6 +145,7 @@ class TorchBackend(Backend):
             raise ArtifactError(f"cannot load {artifact.parent / WEIGHTS_FILE}: "
                                 f"{' '.join(str(error).split())[:200]}") from error
         return TorchPrepared(model.eval(), options)
+
 
 def _rebuild(artifact: Path, options: RunOptions) -> Any:
     """The module with fresh parameters, from architecture.json."""

@@ -52,6 +52,7 @@ EXPORT_FORMAT = 4
 #: exit code of the export child when the backend cannot take the model at all
 EXIT_UNSUPPORTED = 3
 
+
 def cache_key(source: ModelSource, backend: type[Backend], variant: str,
               calibration_sha256: str = "", form: str = "") -> str:
     """Hash of everything that determines the artifact: the model's identity (definition
@@ -62,10 +63,12 @@ def cache_key(source: ModelSource, backend: type[Backend], variant: str,
              f"format={EXPORT_FORMAT}", calibration_sha256] + ([f"form={form}"] if form else [])
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
+
 def bundle_file(root: Path, path: Path) -> BundleFile:
     """The manifest entry of a file written under `root`."""
     return BundleFile(path.relative_to(root).as_posix(), file_sha256(path),
                       path.stat().st_size)
+
 
 def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write arrays to `path` atomically (temporary file, then rename)."""
@@ -73,6 +76,7 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.stem}.tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(path)
+
 
 def write_reference(path: Path, windows: list[Window],
                     opinion: SecondOpinion | None = None) -> None:
@@ -87,9 +91,11 @@ def write_reference(path: Path, windows: list[Window],
         arrays.update(reference_by=np.str_(opinion.reference_by), second_by=np.str_(opinion.by))
     write_npz(path, arrays)
 
+
 def _tensors(arrays: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     return [{"name": name, "shape": list(a.shape), "dtype": str(a.dtype)}
             for name, a in arrays.items()]
+
 
 def export_artifact(root: Path, source: ModelSource, backend: type[Backend],
                     variant: str, calibration_path: Path | None = None,
@@ -143,6 +149,7 @@ def export_artifact(root: Path, source: ModelSource, backend: type[Backend],
                                             backend.export_fingerprint().split(";") if item),
                          **extra, **({"notes": notes} if notes else {})}}
 
+
 def _staged(target: Path, export: Callable[[Path], tuple[Path, dict[str, Any]]]
             ) -> tuple[Path, list[str], dict[str, Any]]:
     """Run `export(staging)` in a fresh folder beside `target`, then move it into place
@@ -160,10 +167,12 @@ def _staged(target: Path, export: Callable[[Path], tuple[Path, dict[str, Any]]]
         shutil.rmtree(staging, ignore_errors=True)
     return opened, names, notes
 
+
 def _empty_manifest() -> dict[str, Any]:
     return {"bundle_schema": BUNDLE_SCHEMA, "harness_version": __version__,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "models": {}, "artifacts": []}
+
 
 class Exporter:
     """Keeps one bundle up to date for a run or an export: exports what is missing or
@@ -319,6 +328,7 @@ class Exporter:
         model["units"], model["dataset"] = data["units"], data["dataset"]
         self._save()
 
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m edge_rnn_harness.bundle.export --root DIR --source SOURCE.json --backend B
     --variant V --result OUT.json`: export one artifact, write its manifest entries to
@@ -347,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         print(error_line(error, "export failed"), file=sys.stderr)
         return 1
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -52,9 +52,11 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _FORM = re.compile(r"|step|s[1-9][0-9]{0,5}-b[1-9][0-9]{0,5}")
 Window = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
+
 class BundleError(ValueError):
     """A bundle that cannot be used at all (no or foreign manifest, unreadable schema, a
     path leaving the folder); the CLI turns it into one line and exit code 2."""
+
 
 @dataclass(frozen=True)
 class BundleFile:
@@ -67,6 +69,7 @@ class BundleFile:
     def to_json(self) -> dict[str, Any]:
         """The manifest form."""
         return {"path": self.path, "sha256": self.sha256, "bytes": self.size_bytes}
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -88,6 +91,7 @@ class ModelInfo:
     dataset: str | None
     signature: dict[str, Any]
     files: dict[str, BundleFile]
+
 
 @dataclass(frozen=True)
 class ArtifactInfo:
@@ -115,6 +119,7 @@ class ArtifactInfo:
         """Total size of the artifact's files, bytes."""
         return sum(item.size_bytes for item in self.files)
 
+
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -122,6 +127,7 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
 
 def checked_relpath(root: Path, text: object) -> str:
     """`text` if it is a plain relative path that stays inside `root` (symlinks resolved);
@@ -140,6 +146,7 @@ def checked_relpath(root: Path, text: object) -> str:
                           f"folder (symlink); refusing the bundle")
     return text
 
+
 def _file(root: Path, raw: object, where: str) -> BundleFile:
     if not isinstance(raw, dict):
         raise BundleError(f"bundle manifest: {where} is not a file entry")
@@ -150,6 +157,7 @@ def _file(root: Path, raw: object, where: str) -> BundleFile:
         raise BundleError(f"bundle manifest: {where} has no valid byte count")
     return BundleFile(checked_relpath(root, raw.get("path")), sha, size)
 
+
 def _text(raw: dict, key: str, where: str, optional: bool = False) -> Any:
     value = raw.get(key)
     if value is None and optional:
@@ -157,6 +165,7 @@ def _text(raw: dict, key: str, where: str, optional: bool = False) -> Any:
     if not isinstance(value, str) or not value or len(value) > 4096:
         raise BundleError(f"bundle manifest: {where} has no valid {key!r}")
     return value
+
 
 def _model(root: Path, name: str, raw: object) -> ModelInfo:
     where = f"model {name!r}"
@@ -174,6 +183,7 @@ def _model(root: Path, name: str, raw: object) -> ModelInfo:
     return ModelInfo(name, _text(raw, "identity", where), _text(raw, "kind", where), seq_len,
                      params, raw.get("units") or "", _text(raw, "dataset", where, True),
                      raw["signature"], files)
+
 
 def _artifact(root: Path, raw: object, index: int) -> ArtifactInfo:
     where = f"artifact #{index}"
@@ -198,6 +208,7 @@ def _artifact(root: Path, raw: object, index: int) -> ArtifactInfo:
                         raw.get("key") or "", checked_notes(raw.get("notes"), where),
                         form, reference)
 
+
 def _check_known(backend: str, variant: str, where: str) -> None:
     """BundleError for a backend or variant this harness does not know (a bundle from a
     newer harness, or an edited one)."""
@@ -209,8 +220,10 @@ def _check_known(backend: str, variant: str, where: str) -> None:
                               f"harness knows ({', '.join(known)}); export the bundle again "
                               f"with this harness")
 
+
 #: longest text value kept from an artifact's notes
 MAX_NOTE_CHARS = 1000
+
 
 def checked_notes(raw: object, where: str = "notes") -> dict[str, Any]:
     """An artifact's notes as flat values: {} for none; BundleError for anything but a
@@ -223,6 +236,7 @@ def checked_notes(raw: object, where: str = "notes") -> dict[str, Any]:
         raise BundleError(f"bundle manifest: {where} has malformed notes (a JSON object of "
                           f"short strings and numbers expected)")
     return {str(key)[:100]: value for key, value in raw.items()}
+
 
 @dataclass(frozen=True)
 class Bundle:
@@ -298,6 +312,7 @@ class Bundle:
                         f"(altered or damaged)")
         return None
 
+
 def _check_schema(root: Path, version: object) -> None:
     if isinstance(version, int) and not isinstance(version, bool) and \
             1 <= version <= BUNDLE_SCHEMA:
@@ -307,6 +322,7 @@ def _check_schema(root: Path, version: object) -> None:
                           f"(1..{BUNDLE_SCHEMA}); upgrade the harness on this machine")
     raise BundleError(f"bundle {root}: schema {version!r} is not one this harness reads "
                       f"(1..{BUNDLE_SCHEMA}); export the bundle again with harness export")
+
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an .npz written by the harness, without unpickling (object arrays
@@ -327,6 +343,7 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: not a readable numpy .npz "
                          f"({' '.join(str(error).split())[:160]})") from None
 
+
 def load_reference(path: Path) -> list[Window]:
     """Reference windows: arrays "in:<name>" and "out:<name>" stacked over windows, returned
     as (inputs, expected outputs) per window, names in the model's order."""
@@ -339,6 +356,7 @@ def load_reference(path: Path) -> list[Window]:
                          f"must match)")
     return [({n: a[i] for n, a in inputs.items()}, {n: a[i] for n, a in outputs.items()})
             for i in range(counts.pop())]
+
 
 def load_second_opinion(path: Path) -> SecondOpinion | None:
     """The reference file's second opinion (arrays "second:<name>" and the strings
@@ -353,12 +371,14 @@ def load_second_opinion(path: Path) -> SecondOpinion | None:
                          f"second_by")
     return SecondOpinion(str(names[0]), str(names[1]), outputs)
 
+
 def load_windows(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Test-split windows: ("x" inputs, "y" targets) from testset.npz."""
     arrays = load_npz(path)
     if "x" not in arrays or "y" not in arrays or len(arrays["x"]) != len(arrays["y"]):
         raise ValueError(f"{path}: not a test-set file (needs x and y of equal length)")
     return arrays["x"], arrays["y"]
+
 
 def load_calibration(path: Path) -> list[dict[str, np.ndarray]]:
     """Calibration windows from calibration.npz (arrays by input name, stacked over

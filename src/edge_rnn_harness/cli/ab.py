@@ -92,6 +92,7 @@ def add_parser(commands: Any) -> None:
     add_gate_args(ab)
     ab.set_defaults(handler=cmd_ab)
 
+
 def _side_model(bundle: Any, name: str | None, flag: str) -> str:
     if name is None:
         if len(bundle.models) != 1:
@@ -102,6 +103,7 @@ def _side_model(bundle: Any, name: str | None, flag: str) -> str:
         raise UsageError(f"harness ab: {flag} {name!r} is not in bundle {bundle.root} (it "
                          f"holds {', '.join(bundle.models)})")
     return name
+
 
 def cmd_ab(args: argparse.Namespace) -> int:
     """`harness ab`: validate, measure interleaved, judge."""

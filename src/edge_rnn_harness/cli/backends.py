@@ -26,6 +26,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
     table_console().print(table)
     return EXIT_OK
 
+
 def add_parser(commands: Any) -> None:
     """The `harness backends` subcommand."""
     parser = commands.add_parser("backends", help="list backends with versions or why unavailable",

@@ -33,6 +33,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         table_console().print(output)
     return 0
 
+
 def add_parser(commands: Any) -> None:
     """The `harness compare` subcommand."""
 

@@ -18,13 +18,16 @@ from edge_rnn_harness.measure.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S
 #: longest wait or energy step an option may ask for, per case (seconds)
 MAX_STEP_S = 3600.0
 
+
 def seconds_arg(text: str) -> float:
     return float_arg(text, "a number of seconds", lambda v: 0 <= v <= MAX_STEP_S,
                      f"must be a number of seconds from 0 to {MAX_STEP_S:g}")
 
+
 def celsius_arg(text: str) -> float:
     return float_arg(text, "a temperature in C", lambda v: -50 < v < 150,
                      "is not a CPU temperature in C (-50..150)")
+
 
 def frequencies_khz_arg(text: str) -> list[int]:
     values = []
@@ -34,6 +37,7 @@ def frequencies_khz_arg(text: str) -> list[int]:
                                              f"600000 for 600 MHz)")
         values.append(int(part))
     return list(dict.fromkeys(values))
+
 
 def add_device_args(parser: argparse.ArgumentParser) -> None:
     """--power, --energy-seconds, --idle-seconds, --cooldown, --max-start-temp, --cpu-freq,
@@ -64,6 +68,7 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--governor", default=None, metavar="NAME",
                        help="cpufreq governor to set for the run (e.g. performance); "
                             "restored at exit")
+
 
 def device_config(request: Any) -> dict[str, Any]:
     """RunConfig fields for the device options of a run request, checked here;

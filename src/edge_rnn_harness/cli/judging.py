@@ -23,6 +23,7 @@ def _limit(text: str) -> float | None:
     """A threshold in percent (as a fraction), or None for 'off'."""
     return None if text == "off" else _percent(text)
 
+
 def _percent(text: str) -> float:
     try:
         value = float(text)
@@ -32,6 +33,7 @@ def _percent(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0 percent")
     return value / 100
 
+
 def whole_runs(text: str) -> int:
     """A whole number of runs, at least 2 (a spread needs two)."""
     value = positive_int(text)
@@ -39,9 +41,11 @@ def whole_runs(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text} must be at least 2")
     return value
 
+
 def _probability(text: str) -> float:
     return float_arg(text, "a number", lambda v: 0 < v < 1,
                      "must be between 0 and 1 (exclusive)")
+
 
 def _rename(values: list[str], what: str = "model") -> dict[str, str]:
     mapping = {}
@@ -52,6 +56,7 @@ def _rename(values: list[str], what: str = "model") -> dict[str, str]:
                              f"BASELINE_{what.upper()}")
         mapping[cand] = base
     return mapping
+
 
 def add_pair_args(parser: argparse.ArgumentParser, history: bool = False) -> None:
     if history:
@@ -77,6 +82,7 @@ def add_pair_args(parser: argparse.ArgumentParser, history: bool = False) -> Non
                              "e.g. int8-dynamic=fp32 to judge what quantizing changed "
                              "(settings differ: add --allow-mismatch)")
 
+
 def add_gate_args(parser: argparse.ArgumentParser) -> None:
     """The thresholds of every gated metric, and --summary."""
     for metric in judged_metrics():
@@ -90,12 +96,14 @@ def add_gate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summary", type=user_path, default=None, metavar="FILE",
                         help="also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
 
+
 def add_judging_args(parser: argparse.ArgumentParser) -> None:
     """--min-effect and --alpha: when a change counts as significant."""
     parser.add_argument("--min-effect", type=_percent, default=0.05, metavar="PERCENT",
                         help="a change smaller than this is never significant (default 5)")
     parser.add_argument("--alpha", type=_probability, default=0.01,
                         help="significance level of the rank test (default 0.01)")
+
 
 def report_verdict(verdict: Any, comparison: Any, summary: Path | None) -> int:
     """Print the gate's verdict lines and table (and the Markdown summary); its exit code."""
@@ -106,6 +114,7 @@ def report_verdict(verdict: Any, comparison: Any, summary: Path | None) -> int:
     if summary is not None:
         write_summary(summary, verdict, comparison, text)
     return verdict.exit_code
+
 
 def load_comparison(args: argparse.Namespace, command: str, base: Path | None = None,
                     cand: Path | None = None) -> Any:
@@ -124,8 +133,8 @@ def load_comparison(args: argparse.Namespace, command: str, base: Path | None = 
                          f"extra") from None
     return comparison
 
-def load_history_comparison(args: argparse.Namespace) -> Any:
 
+def load_history_comparison(args: argparse.Namespace) -> Any:
     if len(args.paths) != 1:
         raise UsageError("harness gate: with --history give only the candidate results")
     if args.min_history > args.history_runs:
@@ -140,11 +149,13 @@ def load_history_comparison(args: argparse.Namespace) -> Any:
         raise UsageError(f"harness gate: needs scipy ({error}); install the [stats] "
                          f"extra") from None
 
+
 def thresholds_of(args: argparse.Namespace) -> Any:
     """The gate's Thresholds from the parsed threshold options."""
 
     return Thresholds({metric.column: getattr(args, metric.threshold_dest)
                        for metric in judged_metrics()})
+
 
 def _verdict_lines(verdict: Any) -> list[str]:
     heading = {0: "PASS", 1: "REGRESSION", 2: "CANNOT JUDGE" if verdict.problems
@@ -158,6 +169,7 @@ def _verdict_lines(verdict: Any) -> list[str]:
     lines += [f"  cannot judge: {item}" for item in verdict.problems]
     return lines
 
+
 def verdict_table(verdict: Any, tablefmt: str) -> str:
     """Every gated metric's verdict: case, metric, change, 95% interval, verdict."""
 
@@ -167,8 +179,8 @@ def verdict_table(verdict: Any, tablefmt: str) -> str:
     return tabulate(rows, headers=["case", "metric", "change", "95% CI of ratio", "verdict"],
                     tablefmt=tablefmt) if rows else ""
 
-def write_summary(path: Path, verdict: Any, comparison: Any, lines: list[str]) -> None:
 
+def write_summary(path: Path, verdict: Any, comparison: Any, lines: list[str]) -> None:
     body = [f"## {lines[0].removeprefix('harness gate: ')}", ""]
     body += [f"- {line.strip()}" for line in lines[1:]]
     body += ["", verdict_table(verdict, "github"), "", render(comparison, "markdown"), ""]

@@ -29,6 +29,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     table_console().print(table)
     return EXIT_OK
 
+
 def add_parser(commands: Any) -> None:
     """The `harness models` subcommand."""
     parser = commands.add_parser("models", help="list the registered models",

@@ -20,11 +20,13 @@ from edge_rnn_harness.core.variants import DEFAULT_CALIBRATION_WINDOWS, VARIANTS
 
 EXIT_OK, EXIT_FAILED_CASES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+
 class UsageParser(argparse.ArgumentParser):
     """argparse that raises UsageError (one line) instead of printing usage and exiting."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
 
 #: largest whole number an option takes (a count of windows, epochs, ...)
 MAX_COUNT = 1_000_000
@@ -34,6 +36,7 @@ MAX_THREADS = 1024
 
 #: longest window a --seq-len sweep may ask for (a year of hours) and the largest batch
 MAX_SEQ_LEN, MAX_BATCH = 8760, 4096
+
 
 def positive_ints(text: str, limit: int = MAX_COUNT) -> list[int]:
     values = []
@@ -48,16 +51,20 @@ def positive_ints(text: str, limit: int = MAX_COUNT) -> list[int]:
         values.append(value)
     return values
 
+
 def thread_counts(text: str) -> list[int]:
     return positive_ints(text, MAX_THREADS)
+
 
 def seq_lens(text: str) -> list[int]:
     """--seq-len: window lengths, each from 1 to MAX_SEQ_LEN."""
     return positive_ints(text, MAX_SEQ_LEN)
 
+
 def batches(text: str) -> list[int]:
     """--batch: windows per call, each from 1 to MAX_BATCH."""
     return positive_ints(text, MAX_BATCH)
+
 
 def user_path(text: str) -> Path:
     """A path option or argument; ArgumentTypeError for an empty one or one with a NUL
@@ -66,11 +73,13 @@ def user_path(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text!r} is not a file path")
     return Path(text)
 
+
 def positive_int(text: str) -> int:
     values = positive_ints(text)
     if len(values) != 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not one positive whole number")
     return values[0]
+
 
 def float_arg(text: str, noun: str, accept: Any, rule: str) -> float:
     """`text` as a float for argparse: ArgumentTypeError "'x' is not <noun>" when it is not
@@ -83,15 +92,18 @@ def float_arg(text: str, noun: str, accept: Any, rule: str) -> float:
         raise argparse.ArgumentTypeError(f"{text} {rule}")
     return value
 
+
 def positive_float(text: str) -> float:
     return float_arg(text, "a number", lambda v: v > 0,
                      "must be a finite number greater than 0")
+
 
 def name_list(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
         raise argparse.ArgumentTypeError("give at least one name")
     return names
+
 
 def parse_tuning(values: Sequence[str]) -> dict[str, dict[str, str]]:
     tuning: dict[str, dict[str, str]] = {}
@@ -103,6 +115,7 @@ def parse_tuning(values: Sequence[str]) -> dict[str, dict[str, str]]:
                              f"(e.g. onnxruntime.graph_level=basic)")
         tuning.setdefault(backend, {})[key] = value
     return tuning
+
 
 def checked_tuning(values: Sequence[str], command: str, flag: str
                    ) -> dict[str, dict[str, str]]:
@@ -117,6 +130,7 @@ def checked_tuning(values: Sequence[str], command: str, flag: str
             raise UsageError(f"harness {command}: {flag}: {error}") from None
     return tuning
 
+
 def add_dataset_args(parser: argparse.ArgumentParser, purpose: str) -> None:
     parser.add_argument("--dataset", type=user_path, default=None, metavar="CSV",
                         help=f"your own hourly series as a CSV, {purpose} (default: the "
@@ -127,6 +141,7 @@ def add_dataset_args(parser: argparse.ArgumentParser, purpose: str) -> None:
                         help="with --dataset: a timestamp column; rows must be in time order "
                              "and hour-of-day features are derived from it")
 
+
 def add_model_args(parser: argparse.ArgumentParser, default: str, names: list[str],
                     extra: str) -> None:
     parser.add_argument("--model", "--models", dest="models", type=name_list, default=None,
@@ -135,8 +150,8 @@ def add_model_args(parser: argparse.ArgumentParser, default: str, names: list[st
                              f"names ({', '.join(names)}), paths to .onnx files, or "
                              f"package.module:callable returning (torch module, example input)")
 
-def add_variants_arg(parser: argparse.ArgumentParser, variants: Sequence[str]) -> None:
 
+def add_variants_arg(parser: argparse.ArgumentParser, variants: Sequence[str]) -> None:
     parser.add_argument("--variants", type=name_list, default=["fp32"], metavar="LIST",
                         help=f"comma-separated precision variants, or all (default fp32): "
                              f"{'; '.join(f'{v}: {VARIANTS[v].summary}' for v in variants)}. "
@@ -144,14 +159,15 @@ def add_variants_arg(parser: argparse.ArgumentParser, variants: Sequence[str]) -
                              f"'unsupported' row with the reason; each variant is also "
                              f"compared with the same backend's fp32")
 
-def scenario_names(text: str) -> list[str]:
 
+def scenario_names(text: str) -> list[str]:
     names = name_list(text)
     for name in names:
         if name not in SCENARIOS:
             raise argparse.ArgumentTypeError(f"unknown scenario {name!r}; choose from: "
                                              f"{', '.join(SCENARIOS)}")
     return list(dict.fromkeys(names))
+
 
 def add_shape_args(parser: argparse.ArgumentParser) -> None:
     """--scenario, --seq-len and --batch: which forms of each model a run measures."""
@@ -170,11 +186,13 @@ def add_shape_args(parser: argparse.ArgumentParser) -> None:
                         help="windows per call to sweep (default 1); batch > 1 runs the "
                              "batch scenario: latency per call, throughput in windows/s")
 
+
 def shapes_of(args: argparse.Namespace) -> Any:
     """The run's Shapes (plan) from --scenario, --seq-len and --batch."""
 
     return Shapes(tuple(args.scenario) if args.scenario else None,
                   tuple(args.seq_len) if args.seq_len else None, tuple(args.batch))
+
 
 def add_measure_args(parser: argparse.ArgumentParser) -> None:
     """--threads and --profile: what each case measures and for how long."""
@@ -186,10 +204,12 @@ def add_measure_args(parser: argparse.ArgumentParser) -> None:
                             f"{p.name}: {p.summary}" for p in PROFILES.values())
                         + " (default: default)")
 
+
 def add_timeout_arg(parser: argparse.ArgumentParser, default_s: float) -> None:
     parser.add_argument("--case-timeout", type=positive_float, default=default_s,
                         metavar="SECONDS", help="kill a case's export or measurement after "
                         f"this long and record it as failed (default {default_s:g})")
+
 
 def add_source_args(parser: argparse.ArgumentParser, no_accuracy_help: str) -> None:
     """Options of the host side: where models and data come from."""
@@ -211,6 +231,7 @@ def add_source_args(parser: argparse.ArgumentParser, no_accuracy_help: str) -> N
                         f"quantizers calibrate on, evenly spaced (default "
                         f"{DEFAULT_CALIBRATION_WINDOWS}; recorded in each row)")
 
+
 def resolve_names(requested: list[str], valid: list[str], what: str,
                    command: str = "run") -> list[str]:
     if requested == ["all"]:
@@ -220,6 +241,7 @@ def resolve_names(requested: list[str], valid: list[str], what: str,
             raise UsageError(f"harness {command}: unknown {what} {name!r}; choose from: "
                              f"{', '.join(valid)}" + (" (or 'all')" if what == "backend" else ""))
     return list(dict.fromkeys(requested))
+
 
 def check_writable(out: Path, command: str = "run") -> None:
     """UsageError unless `out` can be written; creates its folder, not the file (nothing
@@ -240,6 +262,7 @@ def check_writable(out: Path, command: str = "run") -> None:
         check_not_busy(out)
     except OutputBusy as error:
         raise UsageError(f"harness {command}: {error}") from None
+
 
 def check_writable_dir(folder: Path, command: str, flag: str = "--out") -> None:
     """UsageError unless `folder` is (or can be made) a writable folder; checked before

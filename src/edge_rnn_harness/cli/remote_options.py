@@ -24,6 +24,7 @@ from edge_rnn_harness.fleet.inventory import (
 #: largest --cases file read
 MAX_CASES_BYTES = 16 << 20
 
+
 def device_name_arg(text: str) -> str:
     """A device name or run id: a plain word (letters, digits, '.', '_', '-')."""
 
@@ -31,6 +32,7 @@ def device_name_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a plain name (letters, digits, "
                                          f"'.', '_', '-')")
     return text
+
 
 def add_remote_args(run: argparse.ArgumentParser) -> None:
     """--on, --inventory, --resume (the workstation) and the options a fleet run gives the
@@ -61,6 +63,7 @@ def add_remote_args(run: argparse.ArgumentParser) -> None:
                        help="with --bundle: measure only these cases of the plan (a JSON list "
                             "of case keys, as --resume writes for a device)")
 
+
 def select_cases(cases: list, path: Path) -> list:
     """The cases of the plan the --cases file names (in plan order); UsageError for a file
     that is not a JSON list of case keys or names a case outside the plan."""
@@ -84,11 +87,13 @@ def select_cases(cases: list, path: Path) -> list:
                          f"case(s) outside this run's plan")
     return chosen
 
+
 def inventory_of(args: argparse.Namespace, command: str) -> dict[str, Device]:
     try:
         return load_inventory(args.inventory)
     except InventoryError as error:
         raise UsageError(f"harness {command}: {error}") from None
+
 
 def rows_to_keep(resume: Path | None, device_names: set[str]) -> tuple[list[dict], list]:
     """--resume: the file's rows to keep (ok rows, and every row of devices not in this

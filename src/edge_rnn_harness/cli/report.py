@@ -30,6 +30,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(path)
     return 0
 
+
 def add_parser(commands: Any) -> None:
     """The `harness report` subcommand."""
     report = commands.add_parser(

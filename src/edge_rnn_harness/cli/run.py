@@ -70,11 +70,13 @@ def _refuse_output_over_input(out: Path, inputs: list[Path | None]) -> None:
             raise UsageError(f"harness run: --out {out} would overwrite the input {path}; "
                              f"choose another --out")
 
+
 #: options that describe where models and data come from: the host's business, not a bundle's
 _HOST_ONLY_OPTIONS = (("inputs", "--inputs"), ("shape", "--shape"), ("dataset", "--dataset"),
                       ("calibration_windows", "--calibration-windows"),
                       ("column", "--column"), ("time_column", "--time-column"),
                       ("weights_dir", "--weights-dir"), ("bundle_dir", "--bundle-dir"))
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`harness run`: the request from the command line (or from --request FILE), run."""
@@ -85,6 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                              "give it alone")
         request = RunRequest.from_json(args.request)
     return run(request)
+
 
 def run(request: RunRequest) -> int:
     """Validate everything, then measure the plan (from --bundle, or from the export cache
@@ -114,6 +117,7 @@ def run(request: RunRequest) -> int:
         return _run_bundle(request, common, variants, backends, tuned)
     return _run_host(request, common, variants, backends, tuned)
 
+
 def _run_bundle(request: RunRequest, common: dict[str, Any], variants: list[str],
                 backends: list[str], tuned: tuple[str, int] | None) -> int:
     """`harness run --bundle DIR`: the device half; nothing is exported."""
@@ -140,10 +144,12 @@ def _run_bundle(request: RunRequest, common: dict[str, Any], variants: list[str]
         cases = select_cases(cases, request.cases)
     return _run_with_progress(cases, config, progress_file=request.progress_file)
 
+
 def _tuned(request: RunRequest, tuned: tuple[str, int] | None, cases: list) -> list:
     """The cases with a --tune-file's thread count for its backend (unless --threads was
     given); its options are already in the run's tuning (see run)."""
     return tuned_threads(tuned, cases) if tuned and not request.threads_given else cases
+
 
 def _run_host(request: RunRequest, common: dict[str, Any], variants: list[str],
               backends: list[str], tuned: tuple[str, int] | None) -> int:
@@ -176,6 +182,7 @@ def _run_host(request: RunRequest, common: dict[str, Any], variants: list[str],
         _report_baselines(config.out, dataset, entries)
     return status
 
+
 def _tolerance(request: RunRequest, variants: list[str]) -> Any:
     """The parity tolerance from --atol/--rtol (the other one from the variant), or None."""
 
@@ -187,6 +194,7 @@ def _tolerance(request: RunRequest, variants: list[str]) -> Any:
                          rtol=default.rtol if request.rtol is None else request.rtol)
     except ValueError as error:
         raise UsageError(f"harness run: {error}") from None
+
 
 def _run_with_progress(cases: list, config: Any, make_exporter: Any = None,
                        progress_file: Path | None = None) -> int:
@@ -232,6 +240,7 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None,
         return EXIT_FAILED_CASES
     return EXIT_OK
 
+
 def _report_baselines(out: Path, dataset: Any, entries: list) -> None:
     """Print the classical forecasts' test RMSE/MAE and write them beside the results."""
 
@@ -252,6 +261,7 @@ def _report_baselines(out: Path, dataset: Any, entries: list) -> None:
         table.add_row(row["baseline"], str(row["seq_len"]), f"{row['rmse']:.4f}",
                       f"{row['mae']:.4f}")
     table_console().print(table)
+
 
 def add_parser(commands: Any) -> None:
     """The `harness run` subcommand."""

@@ -80,12 +80,14 @@ def cmd_run_on(request: RunRequest, backends: list[str], variants: list[str],
     spec = FleetSpec(request.bundle, sent.for_device(), new_run_id(), stall_s + STALL_MARGIN_S)
     return _run_fleet(jobs, spec, out, kept_rows, kept_benchmarks, subset)
 
+
 def _selected(request: RunRequest) -> list[Device]:
     inventory = inventory_of(request, "run")
     try:
         return select_devices(inventory, name_list(request.on), request.inventory)
     except (InventoryError, argparse.ArgumentTypeError) as error:
         raise UsageError(f"harness run: --on: {error}") from None
+
 
 def _run_fleet(jobs: list, spec: Any, out: Path, kept_rows: list[dict], kept_benchmarks: list,
                subset: Mapping[str, bool]) -> int:

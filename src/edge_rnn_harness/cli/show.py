@@ -21,6 +21,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     table_console().print(results_table(frame, title=str(args.results)))
     return EXIT_OK
 
+
 def add_parser(commands: Any) -> None:
     """The `harness show` subcommand."""
     show = commands.add_parser("show", help="print a results CSV as a table",

@@ -61,8 +61,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     table_console().print(_records_table(records, f"Trained into {out_dir}"))
     return EXIT_OK
 
-def _records_table(records: list[dict], title: str) -> Any:
 
+def _records_table(records: list[dict], title: str) -> Any:
     table = Table(title=title, header_style="bold")
     for column in ("model", "params", "recurrent sparsity", "best epoch", "val RMSE",
                    "test RMSE", "test MAE", "train s"):
@@ -73,6 +73,7 @@ def _records_table(records: list[dict], title: str) -> Any:
                       f"{r['test_rmse']:.4f}", f"{r['test_mae']:.4f}",
                       f"{r['train_seconds']}")
     return table
+
 
 def add_parser(commands: Any) -> None:
     """The `harness train` subcommand."""

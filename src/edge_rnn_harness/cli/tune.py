@@ -23,6 +23,7 @@ def _percent(text: str) -> float:
     return float_arg(text, "a percentage", lambda v: 0 <= v <= 1000,
                      "must be a percentage from 0 to 1000") / 100
 
+
 def add_parser(commands: Any) -> None:
     """The `tune` subcommand."""
 
@@ -56,6 +57,7 @@ def add_parser(commands: Any) -> None:
     tune.add_argument("--write", type=user_path, default=None, metavar="FILE",
                       help="save the best setting as a tune file for harness run --tune-file")
     tune.set_defaults(handler=cmd_tune)
+
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Run both passes and print the verdict; exit 0 (2 if the default cannot run)."""
@@ -97,6 +99,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                              + f"; use: harness run --tune-file {args.write}"))
     return EXIT_OK
 
+
 def _only_model(bundle_root: Path) -> str:
     """The bundle's one model; UsageError when it has another number of them."""
 
@@ -108,6 +111,7 @@ def _only_model(bundle_root: Path) -> str:
         raise UsageError(f"harness tune: the bundle holds {len(models)} models; name one "
                          f"with --model ({', '.join(models) or 'none'})")
     return models[0]
+
 
 def _count(choices: dict[str, tuple[str, ...]]) -> int:
     total = 1

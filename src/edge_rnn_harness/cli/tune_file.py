@@ -20,6 +20,7 @@ def read_tuning(path: Path, tuning: dict[str, dict[str, str]]) -> tuple[str, int
     tuning[backend] = {**options, **tuning.get(backend, {})}
     return backend, threads
 
+
 def tuned_threads(tuned: tuple[str, int], cases: list) -> list:
     """The cases with the tune file's backend at its thread count, without repeats."""
     backend, threads = tuned

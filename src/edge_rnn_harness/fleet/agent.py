@@ -38,6 +38,7 @@ RESULTS_CSV, RESULTS_JSON = "results.csv", "results.json"
 #: longest list of paths `hash` accepts on stdin
 MAX_HASH_REQUEST_BYTES = 16 << 20
 
+
 def info() -> dict[str, object]:
     """What this device has: the harness version, Python, and per backend its runtime
     version or the reason it cannot run here."""
@@ -50,12 +51,14 @@ def info() -> dict[str, object]:
     return {"harness": __version__, "python": platform.python_version(),
             "machine": platform.machine(), "backends": backends}
 
+
 def _inside(root: Path, relative: str) -> Path | None:
     """root/relative when `relative` is a plain relative path staying inside root."""
     pure = PurePosixPath(relative)
     if pure.is_absolute() or ".." in pure.parts or not pure.parts or "\0" in relative:
         return None
     return root / pure
+
 
 def file_hashes(root: Path, paths: list[str]) -> dict[str, str]:
     """sha256 of each of `paths` (relative to root) that is a regular file, not a symlink,
@@ -71,6 +74,7 @@ def file_hashes(root: Path, paths: list[str]) -> dict[str, str]:
                 digest.update(block)
         hashes[relative] = digest.hexdigest()
     return hashes
+
 
 def start(rundir: Path, harness_args: list[str]) -> int:
     """Start `python -m edge_rnn_harness ARGS` detached from this SSH session (a new
@@ -95,6 +99,7 @@ def start(rundir: Path, harness_args: list[str]) -> int:
         time.sleep(0.02)
     raise RuntimeError(f"the run did not start within 30 s (see {rundir / LOG})")
 
+
 def _wait_for_run(rundir: Path, harness_args: list[str]) -> None:
     """In the detached session: run the harness, then write its exit code."""
     null = os.open(os.devnull, os.O_RDONLY)
@@ -111,10 +116,12 @@ def _wait_for_run(rundir: Path, harness_args: list[str]) -> None:
     code = process.wait()
     _write_atomic(rundir / RC, str(code if code >= 0 else 128 - code))
 
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
 
 def stop(rundir: Path) -> bool:
     """SIGINT to the run's process group, as Ctrl-C; False if it is not running."""
@@ -126,6 +133,7 @@ def stop(rundir: Path) -> bool:
     except ProcessLookupError:
         return False
     return True
+
 
 def main(argv: list[str]) -> int:
     """The command line above; prints JSON on stdout, errors as one line on stderr."""
@@ -149,6 +157,7 @@ def main(argv: list[str]) -> int:
               f"start RUNDIR ARGS.. | stop RUNDIR (got {argv!r})", file=sys.stderr)
         return 2
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

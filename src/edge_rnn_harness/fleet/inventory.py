@@ -133,9 +133,8 @@ def _device(name: str, table: object, defaults: dict, path: Path) -> Device:
                   connect_timeout_s=float(timeout), **texts)
 
 
-def load_inventory(path: Path) -> dict[str, Device]:
-    """The devices of an inventory file, in file order; InventoryError (one line, naming
-    the file) for anything that cannot be used."""
+def _read(path: Path) -> dict:
+    """The inventory file's tables; InventoryError (one line, naming the file)."""
     try:
         if not path.is_file() or path.stat().st_size > MAX_INVENTORY_BYTES:
             raise InventoryError(f"{path}: no inventory there (a TOML file of at most "
@@ -151,10 +150,32 @@ def load_inventory(path: Path) -> dict[str, Device]:
     if unknown:
         raise InventoryError(f"{path}: unknown table {min(unknown)!r} (an inventory "
                              f"has [defaults] and [devices.NAME] tables)")
+    if not isinstance(data.get("defaults", {}), dict) \
+            or not isinstance(data.get("devices", {}), dict):
+        raise InventoryError(f"{path}: [defaults] and [devices.NAME] must be tables")
+    return data
+
+
+def load_inventory(path: Path) -> dict[str, Device]:
+    """The devices of an inventory file, in file order; InventoryError (one line, naming
+    the file) for anything that cannot be used."""
+    data = _read(path)
     defaults, devices = data.get("defaults", {}), data.get("devices", {})
-    if not isinstance(defaults, dict) or not isinstance(devices, dict) or not devices:
+    if not devices:
         raise InventoryError(f"{path}: no devices (add a [devices.NAME] table with a host)")
     return {name: _device(name, table, defaults, path) for name, table in devices.items()}
+
+
+def load_defaults(path: Path) -> dict:
+    """The inventory's [defaults] table (what devices of a board farm inherit too); {}
+    when there is no inventory file."""
+    return _read(path).get("defaults", {}) if path.exists() else {}
+
+
+def device_of(name: str, host: str, defaults: dict, path: Path) -> Device:
+    """A device reached at `host` (user@host[:port]) with the inventory's defaults, checked
+    as an inventory device is; InventoryError naming what is wrong."""
+    return _device(name, {"host": host}, defaults, path)
 
 
 def select_devices(inventory: dict[str, Device], names: list[str], path: Path

@@ -61,31 +61,39 @@ STARTUP_GRACE_S = 60.0
 #: largest results CSV, pyperf JSON or progress read back from a device
 MAX_FETCH_BYTES = 256 << 20
 
+
 class DeviceUnusable(Exception):
     """The device answers but cannot run this bundle (no harness, another version)."""
+
 
 def new_run_id() -> str:
     """A run id that sorts by time: <UTC yyyymmdd-HHMMSS>-<6 hex>."""
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
+
 def device_workdir(device: Device) -> PurePosixPath:
     """The device's work folder as its SSH session sees it (relative: under home)."""
     return PurePosixPath(remote_path(device.workdir))
+
 
 def bundle_folder(device: Device, bundle_root: Path) -> PurePosixPath:
     """Where a bundle lives on the device (one folder per bundle name, updated in place)."""
     return device_workdir(device) / "bundles" / bundle_root.resolve().name
 
+
 def run_folder(device: Device, run_id: str) -> PurePosixPath:
     """A run's folder on the device."""
     return device_workdir(device) / "runs" / run_id
+
 
 def python_argv(device: Device, *args: str) -> list[str]:
     """The device's harness Python running `args`."""
     return [remote_path(device.python), *args]
 
+
 #: the interpreter options that start the device's agent (a child program)
 AGENT = child_program_args("edge_rnn_harness.fleet.agent")
+
 
 class FleetResults:
     """The merged results file of a fleet run: rows appended as they arrive from any
@@ -122,6 +130,7 @@ class FleetResults:
         """Release the file."""
         self._writer.close()
 
+
 @dataclass
 class DeviceJob:
     """One device's share of a fleet run and what has come back from it."""
@@ -136,6 +145,7 @@ class DeviceJob:
         """Planned cases with no row back yet."""
         return [case for case in self.cases if case_key(case.to_dict()) not in self.fetched]
 
+
 @dataclass(frozen=True)
 class FleetSpec:
     """What every device runs: the bundle (on this machine), the device-side `harness run`
@@ -147,7 +157,9 @@ class FleetSpec:
     run_id: str
     stall_s: float
 
+
 Notify = Callable[[DeviceJob, str], None]
+
 
 def gap_rows(job: DeviceJob, status: str, reason: str, run_id: str) -> list[dict]:
     """Rows for the cases of `job` nothing came back for: status and reason, the case key,
@@ -157,6 +169,7 @@ def gap_rows(job: DeviceJob, status: str, reason: str, run_id: str) -> list[dict
                     timestamp=stamp, harness_version=__version__)
             for case in job.unfinished]
 
+
 def read_fetched(folder: Path, accept: Callable[[dict], bool]) -> tuple[list[dict], list]:
     """The rows of a device's fetched results.csv that `accept` takes, and the benchmarks
     of its pyperf JSON; ValueError for a file that is not results."""
@@ -165,6 +178,7 @@ def read_fetched(folder: Path, accept: Callable[[dict], bool]) -> tuple[list[dic
             if accept(row)]
     benchmarks = load_benchmarks(folder / agent.RESULTS_JSON) if rows else []
     return rows, benchmarks
+
 
 async def fetch_results(sftp: Any, rundir: PurePosixPath, accept: Callable[[dict], bool]
                         ) -> tuple[list[dict], list]:
@@ -182,10 +196,12 @@ async def fetch_results(sftp: Any, rundir: PurePosixPath, accept: Callable[[dict
             (Path(tmp) / name).write_bytes(data)
         return read_fetched(Path(tmp), accept)
 
+
 def new_rows_of(job: DeviceJob) -> Callable[[dict], bool]:
     """Accepts a device's row when it is one of the cases planned for it and not yet in."""
     planned = {case_key(case.to_dict()) for case in job.cases}
     return lambda row: case_key(row) in planned and case_key(row) not in job.fetched
+
 
 async def device_info(conn: Any, device: Device) -> dict[str, Any]:
     """The device's harness facts (the agent's info); DeviceUnusable when there is no
@@ -206,6 +222,7 @@ async def device_info(conn: Any, device: Device) -> dict[str, Any]:
         raise DeviceUnusable(f"the device has harness {version!s:.40}, this machine "
                              f"{__version__}; {hint} so both run the same version")
     return facts
+
 
 async def sync_bundle(conn: Any, device: Device, bundle_root: Path) -> tuple[int, int]:
     """Make the device's copy of the bundle match this one; (files sent, bytes sent).
@@ -234,12 +251,14 @@ async def sync_bundle(conn: Any, device: Device, bundle_root: Path) -> tuple[int
         await put_atomic(sftp, bundle_root / "manifest.json", str(target / "manifest.json"))
     return len(missing), sent_bytes
 
+
 async def _put_json(sftp: Any, value: Any, remote: PurePosixPath) -> None:
     """Write `value` as JSON to the device's file `remote` (whole or not at all)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
         handle.write(json.dumps(value))
         handle.flush()
         await put_atomic(sftp, Path(handle.name), str(remote))
+
 
 async def _start(conn: Any, job: DeviceJob, spec: FleetSpec, rundir: PurePosixPath,
                  remote_bundle: PurePosixPath, subset: bool) -> None:
@@ -260,6 +279,7 @@ async def _start(conn: Any, job: DeviceJob, spec: FleetSpec, rundir: PurePosixPa
     if done.exit_status != 0:
         raise DeviceUnusable(f"could not start the run on the device: {completed_text(done)}")
 
+
 class StepClock:
     """Wall-clock seconds of a device's steps (untimed by pyperf: the remote path's own
     overhead, for the progress notes)."""
@@ -277,8 +297,10 @@ class StepClock:
         """e.g. "check 0.41 s, copy 0.20 s, start 0.33 s, run and fetch 12.0 s"."""
         return ", ".join(f"{step} {seconds:.2f} s" for step, seconds in self.laps.items())
 
+
 class DeviceHung(Exception):
     """The device's run made no progress for longer than any step may take."""
+
 
 async def follow(conn: Any, job: DeviceJob, spec: FleetSpec, rundir: PurePosixPath,
                  sink: FleetResults, notify: Notify) -> int:
@@ -312,12 +334,14 @@ async def follow(conn: Any, job: DeviceJob, spec: FleetSpec, rundir: PurePosixPa
             if time.monotonic() - last_change > spec.stall_s + grace:
                 raise DeviceHung(f"no progress from the device for {spec.stall_s + grace:.0f} s")
 
+
 def _event(line: str) -> dict | None:
     try:
         event = json.loads(line)
     except ValueError:
         return None
     return event if isinstance(event, dict) else None
+
 
 async def _log_tail(conn: Any, rundir: PurePosixPath) -> str:
     """The last line of the device run's log (why it stopped), or ""."""
@@ -332,6 +356,7 @@ async def _log_tail(conn: Any, rundir: PurePosixPath) -> str:
              if line.strip()]
     return lines[-1].strip()[:300] if lines else ""
 
+
 async def stop_remote(conn: Any, job: DeviceJob, rundir: PurePosixPath) -> None:
     """Best effort: interrupt the device's run (as Ctrl-C there)."""
     try:
@@ -339,6 +364,7 @@ async def stop_remote(conn: Any, job: DeviceJob, rundir: PurePosixPath) -> None:
                                     "stop", str(rundir)), 10)
     except LINK_ERRORS:
         pass
+
 
 async def run_device(conn: Any, job: DeviceJob, spec: FleetSpec, sink: FleetResults,
                      notify: Notify, subset: bool) -> None:
@@ -394,6 +420,7 @@ async def run_device(conn: Any, job: DeviceJob, spec: FleetSpec, sink: FleetResu
         job.stage = "done"
         notify(job, "done")
 
+
 async def connect_all(devices: list[Device]) -> dict[str, Any]:
     """Connect to every device at once: name -> connection, or the Unreachable error.
     HostKeyRefused for the first device whose host key is not verified (every connection
@@ -411,6 +438,7 @@ async def connect_all(devices: list[Device]) -> dict[str, Any]:
         if isinstance(value, BaseException) and not isinstance(value, Unreachable):
             raise value
     return outcome
+
 
 async def run_fleet(jobs: list[DeviceJob], spec: FleetSpec,
                     start: Callable[[], tuple[FleetResults, Notify]],
@@ -431,12 +459,14 @@ async def run_fleet(jobs: list[DeviceJob], spec: FleetSpec,
         tasks.append(_run_and_close(conn, job, spec, sink, notify, subset[job.device.name]))
     await asyncio.gather(*tasks)
 
+
 async def _run_and_close(conn: Any, job: DeviceJob, spec: FleetSpec, sink: FleetResults,
                          notify: Notify, subset: bool) -> None:
     try:
         await run_device(conn, job, spec, sink, notify, subset)
     finally:
         conn.close()
+
 
 def completed_text(done: Completed) -> str:
     """A remote command's failure for a message: its last stderr line, else the code."""

@@ -38,6 +38,7 @@ WARMUP_CALLS = 20
 MIN_LOOP_SHARE = 0.5
 MJ_PER_J = 1000.0
 
+
 @dataclass(frozen=True)
 class EnergyResult:
     """What the energy step measured (watts, seconds; None where the meter gave nothing)."""
@@ -65,6 +66,7 @@ class EnergyResult:
                 "energy_net_per_inf_mj": (self.busy_w - self.idle_w) * seconds_per_inf
                 * MJ_PER_J}
 
+
 def loop_seconds(loop_s: float, ends_at: float | None) -> float:
     """How long the loop runs: `loop_s`, shortened so the step ends by `ends_at`
     (time.monotonic, system-wide) when starting the process and preparing the model took
@@ -72,6 +74,7 @@ def loop_seconds(loop_s: float, ends_at: float | None) -> float:
     if ends_at is None:
         return loop_s
     return min(loop_s, max(loop_s * MIN_LOOP_SHARE, ends_at - time.monotonic()))
+
 
 def measure_energy(run: Any, fed: object, meter: Any, idle_s: float, loop_s: float,
                    ends_at: float | None = None) -> EnergyResult:
@@ -89,6 +92,7 @@ def measure_energy(run: Any, fed: object, meter: Any, idle_s: float, loop_s: flo
             inferences += 1
     return EnergyResult(meter.name, meter.covers, idle.mean_w, busy.mean_w, busy.samples,
                         busy.seconds, inferences, idle.error or busy.error)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the energy step's child process."""
@@ -118,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     args.output.write_text(json.dumps(asdict(result)))
     return 0
+
 
 if __name__ == "__main__":
     code = main()

@@ -41,6 +41,7 @@ MAX_FINALISTS = 4
 #: alternating rounds of pass 2
 ROUNDS = 2
 
+
 @dataclass(frozen=True)
 class Setting:
     """One combination: a thread count and a value for every tuning option."""
@@ -60,12 +61,14 @@ class Setting:
             args += ["--tune", f"{backend}.{key}={value}"]
         return args
 
+
 def settings_of(choices: dict[str, tuple[str, ...]], threads: list[int]) -> list[Setting]:
     """Every combination; the first is the default (first thread count, first value of
     each option)."""
     keys = sorted(choices)
     return [Setting(n, tuple(zip(keys, values)))
             for n in threads for values in itertools.product(*(choices[k] for k in keys))]
+
 
 @dataclass
 class Measured:
@@ -80,6 +83,7 @@ class Measured:
         """Median over every value, ms (inf when nothing was measured)."""
         return float(np.median(np.concatenate(self.runs))) * 1e3 if self.runs else np.inf
 
+
 @dataclass(frozen=True)
 class TuneJob:
     """What `harness tune` runs: the backend, the `harness run` options naming the model and
@@ -90,6 +94,7 @@ class TuneJob:
     profile: str
     out_dir: Path
     margin: float = DEFAULT_MARGIN
+
 
 def measure(job: TuneJob, setting: Setting, profile: str, name: str, into: Measured) -> None:
     """One `harness run` of `setting`; its values are added to `into` (or its failure)."""
@@ -110,6 +115,7 @@ def measure(job: TuneJob, setting: Setting, profile: str, name: str, into: Measu
     for runs in raw_values(out.with_suffix(".json")).values():
         into.runs.extend(runs)
 
+
 def finalists(first: list[Measured], margin: float) -> list[Measured]:
     """The default (first) and the settings within `margin` of pass 1's best, fastest first,
     at most MAX_FINALISTS."""
@@ -117,6 +123,7 @@ def finalists(first: list[Measured], margin: float) -> list[Measured]:
     kept = sorted((m for m in first[1:] if m.median_ms <= best * (1 + margin)),
                   key=lambda m: m.median_ms)
     return [first[0], *kept[:MAX_FINALISTS - 1]]
+
 
 def tune(job: TuneJob, choices: dict[str, tuple[str, ...]], threads: list[int],
          say: Callable[[str], None]) -> tuple[Measured, Measured, tuple[float, float]]:
@@ -145,6 +152,7 @@ def tune(job: TuneJob, choices: dict[str, tuple[str, ...]], threads: list[int],
         else (1.0, 1.0)
     return default, best, (low, high)
 
+
 def tune_file_text(job: TuneJob, model: str, default: Measured, best: Measured,
                    ratio_ci: tuple[float, float]) -> str:
     """The JSON a tune file holds."""
@@ -153,6 +161,7 @@ def tune_file_text(job: TuneJob, model: str, default: Measured, best: Measured,
                        "median_ms": best.median_ms, "default_median_ms": default.median_ms,
                        "ratio_ci": list(ratio_ci), "significant": ratio_ci[1] < 1.0},
                       indent=1)
+
 
 def read_tune_file(path: Path) -> tuple[str, int, dict[str, str]]:
     """(backend, threads, tuning) of a tune file; ValueError naming what is wrong (the
@@ -178,6 +187,7 @@ def read_tune_file(path: Path) -> tuple[str, int, dict[str, str]]:
         raise ValueError(f"{path}: tuning must map option names to values")
     get_backend(backend).check_tuning(tuning)
     return backend, threads, {str(k): v for k, v in tuning.items()}
+
 
 def summary_lines(backend: str, default: Measured, best: Measured,
                   ratio_ci: tuple[float, float]) -> list[str]:

@@ -35,6 +35,7 @@ def _outputs(model: Any, windows: list, testset: tuple | None) -> np.ndarray:
     return np.stack([np.asarray(model.run(model.feed(inputs))[name], np.float64)
                      for inputs, _ in windows])
 
+
 def versus_fp32(job: Any, fp32_artifact: Path) -> dict[str, float]:
     """fp32_max_abs_err: largest |variant - fp32| over the windows; fp32_rmse: the fp32
     artifact's RMSE on the test windows (absent without them)."""
@@ -52,6 +53,7 @@ def versus_fp32(job: Any, fp32_artifact: Path) -> dict[str, float]:
         fields["fp32_rmse"] = rmse(fp32, testset[1])
     return fields
 
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors are one HARNESS-ERROR line on stderr and exit 1."""
 
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(error_line(error), file=sys.stderr)
         return 1
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -51,6 +51,7 @@ EXIT_UNAVAILABLE = 4
 #: exit code of the case's manager when the runtime cannot run the variant here
 EXIT_UNSUPPORTED = 5
 
+
 @dataclass(frozen=True)
 class WorkerJob:
     """What a worker needs: the case, its verified artifact and reference file."""
@@ -84,6 +85,7 @@ class WorkerJob:
 
         return Case(**self.case).bench_name
 
+
 class MemoryHook:
     """pyperf hook: after the timed values, record peak_rss_mb (VmHWM) and rss_delta_mb
     (VmHWM minus the resident set noted just before the runtime was imported). The peak
@@ -115,6 +117,7 @@ class MemoryHook:
         if own:
             metadata["runtime_latency_median_ms"] = float(np.median(own))
 
+
 @dataclass(frozen=True)
 class _HookEntry:
     """Looks like the entry point pyperf's `Runner(hooks=...)` expects."""
@@ -124,6 +127,7 @@ class _HookEntry:
     def load(self) -> type[MemoryHook]:
         return MemoryHook
 
+
 def tensor_names(job: WorkerJob, windows: list) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(input names, output names) of the job's artifact: a step graph's from its notes,
     else the reference windows'."""
@@ -131,6 +135,7 @@ def tensor_names(job: WorkerJob, windows: list) -> tuple[tuple[str, ...], tuple[
         return (tuple(str(job.notes["step_inputs"]).split(",")),
                 tuple(str(job.notes["step_outputs"]).split(",")))
     return tuple(windows[0][0]), tuple(windows[0][1])
+
 
 def open_model(job: WorkerJob, windows: list) -> Any:
     """The job's artifact prepared by its backend (loaded, compiled, allocated; untimed
@@ -144,6 +149,7 @@ def open_model(job: WorkerJob, windows: list) -> Any:
                          module_callable=job.module_callable)
     return get_backend(case["backend"]).prepare(Path(job.artifact), options)
 
+
 def open_for_timing(job: WorkerJob, windows: list) -> tuple[Any, object]:
     """(what to time, its fed input): the prepared model and the first reference window
     fed, or for a streaming case a Stream whose `run` is one step (fed: None)."""
@@ -152,6 +158,7 @@ def open_for_timing(job: WorkerJob, windows: list) -> tuple[Any, object]:
     if is_streaming(job.case):
         return Stream(model, job.notes, next(iter(windows[0][0].values()))), None
     return model, model.feed(windows[0][0])
+
 
 def claim_once(path: Path) -> bool:
     """True for the first process to call this with `path` (it creates the file), False
@@ -164,6 +171,7 @@ def claim_once(path: Path) -> bool:
     except FileExistsError:
         return False
     return True
+
 
 def prepare_case(job: WorkerJob, accuracy_claim: Path | None = None
                  ) -> tuple[Any, object, dict[str, Any]]:
@@ -214,6 +222,7 @@ def prepare_case(job: WorkerJob, accuracy_claim: Path | None = None
         model.reset()  # the timed stream starts from zero state, as a deployed one
     return model, timed_fed, metadata
 
+
 def reference_doubts(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray],
                      within: bool, job: WorkerJob, tolerance: Tolerance) -> dict[str, str]:
     """What parity alone would hide about the reference: {"reference_non_finite": ...}
@@ -233,6 +242,7 @@ def reference_doubts(outputs: dict[str, np.ndarray], reference: dict[str, np.nda
         doubts["reference_disputed"] = dispute
     return doubts
 
+
 def parity_window_problem(outputs: list[dict[str, np.ndarray]], windows: list,
                           variant: Variant) -> dict[str, str]:
     """For a model without test windows: {"accuracy_problem": ...} when an output is
@@ -247,6 +257,7 @@ def parity_window_problem(outputs: list[dict[str, np.ndarray]], windows: list,
             return {"accuracy_problem": f"output {name!r} on the parity windows: {problem}"}
     return {}
 
+
 def device_metadata() -> dict[str, Any]:
     """Facts about the device that pyperf's own run metadata lacks (board model, or
     "qemu-aarch64 (emulated)" under QEMU user mode; kernel; cpufreq limits in kHz), read in
@@ -258,6 +269,7 @@ def device_metadata() -> dict[str, Any]:
              "cpu_freq_min_khz": low_khz, "cpu_freq_max_khz": high_khz}
     return {key: value for key, value in facts.items() if value not in (None, "")}
 
+
 def leave_out_of_peak(step: Any) -> Any:
     """Run `step()` so that the memory it peaks at does not count in peak_rss_mb: note the
     peak so far, run it, reset the high-water mark. Where the reset is not possible the
@@ -268,6 +280,7 @@ def leave_out_of_peak(step: Any) -> Any:
         MemoryHook.earlier_peak_mb = None
         return {**result, "peak_includes_accuracy": 1}
     return result
+
 
 def predict_windows(model: Any, xs: np.ndarray, horizon: int, batch: int = 1) -> np.ndarray:
     """The prepared model's forecasts (n, horizon) for every window of `xs`, `batch`
@@ -287,6 +300,7 @@ def predict_windows(model: Any, xs: np.ndarray, horizon: int, batch: int = 1) ->
         predictions[start:start + len(chunk)] = out[:len(chunk)]
     return predictions
 
+
 def forecast_accuracy(model: Any, xs: np.ndarray, ys: np.ndarray,
                       variant: Variant, batch: int = 1) -> dict[str, Any]:
     """rmse and mae (data units) of the prepared model over every test-split window, and
@@ -300,6 +314,7 @@ def forecast_accuracy(model: Any, xs: np.ndarray, ys: np.ndarray,
     if problem:
         result["accuracy_problem"] = problem
     return result
+
 
 def main() -> int:
     """Entry point of both the case's manager and its workers."""
@@ -336,6 +351,7 @@ def main() -> int:
     runner.bench_time_func(job.bench_name, time_calls, model.run, fed, metadata=metadata)
     model.close()
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

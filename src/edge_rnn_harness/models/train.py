@@ -25,15 +25,18 @@ from edge_rnn_harness.models.registry import MODELS, ModelEntry
 EpochCallback = Callable[[int, int, float], None]
 STD_FLOOR = 1e-6
 
+
 def parameter_count(model: Any) -> int:
     """Number of trainable parameters."""
     return int(sum(p.numel() for p in model.parameters()))
+
 
 def recurrent_sparsity(model: Any) -> float:
     """Fraction of exactly-zero entries in the recurrent (hidden-to-hidden) weights."""
     weights = [p for name, p in model.rnn.named_parameters() if name.startswith("weight_hh")]
     zeros = sum(int((w == 0).sum()) for w in weights)
     return zeros / sum(w.numel() for w in weights)
+
 
 def _magnitude_masks(model: Any, amount: float) -> dict[str, Any]:
     """Per recurrent weight matrix, a mask keeping all but its smallest `amount` by |w|."""
@@ -47,6 +50,7 @@ def _magnitude_masks(model: Any, amount: float) -> dict[str, Any]:
             masks[name] = (weight.detach().abs() > threshold).to(torch.float32)
     return masks
 
+
 def unit_importance(state: Mapping[str, Any], layer: int, num_layers: int) -> Any:
     """Importance of each hidden unit of recurrent `layer`: the L2 norm of every weight
     that carries its output onward (its column of the layer's hidden-to-hidden matrix and
@@ -55,6 +59,7 @@ def unit_importance(state: Mapping[str, Any], layer: int, num_layers: int) -> An
     outgoing.append(state[f"rnn.weight_ih_l{layer + 1}"] if layer + 1 < num_layers
                     else state["head.weight"])
     return sum((w ** 2).sum(dim=0) for w in outgoing).sqrt()
+
 
 def structured_state(state: Mapping[str, Any], hidden: int, keep: int,
                      num_layers: int, gates: int) -> tuple[dict[str, Any], list[list[int]]]:
@@ -79,6 +84,7 @@ def structured_state(state: Mapping[str, Any], hidden: int, keep: int,
         new[following] = new[following][:, units]
     return new, kept
 
+
 def _apply_masks(model: Any, masks: dict[str, Any]) -> None:
     import torch
 
@@ -87,11 +93,13 @@ def _apply_masks(model: Any, masks: dict[str, Any]) -> None:
             if name in masks:
                 weight.mul_(masks[name])
 
+
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
     import torch
 
     with torch.inference_mode():
         return model(torch.from_numpy(x)).numpy()
+
 
 def _fit_standardisation(model: Any, train: Split) -> None:
     import torch
@@ -103,6 +111,7 @@ def _fit_standardisation(model: Any, train: Split) -> None:
         torch.tensor(np.maximum(features.std(0), STD_FLOOR), dtype=torch.float32),
         torch.tensor(targets.mean(0), dtype=torch.float32),
         torch.tensor(np.maximum(targets.std(0), STD_FLOOR), dtype=torch.float32))
+
 
 def _trained(name: str, out_dir: Path, dataset: Dataset,
              models: Mapping[str, ModelEntry]) -> ModelEntry:
@@ -120,6 +129,7 @@ def _trained(name: str, out_dir: Path, dataset: Dataset,
         return committed
     raise ValueError(f"needs a trained {name} on this data in {out_dir}; train it first: "
                      f"harness train --model {name} --out {out_dir}")
+
 
 def train_model(entry: ModelEntry, dataset: Dataset, out_dir: Path,
                 on_epoch: EpochCallback | None = None, epochs: int | None = None,
@@ -189,6 +199,7 @@ def train_model(entry: ModelEntry, dataset: Dataset, out_dir: Path,
     (out_dir / entry.weights).with_suffix(".json").write_text(json.dumps(record, indent=2))
     return record
 
+
 def _prune_units(model: Any, source: ModelEntry) -> dict[str, Any]:
     """Load `source`'s weights into the smaller `model`, keeping its most important hidden
     units; the record's fields describing the cut."""
@@ -206,6 +217,7 @@ def _prune_units(model: Any, source: ModelEntry) -> dict[str, Any]:
                        f"hidden units per layer by outgoing-weight L2 norm",
             "kept_units": kept}
 
+
 def training_platform() -> dict[str, str]:
     """The CPU and library builds the weights were trained with: bit-identical weights
     are reproducible only on the same CPU and builds (across CPUs, to about 1e-6)."""
@@ -216,6 +228,7 @@ def training_platform() -> dict[str, str]:
     return {"torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version(), "cpu": cpu_name(),
             "machine": platform.machine()}
+
 
 def _fit(model: Any, splits: Any, config: Any, epochs: int, masks: dict[str, Any],
          teacher_y: np.ndarray | None,

@@ -95,6 +95,7 @@ class TorchCallableSource(ModelSource):
     def params(self) -> int | None:
         return int(self.probe()["params"])
 
+
 def describe_callable(target: str) -> dict[str, Any]:
     """Import and call `target` here: its identity (a hash of the target, the state dict
     and the example shapes) and parameter count. Runs the user's code: the probe child's."""
@@ -106,6 +107,7 @@ def describe_callable(target: str) -> dict[str, Any]:
     digest.update(json.dumps([list(t.shape) for t in examples]).encode())
     return {"identity": digest.hexdigest(),
             "params": int(sum(p.numel() for p in module.parameters()))}
+
 
 def main(argv: list[str]) -> int:
     """The probe child: write describe_callable(TARGET) to OUT; on any failure of the
@@ -129,6 +131,7 @@ def main(argv: list[str]) -> int:
         return 2
     Path(out).write_text(json.dumps(described))
     return 0
+
 
 if __name__ == "__main__":
     import sys
