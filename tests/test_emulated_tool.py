@@ -36,3 +36,14 @@ def test_a_folder_without_manifest_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exited:
         _tool().main(["--bundle", str(tmp_path), "--out", str(tmp_path / "r.csv")])
     assert exited.value.code == 2
+
+
+def test_the_wheel_is_built_from_every_package_of_the_checkout() -> None:
+    """The copy the harness wheel is built from leaves out the checkout's own bundle/,
+    build/ and results/ folders, never the package's subpackages of those names."""
+    tool = _tool()
+    top = tool.copy_ignored(str(ROOT), ["bundle", "build", "results", "src", ".git"])
+    assert top == {"bundle", "build", "results", ".git"}
+    package = ROOT / "src" / "edge_rnn_harness"
+    assert tool.copy_ignored(str(package), sorted(p.name for p in package.iterdir())) <= \
+        {"__pycache__"}

@@ -42,12 +42,21 @@ PACKAGES = "python3,python3-venv,ca-certificates"
 PLATFORMS = ["manylinux2014_aarch64"] + [f"manylinux_2_{minor}_aarch64"
                                          for minor in range(17, 37)]
 VENV = "/opt/edge-rnn-harness"
-#: what the harness wheel is not built from
-COPY_IGNORED = (".git", ".venv", "build", "bundle", "results", "*.egg-info", "__pycache__",
-                ".ci", ".pytest_cache")
+#: what the harness wheel is not built from: these names anywhere in the checkout...
+COPY_IGNORED = (".git", ".venv", "*.egg-info", "__pycache__", ".ci", ".pytest_cache")
+#: ... and these at its top only (the package has a `bundle` subpackage of its own)
+TOP_IGNORED = ("build", "bundle", "results")
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / \
     "edge-rnn-harness-aarch64"
+
+
+def copy_ignored(folder: str, names: list[str]) -> set[str]:
+    """shutil.copytree's ignore: COPY_IGNORED anywhere, TOP_IGNORED in the checkout's top."""
+    ignored = set(shutil.ignore_patterns(*COPY_IGNORED)(folder, names))
+    if Path(folder).resolve() == PROJECT.resolve():
+        ignored |= set(TOP_IGNORED) & set(names)
+    return ignored
 
 
 class CannotEmulate(RuntimeError):
@@ -121,7 +130,7 @@ def ensure_wheels(cache: Path) -> Path:
     log("building the harness wheel from this checkout")
     with tempfile.TemporaryDirectory() as tmp:  # a copy: never touches the checkout's build/
         source = Path(tmp) / "src"
-        shutil.copytree(PROJECT, source, ignore=shutil.ignore_patterns(*COPY_IGNORED))
+        shutil.copytree(PROJECT, source, ignore=copy_ignored)
         run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source), "-w",
              str(wheels)])
     harness_wheel = next(wheels.glob("edge_rnn_harness-*.whl"))

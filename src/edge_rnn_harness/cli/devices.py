@@ -16,9 +16,12 @@ from edge_rnn_harness.cli.options import EXIT_FAILED_CASES, EXIT_OK, check_writa
 from edge_rnn_harness.cli.remote_options import device_name_arg, inventory_of, rows_to_keep
 from edge_rnn_harness.core.errors import UsageError
 from edge_rnn_harness.core.table import table_console
+from edge_rnn_harness.fleet.farm import Farm, FarmError, coordinator_address
 from edge_rnn_harness.fleet.inventory import (
     DEFAULT_INVENTORY,
     Device,
+    InventoryError,
+    load_defaults,
 )
 
 
@@ -32,6 +35,14 @@ def add_parser(commands: Any) -> None:
         "be used (exit 1 if one cannot).")
     devices.add_argument("--inventory", type=user_path, default=DEFAULT_INVENTORY,
                          metavar="TOML", help="the device inventory (default ./devices.toml)")
+    devices.add_argument("--labgrid", action="store_true",
+                         help="list the places of a labgrid board farm instead: free or held "
+                              "(by whom), tags, address, and for the free ones whether this "
+                              "harness reaches them over SSH (keys and known_hosts from the "
+                              "inventory's [defaults])")
+    devices.add_argument("--coordinator", default=None, metavar="HOST[:PORT]",
+                         help="with --labgrid: the labgrid coordinator (default: "
+                              "$LG_COORDINATOR)")
     actions = devices.add_subparsers(dest="action", metavar="ACTION")
     listing = actions.add_parser("list", help="the default: each device's status and versions")
     setup = actions.add_parser(
@@ -65,6 +76,11 @@ def add_parser(commands: Any) -> None:
 def cmd_devices(args: argparse.Namespace) -> int:
     """`harness devices`: list, setup or fetch."""
     action = args.action or "list"
+    if args.labgrid:
+        if action != "list":
+            raise UsageError(f"harness devices {action}: --labgrid lists a farm's places; "
+                             f"{action} works on inventory devices")
+        return _places_list(args.coordinator, args.inventory)
     inventory = inventory_of(args, "devices")
     if action == "list":
         return _devices_list(list(inventory.values()))
@@ -96,6 +112,43 @@ def _devices_list(devices: list[Device]) -> int:
                       _escape(runtimes or "-"))
     table_console().print(table)
     return EXIT_FAILED_CASES if any(s.problem for s in statuses) else EXIT_OK
+
+
+def _places_list(coordinator: str | None, inventory: Path) -> int:
+    """`harness devices --labgrid`: the farm's places; exit 1 when a free place cannot be
+    used (no NetworkService, unreachable, no harness)."""
+    from edge_rnn_harness.fleet.admin import device_statuses
+
+    try:
+        with Farm(coordinator_address(coordinator)) as farm:
+            places, me = farm.places(), farm.me
+        defaults = load_defaults(inventory)
+        free = {place.name: place.device(defaults, inventory) for place in places
+                if place.address and place.held_by in (None, me)}
+    except (FarmError, InventoryError) as error:
+        raise UsageError(f"harness devices: {error}") from None
+    statuses = {status.device.name: status for status in device_statuses(list(free.values()))}
+    table = Table(title=f"labgrid places ({coordinator_address(coordinator)})",
+                  header_style="bold")
+    for header in ("place", "address", "tags", "held by", "status", "harness"):
+        table.add_column(header)
+    unusable = 0
+    for place in places:
+        status = statuses.get(place.name)
+        if place.address is None:
+            text, unusable = "[red]no NetworkService resource[/]", unusable + 1
+        elif status is None:
+            text = "[yellow]held: not checked[/]"
+        elif status.problem:
+            text, unusable = f"[red]{_escape(status.problem)}[/]", unusable + 1
+        else:
+            text = "[green]ok[/]"
+        address = free[place.name].address if place.name in free else (place.address or "-")
+        table.add_row(place.name, address, _escape(place.tag_text or "-"),
+                      _escape(place.held_by or "-"), text,
+                      str((status.facts or {}).get("harness", "-")) if status else "-")
+    table_console().print(table)
+    return EXIT_FAILED_CASES if unusable else EXIT_OK
 
 
 def _escape(text: str) -> str:

@@ -9,10 +9,11 @@ import json
 from pathlib import Path
 
 from edge_rnn_harness.analysis.compare import resolve_pair
-from edge_rnn_harness.cli.options import user_path
+from edge_rnn_harness.cli.options import float_arg, user_path
 from edge_rnn_harness.core.errors import UsageError
 from edge_rnn_harness.core.plan import case_key
 from edge_rnn_harness.core.results import load_benchmarks, read_results, row_dicts
+from edge_rnn_harness.fleet.farm import MAX_WAIT_S
 from edge_rnn_harness.fleet.inventory import (
     DEFAULT_INVENTORY,
     NAME_PATTERN,
@@ -23,6 +24,12 @@ from edge_rnn_harness.fleet.inventory import (
 
 #: largest --cases file read
 MAX_CASES_BYTES = 16 << 20
+
+
+def wait_seconds(text: str) -> float:
+    """--wait: seconds from 0 to MAX_WAIT_S."""
+    return float_arg(text, "a number of seconds", lambda v: 0 <= v <= MAX_WAIT_S,
+                     f"must be a number of seconds from 0 to {MAX_WAIT_S:g}")
 
 
 def device_name_arg(text: str) -> str:
@@ -38,9 +45,12 @@ def add_remote_args(run: argparse.ArgumentParser) -> None:
     """--on, --inventory, --resume (the workstation) and the options a fleet run gives the
     device's harness (--device-name, --progress-file, --cases)."""
     group = run.add_argument_group("remote devices over SSH (see 'harness devices')")
-    group.add_argument("--on", default=None, metavar="NAME[,NAME..]|all",
+    group.add_argument("--on", default=None, metavar="NAME[,NAME..]|all|labgrid:...",
                        help="with --bundle: run on these inventory devices (or all, or "
-                            "tag:TAG) over SSH instead of here: the bundle is copied (files "
+                            "tag:TAG), or on board farm places reserved through labgrid "
+                            "(labgrid:PLACE[,PLACE..] or labgrid:KEY=VALUE[,..]; every place "
+                            "acquired is released at the end), over SSH instead of here: the "
+                            "bundle is copied (files "
                             "already there with the same sha256 are not sent), each "
                             "device's harness measures its cases, devices in parallel, and "
                             "the rows merge into one --out")
@@ -55,6 +65,16 @@ def add_remote_args(run: argparse.ArgumentParser) -> None:
     group.add_argument("--progress-file", type=user_path, default=None, metavar="FILE",
                        help="also append one JSON line per case stage to FILE (what --on "
                             "follows on a device)")
+    group.add_argument("--coordinator", default=None, metavar="HOST[:PORT]",
+                       help="with --on labgrid:...: the labgrid coordinator (default: "
+                            "$LG_COORDINATOR)")
+    group.add_argument("--wait", type=wait_seconds, default=0.0, metavar="SECONDS",
+                       help="with --on labgrid:...: wait up to this long for a place someone "
+                            "else holds (default 0: its cases are skipped, naming the "
+                            "holder)")
+    group.add_argument("--identity", type=user_path, default=None, metavar="KEY",
+                       help="with --on labgrid:...: the private key for the boards (default: "
+                            "the inventory's [defaults] identity, else the SSH agent)")
     group.add_argument("--request", type=user_path, default=None, metavar="JSON",
                        help="every option of the run as one JSON object (what --on sends "
                             "each device: the option names with '_' for '-', lists as JSON "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import time
 from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -30,9 +31,17 @@ from edge_rnn_harness.core.plan import build_plan
 from edge_rnn_harness.core.progress import FleetProgress
 from edge_rnn_harness.core.results import OutputBusy, read_results
 from edge_rnn_harness.core.table import results_table, table_console
+from edge_rnn_harness.fleet.farm import (
+    Farm,
+    FarmError,
+    FarmSelection,
+    coordinator_address,
+    parse_farm_spec,
+)
 from edge_rnn_harness.fleet.inventory import (
     Device,
     InventoryError,
+    load_defaults,
     select_devices,
 )
 
@@ -42,8 +51,6 @@ def cmd_run_on(request: RunRequest, backends: list[str], variants: list[str],
     """`harness run --bundle B --on DEVICES`: plan per device, run them in parallel over
     SSH, merge; exit 0 when every row is ok/skipped/unsupported, 1 when one failed, 2 for a
     host key not verified (nothing run), 130 on Ctrl-C."""
-    from edge_rnn_harness.fleet.remote import DeviceJob, FleetSpec, case_key, new_run_id
-
     if request.bundle is None:
         raise UsageError("harness run: --on needs --bundle DIR (what travels to a device is "
                          "a bundle: write one with 'harness export')")
@@ -54,11 +61,57 @@ def cmd_run_on(request: RunRequest, backends: list[str], variants: list[str],
         if getattr(request, flag) is not None:
             raise UsageError(f"harness run: --{flag.replace('_', '-')} is set on each device "
                              f"by --on; do not give it with --on")
-    devices = _selected(request)
     try:
         bundle = Bundle.load(request.bundle)
     except BundleError as error:
         raise UsageError(f"harness run: {error}") from None
+    try:
+        selection = parse_farm_spec(request.on or "")
+    except FarmError as error:
+        raise UsageError(f"harness run: {error}") from None
+    if selection is None:
+        return _run_on_devices(request, bundle, backends, variants, out, _selected(request))
+    try:
+        with Farm(coordinator_address(request.coordinator)) as farm:
+            devices, spec_extra = _acquired(farm, selection, request)
+            return _run_on_devices(request, bundle, backends, variants, out, devices,
+                                   **spec_extra)
+    except (FarmError, InventoryError) as error:
+        raise UsageError(f"harness run: {error}") from None
+
+
+def _acquired(farm: Farm, selection: FarmSelection, request: RunRequest
+              ) -> tuple[list[Device], dict[str, dict[str, str]]]:
+    """Acquire the selected places (waiting up to --wait, in all, for those someone else
+    holds); the devices they are, and the FleetSpec fields that say which are held by
+    someone else and what tags each place's rows carry."""
+    console = Console(stderr=True, soft_wrap=True)
+    places = farm.select(selection)
+    started = time.monotonic()
+    deadline = started + request.wait
+    held = {}
+    for place in places:
+        reason = farm.acquire(place.name, max(0.0, deadline - time.monotonic()))
+        if reason:
+            held[place.name] = reason
+    console.print(escape(
+        f"labgrid {farm.address}: acquired {', '.join(farm.acquired) or 'no place'} as "
+        f"{farm.me} in {time.monotonic() - started:.2f} s"
+        + "".join(f"; {reason}" for reason in held.values())))
+    defaults = load_defaults(request.inventory)
+    identity = str(request.identity) if request.identity else None
+    devices = [place.device(defaults, request.inventory, identity) for place in places]
+    return devices, {"unavailable": held,
+                     "device_tags": {place.name: place.tag_text for place in places}}
+
+
+def _run_on_devices(request: RunRequest, bundle: Bundle, backends: list[str],
+                    variants: list[str], out: Path, devices: list[Device],
+                    unavailable: dict[str, str] | None = None,
+                    device_tags: dict[str, str] | None = None) -> int:
+    """Plan each device's cases (those --resume does not keep), then run the fleet."""
+    from edge_rnn_harness.fleet.remote import DeviceJob, FleetSpec, case_key, new_run_id
+
     models = resolve_names(list(request.models or ["all"]), list(bundle.models),
                            "model in the bundle")
     kept_rows, kept_benchmarks = rows_to_keep(request.resume, {d.name for d in devices})
@@ -77,7 +130,8 @@ def cmd_run_on(request: RunRequest, backends: list[str], variants: list[str],
 
     sent = dataclasses.replace(request, backends=tuple(backends), variants=tuple(variants),
                                threads=tuple(request.thread_counts))
-    spec = FleetSpec(request.bundle, sent.for_device(), new_run_id(), stall_s + STALL_MARGIN_S)
+    spec = FleetSpec(bundle.root, sent.for_device(), new_run_id(), stall_s + STALL_MARGIN_S,
+                     unavailable or {}, device_tags or {})
     return _run_fleet(jobs, spec, out, kept_rows, kept_benchmarks, subset)
 
 
@@ -104,7 +158,7 @@ def _run_fleet(jobs: list, spec: Any, out: Path, kept_rows: list[dict], kept_ben
         console.print(escape(f"harness run --on: {len(jobs)} device(s), {total} case(s) to "
                              f"measure, run {spec.run_id} -> {out}"))
         try:
-            sink = FleetResults(out, kept_rows, kept_benchmarks)
+            sink = FleetResults(out, kept_rows, kept_benchmarks, spec.device_tags)
         except OutputBusy as error:
             raise UsageError(f"harness run: {error}") from None
         opened.append(sink)

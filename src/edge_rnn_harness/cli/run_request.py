@@ -24,7 +24,7 @@ from edge_rnn_harness.cli.options import (
     thread_counts,
     user_path,
 )
-from edge_rnn_harness.cli.remote_options import device_name_arg
+from edge_rnn_harness.cli.remote_options import device_name_arg, wait_seconds
 from edge_rnn_harness.core.errors import UsageError
 from edge_rnn_harness.fleet.inventory import DEFAULT_INVENTORY
 from edge_rnn_harness.measure.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S
@@ -147,6 +147,9 @@ class RunRequest:
     resume: Path | None = field(default=None, metadata=_kept(_PATH))
     device_name: str | None = field(default=None, metadata=_kept(_single(device_name_arg)))
     progress_file: Path | None = field(default=None, metadata=_kept(_PATH))
+    coordinator: str | None = field(default=None, metadata=_kept(_of_type(str)))
+    wait: float = field(default=0.0, metadata=_kept(_single(wait_seconds)))
+    identity: Path | None = field(default=None, metadata=_kept(_PATH))
     cases: Path | None = field(default=None, metadata=_kept(_PATH))
 
     @property

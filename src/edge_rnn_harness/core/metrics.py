@@ -138,16 +138,21 @@ ENERGY_METRICS: list[Metric] = [
     Metric("energy_inferences", "inferences under the meter", "inferences", dtype="int"),
     Metric("energy_seconds", "seconds under the meter", "s"),
 ]
-#: the last group of the CSV: the runtime's own latency, then any metric declared later
+#: after the device facts in the CSV: the runtime's own latency
 LATE_METRICS: list[Metric] = [
     Metric("runtime_latency_median_ms", "the runtime's own median latency", "ms",
            workers="median"),
 ]
 
 
+#: metrics declared while the harness runs (`declared`: a plugin's or a test's); last in
+#: the CSV
+DECLARED_METRICS: list[Metric] = []
+
+
 def all_metrics() -> list[Metric]:
     """Every declared metric, in the CSV's order."""
-    return [*METRICS, *ENERGY_METRICS, *LATE_METRICS]
+    return [*METRICS, *ENERGY_METRICS, *LATE_METRICS, *DECLARED_METRICS]
 
 
 def judged_metrics() -> list[Metric]:
@@ -171,8 +176,8 @@ def declared(metric: Metric) -> Iterator[Metric]:
     last in the CSV and every reader of the declarations sees it."""
     if metric_by_column(metric.column) is not None:
         raise ValueError(f"a metric named {metric.column!r} is declared already")
-    LATE_METRICS.append(metric)
+    DECLARED_METRICS.append(metric)
     try:
         yield metric
     finally:
-        LATE_METRICS.remove(metric)
+        DECLARED_METRICS.remove(metric)

@@ -19,6 +19,8 @@ Schema history (bump SCHEMA_VERSION on any change; old files must still load):
      single_stream/24/1 (streaming, batch; swept lengths and batches).
      `runtime_latency_median_ms`: the runtime's own latency per call where it reports one
      (OpenVINO's InferRequest.latency), median over the timed calls, beside the harness's.
+  6: `device_tags`: the tags of the board farm place (labgrid) a remote run measured the
+     row on, KEY=VALUE;KEY=VALUE (empty for inventory devices and local runs).
 """
 
 from __future__ import annotations
@@ -33,11 +35,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from edge_rnn_harness.core.metrics import ENERGY_METRICS, LATE_METRICS, METRICS, Metric
+from edge_rnn_harness.core.metrics import (
+    DECLARED_METRICS,
+    ENERGY_METRICS,
+    LATE_METRICS,
+    METRICS,
+    Metric,
+)
 from edge_rnn_harness.core.plan import KEY_COLUMNS
 from edge_rnn_harness.core.status import STATUSES
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: the columns that are not metrics, by place in the CSV -> dtype ("str", "int", "float",
 #: "bool"); the metrics' columns come from their declarations (core.metrics)
@@ -59,15 +67,19 @@ _DEVICE_COLUMNS: dict[str, str] = {
 }
 
 
+#: schema 6: where a farm run measured the row
+_FARM_COLUMNS: dict[str, str] = {"device_tags": "str"}
+
+
 def columns() -> dict[str, str]:
     """Every results column -> its dtype, in the CSV's column order: the case's identity
     and status, the metrics, the power meter, the energy metrics, the device's facts, the
-    late metrics (including any declared since)."""
+    late metrics, the farm's place tags, and any metric declared since."""
     def of(metrics: list[Metric]) -> dict[str, str]:
         return {metric.column: metric.dtype for metric in metrics}
 
     return {**_IDENTITY_COLUMNS, **of(METRICS), **_POWER_COLUMNS, **of(ENERGY_METRICS),
-            **_DEVICE_COLUMNS, **of(LATE_METRICS)}
+            **_DEVICE_COLUMNS, **of(LATE_METRICS), **_FARM_COLUMNS, **of(DECLARED_METRICS)}
 
 
 #: the columns every schema version has (cpu_freq_khz came with schema 3, device_name with

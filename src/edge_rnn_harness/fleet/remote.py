@@ -101,8 +101,10 @@ class FleetResults:
     written first. `rows` holds this run's rows (not the kept ones)."""
 
     def __init__(self, out: Path, kept_rows: list[dict] | None = None,
-                 kept_benchmarks: list | None = None) -> None:
+                 kept_benchmarks: list | None = None,
+                 device_tags: dict[str, str] | None = None) -> None:
         """Lock and truncate `out` (OutputBusy / OSError), then write the kept rows."""
+        self.device_tags = device_tags or {}
         self.out, self.json_path = out, out.with_suffix(".json")
         self._writer = ResultsWriter(out)
         self._benchmarks: dict[str, Any] = {}
@@ -122,6 +124,9 @@ class FleetResults:
             self._benchmarks.update({b.get_name(): b for b in fresh})
             dump_suite(pyperf.BenchmarkSuite(list(self._benchmarks.values())), self.json_path)
         for row in rows:
+            tags = self.device_tags.get(str(row.get("device_name")))
+            if tags:
+                row = {**row, "device_tags": tags}
             self._writer.append(row)
             self.rows.append(row)
             self.on_row(row)
@@ -156,6 +161,11 @@ class FleetSpec:
     request: dict[str, Any]
     run_id: str
     stall_s: float
+    #: device name -> why it cannot be used (a farm place someone else holds): its cases
+    #: get `skipped` rows with that reason, and nothing connects to it
+    unavailable: dict[str, str] = field(default_factory=dict)
+    #: device name -> the tags its rows carry (device_tags: a farm place's tags)
+    device_tags: dict[str, str] = field(default_factory=dict)
 
 
 Notify = Callable[[DeviceJob, str], None]
@@ -446,10 +456,16 @@ async def run_fleet(jobs: list[DeviceJob], spec: FleetSpec,
     """Connect to every device (HostKeyRefused before anything runs or is written), then
     `start()` gives the merged results and the progress callback, and every device's job
     runs in parallel."""
-    connections = await connect_all([job.device for job in jobs])
+    connections = await connect_all([job.device for job in jobs
+                                     if job.device.name not in spec.unavailable])
     sink, notify = start()
     tasks = []
     for job in jobs:
+        if job.device.name in spec.unavailable:
+            sink.add(gap_rows(job, "skipped", spec.unavailable[job.device.name], spec.run_id),
+                     [])
+            notify(job, "done")
+            continue
         conn = connections[job.device.name]
         if isinstance(conn, Unreachable):
             sink.add(gap_rows(job, "skipped", f"device {job.device.name} "
