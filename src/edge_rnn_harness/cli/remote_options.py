@@ -1,6 +1,6 @@
 """`harness run`'s options for devices over SSH: --on, --inventory, --resume on the
-workstation, and what a fleet run gives each device's harness (--device-name,
---progress-file, --cases)."""
+workstation (and --coordinator, --wait, --identity for board farm places), and what a fleet
+run gives each device's harness (--device-name, --progress-file, --cases)."""
 
 from __future__ import annotations
 

@@ -132,15 +132,23 @@ class Farm:
         self._session: Any = None
 
     def __enter__(self) -> Self:
-        from labgrid.remote import proxymanager
-        from labgrid.remote.client import ClientSession, Error
+        try:
+            from labgrid.remote.client import ClientSession, Error
+            from labgrid.util.proxy import proxymanager
+        except ImportError as error:
+            raise FarmError(f"board farms need labgrid ({error}); install the [farm] "
+                            f"extra") from None
 
         self._loop = asyncio.new_event_loop()
         target = proxymanager.get_grpc_address(self.address, default_port=20408)
         args = argparse.Namespace(place=None, allow_unmatched=True, kick=False)
+        async def open_session() -> Any:  # made inside its loop: grpc.aio binds to it
+            session = ClientSession(target, self._loop, args=args)
+            await asyncio.wait_for(session.start(), self.timeout_s)
+            return session
+
         try:
-            self._session = ClientSession(target, self._loop, args=args)
-            self._call(asyncio.wait_for(self._session.start(), self.timeout_s))
+            self._session = self._call(open_session())
         except (Error, TimeoutError, OSError, ValueError) as error:
             self._close()
             raise FarmError(f"labgrid coordinator {self.address} cannot be reached "
