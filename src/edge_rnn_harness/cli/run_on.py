@@ -62,15 +62,16 @@ def cmd_run_on(request: RunRequest, backends: list[str], variants: list[str],
             raise UsageError(f"harness run: --{flag.replace('_', '-')} is set on each device "
                              f"by --on; do not give it with --on")
     try:
-        bundle = Bundle.load(request.bundle)
-    except BundleError as error:
-        raise UsageError(f"harness run: {error}") from None
-    try:
         selection = parse_farm_spec(request.on or "")
     except FarmError as error:
         raise UsageError(f"harness run: {error}") from None
+    devices = _selected(request) if selection is None else []  # the inventory first
+    try:
+        bundle = Bundle.load(request.bundle)
+    except BundleError as error:
+        raise UsageError(f"harness run: {error}") from None
     if selection is None:
-        return _run_on_devices(request, bundle, backends, variants, out, _selected(request))
+        return _run_on_devices(request, bundle, backends, variants, out, devices)
     try:
         with Farm(coordinator_address(request.coordinator)) as farm:
             devices, spec_extra = _acquired(farm, selection, request)
@@ -88,12 +89,7 @@ def _acquired(farm: Farm, selection: FarmSelection, request: RunRequest
     console = Console(stderr=True, soft_wrap=True)
     places = farm.select(selection)
     started = time.monotonic()
-    deadline = started + request.wait
-    held = {}
-    for place in places:
-        reason = farm.acquire(place.name, max(0.0, deadline - time.monotonic()))
-        if reason:
-            held[place.name] = reason
+    held = farm.acquire_all([place.name for place in places], request.wait)
     console.print(escape(
         f"labgrid {farm.address}: acquired {', '.join(farm.acquired) or 'no place'} as "
         f"{farm.me} in {time.monotonic() - started:.2f} s"

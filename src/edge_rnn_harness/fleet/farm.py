@@ -196,12 +196,25 @@ class Farm:
         """How the coordinator names this client as a holder: host/user."""
         return f"{self._session.gethostname()}/{self._session.getuser()}"
 
-    def acquire(self, name: str, wait_s: float = 0.0) -> str | None:
-        """Acquire place `name`, waiting up to `wait_s` while someone else holds it; None
-        when it is ours, else why not (who holds it)."""
+    def acquire_all(self, names: list[str], wait_s: float = 0.0) -> dict[str, str]:
+        """Acquire every place of `names`, waiting up to `wait_s` in all for those someone
+        else holds; {place: why not (who holds it)} for those that stayed held."""
+        deadline = time.monotonic() + wait_s
+        held = {}
+        for name in names:
+            reason = self.acquire(name, deadline)
+            if reason:
+                said = f" after waiting {wait_s:g} s" if wait_s else \
+                    "; give --wait SECONDS to wait for it"
+                held[name] = reason + said
+        return held
+
+    def acquire(self, name: str, deadline: float | None = None) -> str | None:
+        """Acquire place `name`, waiting until `deadline` (time.monotonic(); None: no wait)
+        while someone else holds it; None when it is ours, else who holds it."""
         from labgrid.remote.client import Error
 
-        deadline = time.monotonic() + wait_s
+        deadline = time.monotonic() if deadline is None else deadline
         while True:
             holder = self._session.places[name].acquired
             if not holder:
@@ -212,9 +225,7 @@ class Farm:
                 except Error as error:  # taken between our look and our request
                     holder = self._session.places[name].acquired or _first_line(error)
             if time.monotonic() >= deadline:
-                waited = f" after waiting {wait_s:g} s" if wait_s else \
-                    "; give --wait SECONDS to wait for it"
-                return f"place {name} is held by {holder} (labgrid){waited}"
+                return f"place {name} is held by {holder} (labgrid)"
             self._call(asyncio.sleep(POLL_S))
             self._call(self._session.sync_with_coordinator())
 
