@@ -230,7 +230,7 @@ class Farm:
             self._call(self._session.sync_with_coordinator())
 
     def release(self, name: str) -> None:
-        """Release a place this session acquired (never one someone else holds)."""
+        """Release a place this Farm acquired (never one someone else holds)."""
         if name not in self.acquired:
             raise ValueError(f"place {name} was not acquired by this run")
         self.acquired.remove(name)
