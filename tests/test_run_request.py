@@ -85,3 +85,41 @@ def test_a_request_file_runs_a_bundle(tiny_bundle: Path, tmp_path: Path) -> None
 
     frame = read_results(out)
     assert list(frame["status"]) == ["ok"] and list(frame["device_name"]) == ["dev1"]
+
+
+@pytest.mark.parametrize("command, request_class", [
+    ("export", "export.ExportRequest"), ("train", "train.TrainRequest"),
+    ("show", "show.ShowRequest"), ("report", "report.ReportRequest"),
+    ("compare", "compare.CompareRequest"), ("gate", "gate.GateRequest"),
+    ("ab", "ab.AbRequest"), ("tune", "tune.TuneRequest"), ("devices", "devices.DevicesRequest"),
+])
+def test_every_command_has_a_typed_request_with_a_field_per_option(
+        command: str, request_class: str) -> None:
+    """Each command's request dataclass has one field per option of its parser (the gate's
+    thresholds gathered in one field), with the parser's defaults."""
+    import importlib
+
+    from edge_rnn_harness.cli.options import request_from
+    from edge_rnn_harness.core.metrics import judged_metrics
+
+    module, name = request_class.split(".")
+    cls = getattr(importlib.import_module(f"edge_rnn_harness.cli.{module}"), name)
+    parser = build_parser()
+    subparser = parser._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
+    options = {action.dest for action in subparser._actions if action.dest != "help"}
+    for action in subparser._actions:  # an action's own options (devices setup/fetch)
+        for sub in getattr(action, "choices", None) or {}:
+            if isinstance(action.choices, dict):
+                options |= {a.dest for a in action.choices[sub]._actions if a.dest != "help"}
+    gated = {metric.threshold_dest for metric in judged_metrics()}
+    fields = {item.name for item in dataclasses.fields(cls)}
+    if options & gated:
+        assert gated <= options and "thresholds" in fields
+        options = (options - gated) | {"thresholds"}
+    assert fields == options
+    required = {"show": ["r.csv"], "report": ["r.csv", "--out", "d"], "compare": ["a", "b"],
+                "gate": ["a", "b"], "ab": ["--bundle", "b"], "tune": ["--backend", "ncnn"],
+                "train": ["--model", "lstm"], "export": ["--out", "d"]}.get(command, [])
+    request = request_from(cls, parser.parse_args([command, *required]),
+                           **({"thresholds": {}} if "thresholds" in fields else {}))
+    assert isinstance(request, cls)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from edge_rnn_harness.cli.judging import (
     add_gate_args,
     add_judging_args,
     report_verdict,
+    thresholds_dict,
     thresholds_of,
 )
 from edge_rnn_harness.cli.options import (
@@ -33,6 +35,7 @@ from edge_rnn_harness.cli.options import (
     check_writable,
     checked_tuning,
     name_list,
+    request_from,
     resolve_names,
     user_path,
 )
@@ -47,7 +50,6 @@ from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S, RunConfig
 
 def add_parser(commands: Any) -> None:
     """The `harness ab` subcommand."""
-
     ab = commands.add_parser(
         "ab", help="baseline and candidate measured interleaved, then gated",
         description="Measure a baseline (A) and a candidate (B) in one command, interleaved "
@@ -105,41 +107,70 @@ def _side_model(bundle: Any, name: str | None, flag: str) -> str:
     return name
 
 
-def cmd_ab(args: argparse.Namespace) -> int:
-    """`harness ab`: validate, measure interleaved, judge."""
+@dataclass(frozen=True)
+class AbRequest:
+    """`harness ab`'s options, typed; `thresholds` holds every gated metric's
+    limit by column."""
+    bundle: Path = Path()
+    cand_bundle: Path | None = None
+    model: str | None = None
+    cand_model: str | None = None
+    cand_variant: str | None = None
+    tune: list[str] = field(default_factory=list)
+    cand_tune: list[str] | None = None
+    cand_python: str | None = None
+    backends: list[str] = field(default_factory=lambda: ["all"])
+    variants: list[str] = field(default_factory=lambda: ["fp32"])
+    threads: list[int] | None = None
+    profile: str = "default"
+    out: Path | None = None
+    case_timeout: float = DEFAULT_CASE_TIMEOUT_S
+    no_accuracy: bool = False
+    min_effect: float = 0.05
+    alpha: float = 0.01
+    summary: Path | None = None
+    thresholds: dict[str, float | None] = field(default_factory=dict)
 
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    """`harness ab`: its typed request, run."""
+    return ab_command(request_from(AbRequest, args, thresholds=thresholds_dict(args)))
+
+
+def ab_command(request: AbRequest) -> int:
+    """`harness ab`: validate, measure interleaved, judge."""
     try:
-        profile = get_profile(args.profile)
-        bundles = (Bundle.load(args.bundle), Bundle.load(args.cand_bundle or args.bundle))
+        profile = get_profile(request.profile)
+        bundles = (Bundle.load(request.bundle), Bundle.load(request.cand_bundle or request.bundle))
     except (ValueError, BundleError) as error:
         raise UsageError(f"harness ab: {error}") from None
-    models = (_side_model(bundles[0], args.model, "--model"),
-              _side_model(bundles[1], args.cand_model or args.model, "--cand-model"))
-    backends = resolve_names(args.backends, backend_names(), "backend", "ab")
-    variants = resolve_names(args.variants, list(VARIANT_NAMES), "variant", "ab")
+    models = (_side_model(bundles[0], request.model, "--model"),
+              _side_model(bundles[1], request.cand_model or request.model, "--cand-model"))
+    backends = resolve_names(request.backends, backend_names(), "backend", "ab")
+    variants = resolve_names(request.variants, list(VARIANT_NAMES), "variant", "ab")
     cand_variants = variants
-    if args.cand_variant is not None:
-        cand_variants = resolve_names([args.cand_variant], list(VARIANT_NAMES), "variant",
+    if request.cand_variant is not None:
+        cand_variants = resolve_names([request.cand_variant], list(VARIANT_NAMES), "variant",
                                        "ab")
         if len(variants) != 1:
             raise UsageError("harness ab: --cand-variant needs exactly one baseline variant "
                              "(--variants NAME)")
-    tunings = (checked_tuning(args.tune, "ab", "--tune"),
-               checked_tuning(args.tune if args.cand_tune is None else args.cand_tune, "ab",
-                              "--cand-tune"))
-    out = args.out or Path("results") / (dt.datetime.now(dt.UTC).strftime("ab-%Y%m%d-%H%M%S")
+    tunings = (checked_tuning(request.tune, "ab", "--tune"),
+               checked_tuning(request.tune if request.cand_tune is None
+                              else request.cand_tune, "ab", "--cand-tune"))
+    out = request.out or Path("results") / (dt.datetime.now(dt.UTC).strftime("ab-%Y%m%d-%H%M%S")
                                          + ".csv")
     outs = ab_paths(out)
     for path in outs:
         check_writable(path, "ab")
     configs = [RunConfig(profile=profile, out=path, bundle_root=bundle.root,
-                         case_timeout_s=args.case_timeout, tuning=tuning,
-                         accuracy=not args.no_accuracy)
+                         case_timeout_s=request.case_timeout, tuning=tuning,
+                         accuracy=not request.no_accuracy)
                for path, bundle, tuning in zip(outs, bundles, tunings)]
-    sides = (Side(configs[0]), Side(configs[1], args.cand_python) if args.cand_python
+    sides = (Side(configs[0]), Side(configs[1], request.cand_python) if request.cand_python
              else Side(configs[1]))
     plans = [build_plan([(model, bundle.models[model].seq_len)], side_variants, backends,
-                        args.threads or [1])
+                        request.threads or [1])
              for model, bundle, side_variants in zip(models, bundles,
                                                      (variants, cand_variants))]
     pairs = list(zip(*plans))
@@ -156,9 +187,9 @@ def cmd_ab(args: argparse.Namespace) -> int:
     except OutputBusy as error:
         raise UsageError(f"harness ab: {error}") from None
     try:
-        comparison = compare_runs(outs[0], outs[1], args.min_effect, args.alpha,
+        comparison = compare_runs(outs[0], outs[1], request.min_effect, request.alpha,
                                   rename_of(pairs), rename_of(pairs, "variant"))
     except ValueError as error:
         raise UsageError(f"harness ab: {error}") from None
-    return report_verdict(judge(comparison, thresholds_of(args), allow_mismatch=True),
-                          comparison, args.summary)
+    return report_verdict(judge(comparison, thresholds_of(request), allow_mismatch=True),
+                          comparison, request.summary)

@@ -14,7 +14,6 @@ from edge_rnn_harness.core.table import table_console
 
 def cmd_backends(args: argparse.Namespace) -> int:
     """`harness backends`: each backend's version, or why it cannot run here."""
-
     table = Table(header_style="bold")
     for column in ("backend", "format", "version", "variants", "status"):
         table.add_column(column)

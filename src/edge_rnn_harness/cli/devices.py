@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edge_rnn_harness.cli.options import EXIT_FAILED_CASES, EXIT_OK, check_writable, user_path
+from edge_rnn_harness.cli.options import (
+    EXIT_FAILED_CASES,
+    EXIT_OK,
+    check_writable,
+    request_from,
+    user_path,
+)
 from edge_rnn_harness.cli.remote_options import device_name_arg, inventory_of, rows_to_keep
 from edge_rnn_harness.core.errors import UsageError
 from edge_rnn_harness.core.table import table_console
@@ -73,24 +80,42 @@ def add_parser(commands: Any) -> None:
     devices.set_defaults(handler=cmd_devices)
 
 
+@dataclass(frozen=True)
+class DevicesRequest:
+    """`harness devices`'s options, typed (the action's own where given)."""
+    inventory: Path = DEFAULT_INVENTORY
+    labgrid: bool = False
+    coordinator: str | None = None
+    action: str | None = None
+    name: str | None = None
+    wheel: Path | None = None
+    into: Path | None = None
+    run: str | None = None
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
+    """`harness devices`: its typed request, run."""
+    return devices_command(request_from(DevicesRequest, args))
+
+
+def devices_command(request: DevicesRequest) -> int:
     """`harness devices`: list, setup or fetch."""
-    action = args.action or "list"
-    if args.labgrid:
+    action = request.action or "list"
+    if request.labgrid:
         if action != "list":
             raise UsageError(f"harness devices {action}: --labgrid lists a farm's places; "
                              f"{action} works on inventory devices")
-        return _places_list(args.coordinator, args.inventory)
-    inventory = inventory_of(args, "devices")
+        return _places_list(request.coordinator, request.inventory)
+    inventory = inventory_of(request, "devices")
     if action == "list":
         return _devices_list(list(inventory.values()))
-    if args.name not in inventory:
-        raise UsageError(f"harness devices {action}: no device {args.name!r} in "
-                         f"{args.inventory} (devices: {', '.join(inventory)})")
-    device = inventory[args.name]
+    if request.name not in inventory:
+        raise UsageError(f"harness devices {action}: no device {request.name!r} in "
+                         f"{request.inventory} (devices: {', '.join(inventory)})")
+    device = inventory[request.name]
     if action == "setup":
-        return _devices_setup(device, args.wheel)
-    return _devices_fetch(device, args.run, args.into)
+        return _devices_setup(device, request.wheel)
+    return _devices_fetch(device, request.run, request.into)
 
 
 def _devices_list(devices: list[Device]) -> int:

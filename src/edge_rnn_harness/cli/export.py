@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from edge_rnn_harness.cli.options import (
     add_timeout_arg,
     add_variants_arg,
     name_list,
+    request_from,
     resolve_names,
     shapes_of,
     user_path,
@@ -33,15 +35,40 @@ from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S
 from edge_rnn_harness.models.registry import DEFAULT_MODEL, model_names
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    """`harness export`: write (or update) a bundle for a device."""
+@dataclass(frozen=True)
+class ExportRequest:
+    """`harness export`'s options, typed."""
+    models: list[str] | None = None
+    backends: list[str] = field(default_factory=lambda: ["all"])
+    variants: list[str] = field(default_factory=lambda: ["fp32"])
+    scenario: list[str] | None = None
+    seq_len: list[int] | None = None
+    batch: list[int] = field(default_factory=lambda: [1])
+    out: Path | None = None
+    case_timeout: float = DEFAULT_CASE_TIMEOUT_S
+    inputs: Path | None = None
+    shape: list[str] = field(default_factory=list)
+    dataset: Path | None = None
+    column: str | None = None
+    time_column: str | None = None
+    weights_dir: Path | None = None
+    no_accuracy: bool = False
+    calibration_windows: int | None = None
 
-    backends = resolve_names(args.backends, backend_names(), "backend", "export")
-    variants = resolve_names(args.variants, list(VARIANT_NAMES), "variant", "export")
-    sources = model_sources(args, "export")
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`harness export`: its typed request, run."""
+    return export_command(request_from(ExportRequest, args))
+
+
+def export_command(request: ExportRequest) -> int:
+    """`harness export`: write (or update) a bundle for a device."""
+    backends = resolve_names(request.backends, backend_names(), "backend", "export")
+    variants = resolve_names(request.variants, list(VARIANT_NAMES), "variant", "export")
+    sources = model_sources(request, "export")
     entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]
-    dataset = None if args.no_accuracy or not entries else \
-        accuracy_dataset(args, entries, "export")
+    dataset = None if request.no_accuracy or not entries else \
+        accuracy_dataset(request, entries, "export")
     console = Console(stderr=True, soft_wrap=True)
     failures: list[str] = []
 
@@ -49,11 +76,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         failures.append(f"==== {label}\n{output}")
 
     try:
-        exporter = Exporter(args.out, sources, args.case_timeout, dataset,
+        exporter = Exporter(request.out, sources, request.case_timeout, dataset,
                             lambda text: console.print(f"[yellow]note[/]: {escape(text)}"), log,
-                            calibration_window_count(args))
+                            calibration_window_count(request))
     except OSError as error:
-        raise UsageError(f"harness export: cannot write --out {args.out} "
+        raise UsageError(f"harness export: cannot write --out {request.out} "
                          f"({error.strerror or error})") from None
     if "fp32" not in variants:  # every variant is compared with its backend's fp32
         console.print("[yellow]note[/]: adding fp32: each variant is compared with the same "
@@ -61,7 +88,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         variants = ["fp32", *variants]
 
     planned = build_plan([(name, source.seq_len()) for name, source in sources.items()],
-                         variants, backends, [1], shapes=shapes_of(args))
+                         variants, backends, [1], shapes=shapes_of(request))
     cases = list({(c.model, c.variant, c.backend,
                    artifact_form(c, sources[c.model].seq_len())): c for c in planned}.values())
     failed = 0
@@ -75,14 +102,13 @@ def cmd_export(args: argparse.Namespace) -> int:
                 f"{case.model}/{case.variant}/{case.backend} {outcome.get('reason', '')}"))
     for text in failures:
         console.print(text, markup=False, highlight=False)
-    console.print(escape(f"wrote bundle {args.out} (run it with: harness run --bundle "
-                         f"{args.out})"))
+    console.print(escape(f"wrote bundle {request.out} (run it with: harness run --bundle "
+                         f"{request.out})"))
     return EXIT_FAILED_CASES if failed else EXIT_OK
 
 
 def add_parser(commands: Any) -> None:
     """The `harness export` subcommand."""
-
     export = commands.add_parser(
         "export", help="write a bundle: every model x backend x variant, for a device",
         description="Export models to each backend into a self-describing bundle folder "

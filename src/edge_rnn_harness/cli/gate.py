@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edge_rnn_harness.analysis.gate import judge
@@ -12,25 +14,48 @@ from edge_rnn_harness.cli.judging import (
     load_comparison,
     load_history_comparison,
     report_verdict,
+    thresholds_dict,
     thresholds_of,
     whole_runs,
 )
+from edge_rnn_harness.cli.options import request_from
 from edge_rnn_harness.core.errors import UsageError
 
 
-def cmd_gate(args: argparse.Namespace) -> int:
-    """`harness gate BASE CAND`: print the verdict, return its exit code."""
+@dataclass(frozen=True)
+class GateRequest:
+    """`harness gate`'s options, typed; `thresholds` holds every gated metric's
+    limit by column."""
+    paths: list[Path] = field(default_factory=list)
+    min_effect: float = 0.05
+    alpha: float = 0.01
+    allow_mismatch: bool = False
+    rename_model: list[str] = field(default_factory=list)
+    rename_variant: list[str] = field(default_factory=list)
+    history: str | None = None
+    history_runs: int = 10
+    min_history: int = 5
+    summary: Path | None = None
+    thresholds: dict[str, float | None] = field(default_factory=dict)
 
-    if args.history is not None:
-        comparison = load_history_comparison(args)
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    """`harness gate`: its typed request, run."""
+    return gate_command(request_from(GateRequest, args, thresholds=thresholds_dict(args)))
+
+
+def gate_command(request: GateRequest) -> int:
+    """`harness gate BASE CAND`: print the verdict, return its exit code."""
+    if request.history is not None:
+        comparison = load_history_comparison(request)
     else:
-        if len(args.paths) != 2:
+        if len(request.paths) != 2:
             raise UsageError("harness gate: give BASE and CAND results (or --history "
                              "DIR_OR_GLOB and CAND)")
-        comparison = load_comparison(args, "gate", *args.paths)
-    thresholds = thresholds_of(args)
-    return report_verdict(judge(comparison, thresholds, args.allow_mismatch), comparison,
-                          args.summary)
+        comparison = load_comparison(request, "gate", *request.paths)
+    thresholds = thresholds_of(request)
+    return report_verdict(judge(comparison, thresholds, request.allow_mismatch), comparison,
+                          request.summary)
 
 
 def add_parser(commands: Any) -> None:

@@ -23,13 +23,11 @@ def load_dataset_arg(args: argparse.Namespace, command: str) -> Any:
 
 def calibration_window_count(args: argparse.Namespace) -> int:
     """--calibration-windows, or the default count."""
-
     return args.calibration_windows or DEFAULT_CALIBRATION_WINDOWS
 
 
 def model_sources(args: argparse.Namespace, command: str = "run") -> dict[str, Any]:
     """Every --model value resolved and validated: registered, .onnx file or callable."""
-
     try:
         shapes = dict(parse_shape(text) for text in args.shape)
         sources = {}

@@ -150,11 +150,15 @@ def load_history_comparison(args: argparse.Namespace) -> Any:
                          f"extra") from None
 
 
-def thresholds_of(args: argparse.Namespace) -> Any:
-    """The gate's Thresholds from the parsed threshold options."""
+def thresholds_dict(args: argparse.Namespace) -> dict[str, float | None]:
+    """Every gated metric's limit by column, from the parsed threshold options."""
+    return {metric.column: getattr(args, metric.threshold_dest)
+            for metric in judged_metrics()}
 
-    return Thresholds({metric.column: getattr(args, metric.threshold_dest)
-                       for metric in judged_metrics()})
+
+def thresholds_of(request: Any) -> Any:
+    """The gate's Thresholds of a request's `thresholds`."""
+    return Thresholds(request.thresholds)
 
 
 def _verdict_lines(verdict: Any) -> list[str]:
@@ -172,7 +176,6 @@ def _verdict_lines(verdict: Any) -> list[str]:
 
 def verdict_table(verdict: Any, tablefmt: str) -> str:
     """Every gated metric's verdict: case, metric, change, 95% interval, verdict."""
-
     rows = [[m.case, m.metric.label, f"{(m.ratio - 1) * 100:+.1f}%" if m.ratio == m.ratio
              else "-", f"{m.ci_low:.3f}-{m.ci_high:.3f}" if m.ci_low is not None else "-",
              m.verdict] for m in verdict.metrics]

@@ -14,7 +14,6 @@ from edge_rnn_harness.models.registry import MODELS
 
 def cmd_models(args: argparse.Namespace) -> int:
     """`harness models`: the registered models."""
-
     table = Table(header_style="bold")
     for column in ("model", "cell", "hidden", "layers", "features", "params", "sparsity",
                    "test RMSE", "description"):

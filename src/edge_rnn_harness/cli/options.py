@@ -5,11 +5,12 @@ sources) and the checks of names and output paths. Imports nothing from `cli`.""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edge_rnn_harness.backends.registry import backend_names, get_backend
 from edge_rnn_harness.core.errors import UsageError
@@ -19,6 +20,9 @@ from edge_rnn_harness.core.results import OutputBusy, check_not_busy
 from edge_rnn_harness.core.variants import DEFAULT_CALIBRATION_WINDOWS, VARIANTS
 
 EXIT_OK, EXIT_FAILED_CASES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+T = TypeVar("T")
 
 
 class UsageParser(argparse.ArgumentParser):
@@ -54,6 +58,16 @@ def positive_ints(text: str, limit: int = MAX_COUNT) -> list[int]:
 
 def thread_counts(text: str) -> list[int]:
     return positive_ints(text, MAX_THREADS)
+
+
+def request_from(cls: type[T], args: argparse.Namespace, **extra: Any) -> T:
+    """The typed request (a dataclass) of a parsed command line: each field from the option
+    of its name (its default where this command line has no such option, e.g. another
+    action's), plus `extra` fields computed from it."""
+    names = [item.name for item in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    given = {name: getattr(args, name) for name in names
+             if hasattr(args, name) and name not in extra}
+    return cls(**given, **extra)
 
 
 def seq_lens(text: str) -> list[int]:
@@ -120,7 +134,6 @@ def parse_tuning(values: Sequence[str]) -> dict[str, dict[str, str]]:
 def checked_tuning(values: Sequence[str], command: str, flag: str
                    ) -> dict[str, dict[str, str]]:
     """BACKEND.KEY=VALUE options parsed and validated against each backend's offer."""
-
     tuning = parse_tuning(values)
     for name, options in tuning.items():
         resolve_names([name], backend_names(), "backend", command)
@@ -171,7 +184,6 @@ def scenario_names(text: str) -> list[str]:
 
 def add_shape_args(parser: argparse.ArgumentParser) -> None:
     """--scenario, --seq-len and --batch: which forms of each model a run measures."""
-
     parser.add_argument("--scenario", type=scenario_names, default=None, metavar="LIST",
                         help="comma-separated scenarios: " + "; ".join(
                             f"{name}: {what}" for name, what in SCENARIOS.items())
@@ -189,14 +201,12 @@ def add_shape_args(parser: argparse.ArgumentParser) -> None:
 
 def shapes_of(args: argparse.Namespace) -> Any:
     """The run's Shapes (plan) from --scenario, --seq-len and --batch."""
-
     return Shapes(tuple(args.scenario) if args.scenario else None,
                   tuple(args.seq_len) if args.seq_len else None, tuple(args.batch))
 
 
 def add_measure_args(parser: argparse.ArgumentParser) -> None:
     """--threads and --profile: what each case measures and for how long."""
-
     parser.add_argument("--threads", type=thread_counts, default=None, metavar="N[,N...]",
                         help="intra-op thread counts to measure (default 1)")
     parser.add_argument("--profile", default="default", metavar="NAME",
@@ -213,7 +223,6 @@ def add_timeout_arg(parser: argparse.ArgumentParser, default_s: float) -> None:
 
 def add_source_args(parser: argparse.ArgumentParser, no_accuracy_help: str) -> None:
     """Options of the host side: where models and data come from."""
-
     parser.add_argument("--inputs", type=user_path, default=None, metavar="NPZ",
                         help="for an .onnx model: input arrays by input name (default: the "
                              "test_data_set_N/input_K.pb files beside the model, else seeded "

@@ -34,7 +34,6 @@ def wait_seconds(text: str) -> float:
 
 def device_name_arg(text: str) -> str:
     """A device name or run id: a plain word (letters, digits, '.', '_', '-')."""
-
     if not NAME_PATTERN.fullmatch(text) or text.strip(".") == "":
         raise argparse.ArgumentTypeError(f"{text!r} is not a plain name (letters, digits, "
                                          f"'.', '_', '-')")

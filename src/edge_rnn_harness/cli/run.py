@@ -121,7 +121,6 @@ def run(request: RunRequest) -> int:
 def _run_bundle(request: RunRequest, common: dict[str, Any], variants: list[str],
                 backends: list[str], tuned: tuple[str, int] | None) -> int:
     """`harness run --bundle DIR`: the device half; nothing is exported."""
-
     given = [option for attribute, option in _HOST_ONLY_OPTIONS if getattr(request, attribute)]
     if given:
         raise UsageError(f"harness run: {given[0]} does not apply with --bundle (a bundle "
@@ -154,7 +153,6 @@ def _tuned(request: RunRequest, tuned: tuple[str, int] | None, cases: list) -> l
 def _run_host(request: RunRequest, common: dict[str, Any], variants: list[str],
               backends: list[str], tuned: tuple[str, int] | None) -> int:
     """`harness run` on the host: export into the cache bundle, run from it."""
-
     sources = model_sources(request)
     _refuse_output_over_input(common["out"], [request.dataset, request.inputs, *(
         Path(spec) for spec in request.models or [] if Path(spec).is_file())])
@@ -185,7 +183,6 @@ def _run_host(request: RunRequest, common: dict[str, Any], variants: list[str],
 
 def _tolerance(request: RunRequest, variants: list[str]) -> Any:
     """The parity tolerance from --atol/--rtol (the other one from the variant), or None."""
-
     if request.atol is None and request.rtol is None:
         return None
     default = VARIANTS[variants[0]].parity
@@ -243,7 +240,6 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None,
 
 def _report_baselines(out: Path, dataset: Any, entries: list) -> None:
     """Print the classical forecasts' test RMSE/MAE and write them beside the results."""
-
     rows = []
     for seq_len, horizon in dict.fromkeys((e.spec.seq_len, e.spec.horizon) for e in entries):
         splits = make_splits(dataset, (TARGET,), seq_len, horizon)
@@ -265,7 +261,6 @@ def _report_baselines(out: Path, dataset: Any, entries: list) -> None:
 
 def add_parser(commands: Any) -> None:
     """The `harness run` subcommand."""
-
     run = commands.add_parser("run", help="measure models on backends, write results CSV",
                               description="Export the model(s) to each backend (cached), "
                               "measure every case in isolated pyperf worker processes, and "

@@ -142,7 +142,6 @@ def _selected(request: RunRequest) -> list[Device]:
 def _run_fleet(jobs: list, spec: Any, out: Path, kept_rows: list[dict], kept_benchmarks: list,
                subset: Mapping[str, bool]) -> int:
     """Run the jobs with a progress line per device; print the merged table."""
-
     from edge_rnn_harness.fleet.remote import FleetResults, run_fleet
     from edge_rnn_harness.fleet.ssh import HostKeyRefused
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -16,6 +18,7 @@ from edge_rnn_harness.cli.options import (
     check_writable_dir,
     name_list,
     positive_int,
+    request_from,
     resolve_names,
     user_path,
 )
@@ -24,20 +27,35 @@ from edge_rnn_harness.core.table import table_console
 from edge_rnn_harness.models.registry import MODELS, WEIGHTS_DIR
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """`harness train`: fit models, write weights and training records."""
+@dataclass(frozen=True)
+class TrainRequest:
+    """`harness train`'s options, typed."""
+    models: list[str] = field(default_factory=list)
+    dataset: Path | None = None
+    column: str | None = None
+    time_column: str | None = None
+    out: Path | None = None
+    epochs: int | None = None
 
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """`harness train`: its typed request, run."""
+    return train_command(request_from(TrainRequest, args))
+
+
+def train_command(request: TrainRequest) -> int:
+    """`harness train`: fit models, write weights and training records."""
     from edge_rnn_harness.models.train import train_model
 
     trainable = [name for name, entry in MODELS.items() if entry.train is not None]
-    names = resolve_names(args.models, trainable, "trainable model", "train")
-    if args.dataset is not None and args.out is None:
+    names = resolve_names(request.models, trainable, "trainable model", "train")
+    if request.dataset is not None and request.out is None:
         raise UsageError("harness train: --dataset needs --out DIR, so the committed weights "
                          "are not replaced by weights fitted to other data")
-    check_writable_dir(args.out or WEIGHTS_DIR, "train")
-    dataset = load_dataset_arg(args, "train")
+    check_writable_dir(request.out or WEIGHTS_DIR, "train")
+    dataset = load_dataset_arg(request, "train")
     check_data_fits(dataset, [MODELS[name] for name in names], "train")
-    out_dir = args.out or WEIGHTS_DIR
+    out_dir = request.out or WEIGHTS_DIR
     console = Console(stderr=True, soft_wrap=True)
     records = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -51,7 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 description=f"train {name}: val RMSE {val_rmse:.4f}")
             try:
                 record = train_model(MODELS[name], dataset, out_dir, on_epoch,
-                                     epochs=args.epochs)
+                                     epochs=request.epochs)
             except ValueError as error:
                 raise UsageError(f"harness train: {name}: {error}") from None
             progress.remove_task(task)

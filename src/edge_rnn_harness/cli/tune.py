@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from rich.markup import escape
 
 from edge_rnn_harness.backends.registry import backend_names, get_backend
 from edge_rnn_harness.bundle.reader import Bundle, BundleError
-from edge_rnn_harness.cli.options import EXIT_OK, float_arg, thread_counts, user_path
+from edge_rnn_harness.cli.options import EXIT_OK, float_arg, request_from, thread_counts, user_path
 from edge_rnn_harness.core.errors import UsageError
 from edge_rnn_harness.core.profiles import get_profile
 from edge_rnn_harness.measure.tune import TuneJob, summary_lines, tune, tune_file_text
@@ -26,7 +27,6 @@ def _percent(text: str) -> float:
 
 def add_parser(commands: Any) -> None:
     """The `tune` subcommand."""
-
     tune = commands.add_parser(
         "tune", help="find a backend's fastest tuning options and thread count here",
         description="Measure every combination of a backend's tuning options and thread "
@@ -59,50 +59,67 @@ def add_parser(commands: Any) -> None:
     tune.set_defaults(handler=cmd_tune)
 
 
-def cmd_tune(args: argparse.Namespace) -> int:
-    """Run both passes and print the verdict; exit 0 (2 if the default cannot run)."""
+@dataclass(frozen=True)
+class TuneRequest:
+    """`harness tune`'s options, typed."""
+    backend: str = ""
+    model: str | None = None
+    bundle: Path | None = None
+    bundle_dir: Path | None = None
+    threads: list[int] | None = None
+    profile: str = "default"
+    margin: float = 0.25
+    out: Path | None = None
+    write: Path | None = None
 
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """`harness tune`: its typed request, run."""
+    return tune_command(request_from(TuneRequest, args))
+
+
+def tune_command(request: TuneRequest) -> int:
+    """Run both passes and print the verdict; exit 0 (2 if the default cannot run)."""
     try:
-        get_profile(args.profile)
+        get_profile(request.profile)
     except ValueError as error:
         raise UsageError(f"harness tune: {error}") from None
-    backend = get_backend(args.backend)
+    backend = get_backend(request.backend)
     why_not = backend.installed()
     if why_not:
         raise UsageError(f"harness tune: {why_not}")
-    threads = args.threads or list(range(1, min(4, os.cpu_count() or 1) + 1))
-    source = (["--bundle", str(args.bundle)] if args.bundle else
-              (["--bundle-dir", str(args.bundle_dir)] if args.bundle_dir else []))
-    model = args.model or ("lstm" if args.bundle is None else _only_model(args.bundle))
+    threads = request.threads or list(range(1, min(4, os.cpu_count() or 1) + 1))
+    source = (["--bundle", str(request.bundle)] if request.bundle else
+              (["--bundle-dir", str(request.bundle_dir)] if request.bundle_dir else []))
+    model = request.model or ("lstm" if request.bundle is None else _only_model(request.bundle))
     if model:
         source += ["--model", model]
-    out_dir = args.out or Path("results") / dt.datetime.now(dt.UTC).strftime(
-        f"tune-{args.backend}-%Y%m%d-%H%M%S")
-    job = TuneJob(args.backend, source, args.profile, out_dir, args.margin)
+    out_dir = request.out or Path("results") / dt.datetime.now(dt.UTC).strftime(
+        f"tune-{request.backend}-%Y%m%d-%H%M%S")
+    job = TuneJob(request.backend, source, request.profile, out_dir, request.margin)
     console = Console(stderr=True, soft_wrap=True)
     choices = {key: tuple(values) for key, values in backend.tuning_choices.items()}
-    console.print(escape(f"harness tune {args.backend}: {len(threads)} thread count(s) x "
+    console.print(escape(f"harness tune {request.backend}: {len(threads)} thread count(s) x "
                          f"{_count(choices)} option combination(s) -> {out_dir}"))
     try:
         default, best, ratio_ci = tune(job, choices, threads,
                                        lambda text: console.print(escape(text)))
     except ValueError as error:
         raise UsageError(f"harness tune: {error}") from None
-    for line in summary_lines(args.backend, default, best, ratio_ci):
+    for line in summary_lines(request.backend, default, best, ratio_ci):
         print(line)
-    if args.write:
+    if request.write:
         chosen = best if ratio_ci[1] < 1.0 else default  # only a proven gain replaces it
-        args.write.write_text(tune_file_text(job, model, default, chosen, ratio_ci))
-        console.print(escape(f"wrote {args.write}: {chosen.setting.label}"
+        request.write.write_text(tune_file_text(job, model, default, chosen, ratio_ci))
+        console.print(escape(f"wrote {request.write}: {chosen.setting.label}"
                              + ("" if chosen is best else " (the default: no setting was "
                                 "significantly faster)")
-                             + f"; use: harness run --tune-file {args.write}"))
+                             + f"; use: harness run --tune-file {request.write}"))
     return EXIT_OK
 
 
 def _only_model(bundle_root: Path) -> str:
     """The bundle's one model; UsageError when it has another number of them."""
-
     try:
         models = list(Bundle.load(bundle_root).models)
     except BundleError as error:
