@@ -19,6 +19,7 @@ from edge_rnn_harness.cli.options import (
     name_list,
     positive_float,
     positive_int,
+    request_from,
     scenario_names,
     seq_lens,
     thread_counts,
@@ -164,12 +165,11 @@ class RunRequest:
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> RunRequest:
-        """The request of a parsed `harness run` command line."""
-        values = {}
-        for item in dataclasses.fields(cls):
-            value = getattr(args, item.name)
-            values[item.name] = tuple(value) if isinstance(value, list) else value
-        return cls(**values)
+        """The request of a parsed `harness run` command line (lists become tuples)."""
+        request = request_from(cls, args)
+        return dataclasses.replace(request, **{
+            name: tuple(value) for name, value in vars(request).items()
+            if isinstance(value, list)})
 
     def for_device(self, **where: Any) -> dict[str, Any]:
         """The JSON object a fleet run sends a device: the fields marked `device`, plus

@@ -284,9 +284,3 @@ def _quiet() -> Iterator[None]:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0].removeprefix("Error: ")
-
-
-def farm_places(address: str) -> list[Place]:
-    """Every place of the coordinator at `address` (for `harness devices --labgrid`)."""
-    with Farm(address) as farm:
-        return farm.places()
