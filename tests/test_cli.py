@@ -28,8 +28,36 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
     tmp = tmp_path_factory.mktemp("run")
     out = tmp / "a.csv"
     result = run_cli("run", "--backends", "torch,onnxruntime", *QUICK, "--out", str(out),
-                     "--bundle-dir", str(tmp / "bundle"))
+                     "--bundle-dir", str(tmp / "bundle"), "--store", str(tmp / "store"))
     return result, out, tmp / "bundle"
+
+
+def test_run_adds_its_rows_and_values_to_the_store(quick_run: tuple) -> None:
+    """--store: the run's rows and every timed value are in the store when it ends."""
+    from edge_rnn_harness.analysis.store import open_store
+    from edge_rnn_harness.measure.stats import raw_values
+
+    result, out, bundle = quick_run
+    assert result.returncode == 0, result.stderr
+    store = open_store(bundle.parent / "store")
+    run_id = str(read_results(out)["run_id"].iloc[0])
+    assert f"run {run_id} (2 rows) added" in result.stdout
+    assert list(store.runs()["run_id"]) == [run_id]
+    stored, measured = store.values(run_id), raw_values(out.with_suffix(".json"))
+    assert sorted(stored) == sorted(measured)
+    assert sum(len(v) for runs in stored.values() for v in runs) == 400  # 2 cases x 200
+
+
+def test_run_refuses_a_store_it_cannot_write_before_measuring(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "store.json").write_text('{"format": "edge-rnn-harness run store", '
+                                      '"store_version": 99, "results_schema": 6}')
+    result = run_cli("run", "--backends", "onnxruntime", *QUICK, "--out",
+                     str(tmp_path / "r.csv"), "--store", str(store))
+    assert result.returncode == 2 and "written by a newer harness" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r.csv").exists()
 
 
 @pytest.mark.slow

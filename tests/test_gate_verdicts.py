@@ -169,9 +169,32 @@ def test_history_with_too_few_runs_is_one_line_exit_2(tmp_path: Path) -> None:
     cand = write_run(tmp_path / "cand.csv", seed=7)
     result = run_cli("gate", "--history", str(history), str(cand))
     assert result.returncode == 2
-    assert result.stderr.strip().startswith("harness gate: --history has 3 earlier run(s) of "
-                                            "lstm/fp32/onnxruntime")
-    assert "at least 5" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.strip().startswith("harness gate: --history has fewer than 5 "
+                                            "distinct runs of lstm/fp32/onnxruntime")
+    assert "(3)" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_history_counts_copies_of_one_run_once(tmp_path: Path) -> None:
+    """Six copies of one run (one run_id) are one run of history, not six: exit 2."""
+    folder = tmp_path / "h"
+    folder.mkdir()
+    for index in range(6):
+        write_run(folder / f"copy{index}.csv", seed=100, factor=1.0 + 0.001 * index)
+    cand = write_run(tmp_path / "cand.csv", seed=7, factor=1.07)
+    result = run_cli("gate", "--history", str(folder), str(cand))
+    assert result.returncode == 2, result.stdout
+    assert "fewer than 5 distinct runs" in result.stderr and "(1)" in result.stderr
+
+
+def test_history_leaves_out_the_candidates_own_run(tmp_path: Path) -> None:
+    """A candidate already in the history (harness run --store, then gate) is not judged
+    against itself: with it the history would have 5 runs, without it 4."""
+    history = _history(tmp_path / "h", 4)
+    cand = write_run(tmp_path / "cand.csv", seed=7)
+    shutil.copy(cand, history / "stored-copy-of-cand.csv")
+    result = run_cli("gate", "--history", str(history), str(cand))
+    assert result.returncode == 2
+    assert "fewer than 5 distinct runs" in result.stderr and "(4)" in result.stderr
 
 
 @pytest.mark.slow

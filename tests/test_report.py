@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_rnn_harness.analysis.report import pareto_front
+from edge_rnn_harness.analysis.figures import pareto_front
 from tests.conftest import run_cli, write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -115,5 +115,5 @@ def test_an_ok_row_with_an_infinite_figure_is_left_out_of_the_plots_and_named(
     result = run_cli("report", str(run), "--out", str(tmp_path / "rep"))
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "rep" / "report.md").read_text()
-    assert "## Rows left out of the plots\n\n- lstm/fp32/openvino t1: peak_rss_mb is inf" in text
+    assert "## Rows left out of the plots\n\n- lstm/fp32/openvino single_stream s24 t1 b1: peak_rss_mb is inf" in text
     assert (tmp_path / "rep" / "memory_size.png").is_file()  # the other row is plotted

@@ -159,7 +159,7 @@ def device_problems(base_row: Mapping, cand_row: Mapping) -> list[str]:
             f"device, so emulated rows are compared only with emulated rows")]
 
 
-def _bench_name_in(raw: Mapping[str, list[np.ndarray]], row: Mapping) -> str:
+def bench_name_in(raw: Mapping[str, list[np.ndarray]], row: Mapping) -> str:
     """The row's benchmark name in `raw`: the current one, or the one older runs used."""
     name = bench_name(row)
     return name if name in raw or legacy_bench_name(row) not in raw else legacy_bench_name(row)
@@ -232,7 +232,7 @@ def compare_runs(base_path: Path, cand_path: Path, min_effect: float = 0.05,
     cand_csv, cand_json = resolve_pair(cand_path)
     base_frame, cand_frame = read_results(base_csv), read_results(cand_csv)
     base_raw, cand_raw = raw_values(base_json), raw_values(cand_json)
-    cand_frame["bench_name"] = [_bench_name_in(cand_raw, r) for r in cand_frame.to_dict("records")]
+    cand_frame["bench_name"] = [bench_name_in(cand_raw, r) for r in cand_frame.to_dict("records")]
     for column, mapping in (("model", rename), ("variant", rename_variants)):
         if mapping:
             cand_frame[column] = cand_frame[column].replace(dict(mapping))
@@ -243,7 +243,7 @@ def compare_runs(base_path: Path, cand_path: Path, min_effect: float = 0.05,
         if key not in cand_rows:
             continue
         cand_row = cand_rows[key]
-        runs = (base_raw.get(_bench_name_in(base_raw, base_row), []),
+        runs = (base_raw.get(bench_name_in(base_raw, base_row), []),
                 cand_raw.get(cand_row["bench_name"], []))
         problems = row_problems(base_row, runs[0], "baseline") + \
             row_problems(cand_row, runs[1], "candidate") + device_problems(base_row, cand_row)

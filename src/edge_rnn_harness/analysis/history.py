@@ -1,5 +1,6 @@
 """A candidate judged against the history of its case: the last N runs of the same case on
-the same device, runtime version and settings. Their spread sets how much change is noise
+the same device, runtime version and settings, from a folder of results CSVs or a run
+store, each run counted once (copies of one run_id are one run). Their spread sets how much change is noise
 (in the manner of statistical continuous-benchmarking services): the candidate's latency
 ratio to the history's geometric mean gets a 95% prediction interval from the spread of
 the history's log latencies (Student t, n - 1 degrees of freedom); single numbers per case
@@ -9,6 +10,7 @@ the same three verdicts as for two runs.
 
 from __future__ import annotations
 
+import functools
 import glob
 import math
 from collections.abc import Mapping
@@ -25,6 +27,7 @@ from edge_rnn_harness.analysis.compare import (
     key_text,
     row_problems,
 )
+from edge_rnn_harness.analysis.store import is_store, open_store
 from edge_rnn_harness.core.metrics import Metric, judged_metrics
 from edge_rnn_harness.core.results import KEY_COLUMNS, read_results
 
@@ -47,21 +50,48 @@ def history_files(spec: str, exclude: Path) -> list[Path]:
     return found
 
 
-def _same_setup(row: Mapping, cand: Mapping) -> bool:
-    return all(str(row[c]) == str(cand[c]) for c in SETTINGS_COLUMNS)
+def history_frame(spec: str, exclude: Path) -> pd.DataFrame:
+    """The history's rows: a run store's (a folder with store.json), else the results CSVs
+    a folder or glob names."""
+    if is_store(Path(spec)):
+        return open_store(Path(spec)).rows()
+    return pd.concat([read_results(path) for path in history_files(spec, exclude)],
+                     ignore_index=True)
+
+
+def _texts(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+    """Per row, its values in `columns` as one text (as str() shows each, empty as <NA>),
+    so rows of one case and setup have equal texts."""
+    parts = [frame[c].astype(object).map(str) for c in columns]
+    return ["\x1f".join(values) for values in zip(*parts)] if parts else []
+
+
+@functools.lru_cache(maxsize=256)
+def _t_975(degrees: int) -> float:
+    """The 97.5% quantile of Student's t with `degrees` degrees of freedom (scipy.special:
+    a fraction of scipy.stats' import time)."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(degrees, 0.975))
+
+
+def prediction_interval(history: np.ndarray, value: float) -> tuple[float, float, float]:
+    """`value`'s ratio to the geometric mean of `history` (two or more positive numbers)
+    and the 95% prediction interval of that ratio for one more run like them (Student t
+    on the log values, n - 1 degrees of freedom): (ratio, low, high). A ratio whose
+    interval excludes 1 lies outside what the history's own spread predicts."""
+    logs = np.log(history)
+    mean, spread = float(logs.mean()), float(logs.std(ddof=1))
+    ratio = value / math.exp(mean)
+    half = _t_975(len(history) - 1) * spread * math.sqrt(1 + 1 / len(history))
+    return ratio, ratio * math.exp(-half), ratio * math.exp(half)
 
 
 def _latency_change(metric: Metric, values: np.ndarray, cand: float,
                     min_effect: float) -> Change:
-    from scipy.stats import t as student_t
-
-    logs = np.log(values)
-    mean, spread = float(logs.mean()), float(logs.std(ddof=1))
-    ratio = cand / math.exp(mean)
-    half = float(student_t.ppf(0.975, len(values) - 1)) * spread * math.sqrt(1 + 1 / len(values))
-    low, high = ratio * math.exp(-half), ratio * math.exp(half)
+    ratio, low, high = prediction_interval(values, cand)
     significant = (low > 1 or high < 1) and abs(ratio - 1) >= min_effect
-    return Change(metric, math.exp(mean), cand, ratio, significant, None, low, high,
+    return Change(metric, cand / ratio, cand, ratio, significant, None, low, high,
                   note=f"history of {len(values)} runs")
 
 
@@ -78,25 +108,34 @@ def _change(metric: Metric, history: pd.DataFrame, cand_row: Mapping,
                   abs(float(cand) / base - 1) >= min_effect, note="history median")
 
 
-def compare_history(files: list[Path], cand_path: Path, runs: int = DEFAULT_HISTORY_RUNS,
-                    min_runs: int = DEFAULT_MIN_HISTORY,
-                    min_effect: float = 0.05) -> Comparison:
-    """Every candidate case against its last `runs` matching history rows. ValueError
-    (naming the case) when a case has fewer than `min_runs` of them."""
-    history = pd.concat([read_results(path) for path in files], ignore_index=True)
+def judged_history(history: pd.DataFrame, cand_frame: pd.DataFrame) -> pd.DataFrame:
+    """The history rows a gate may use: ok, not throttled, not of the candidate's own
+    runs, and one row per run and case (the latest copy), so copies of one run count
+    once."""
     throttled = history["throttled"].fillna(False).astype(bool)
-    history = history[(history["status"] == "ok") & ~throttled]
-    cand_frame = read_results(cand_path)
+    own = set(cand_frame["run_id"].dropna().astype(str))
+    kept = history[(history["status"] == "ok") & ~throttled
+                   & ~history["run_id"].astype(str).isin(own)]
+    return kept.drop_duplicates(subset=["run_id", *KEY_COLUMNS], keep="last")
+
+
+def compare_history(history: pd.DataFrame, cand_frame: pd.DataFrame,
+                    runs: int = DEFAULT_HISTORY_RUNS, min_runs: int = DEFAULT_MIN_HISTORY,
+                    min_effect: float = 0.05) -> Comparison:
+    """Every candidate case against its last `runs` matching history rows (distinct
+    runs). ValueError (naming the case) when a case has fewer than `min_runs` of them."""
+    history = judged_history(history, cand_frame)
+    matched = [*KEY_COLUMNS, *SETTINGS_COLUMNS]
+    by_setup = history.assign(_key=_texts(history, matched)).groupby("_key", sort=False)
+    groups = {key: group for key, group in by_setup}
     cases = []
-    for cand_row in cand_frame.to_dict("records"):
+    for cand_row, text in zip(cand_frame.to_dict("records"), _texts(cand_frame, matched)):
         key = tuple(cand_row[c] for c in KEY_COLUMNS)
-        same = history[[all(str(r[c]) == str(v) for c, v in zip(KEY_COLUMNS, key))
-                        and _same_setup(r, cand_row) for r in history.to_dict("records")]]
-        same = same.sort_values("timestamp").tail(runs)
+        same = groups.get(text, history.iloc[:0]).sort_values("timestamp").tail(runs)
         if len(same) < min_runs:
-            raise ValueError(f"--history has {len(same)} earlier run(s) of {key_text(key)} on "
-                             f"{cand_row['device']} with the same runtime and settings; the "
-                             f"gate needs at least {min_runs}")
+            raise ValueError(f"--history has fewer than {min_runs} distinct runs of "
+                             f"{key_text(key)} on {cand_row['device']} with the same runtime "
+                             f"and settings ({len(same)}); the gate needs at least {min_runs}")
         base_row = same.iloc[-1].to_dict()
         problems = row_problems(cand_row, [], "candidate")
         changes = [] if problems else [_change(m, same, cand_row, min_effect)

@@ -1,129 +1,35 @@
-"""`harness report`: a Markdown report and PNG plots of one run (matplotlib, headless)."""
+"""`harness report`: the Markdown report of one run (PNG plots beside it), and the parts the
+HTML report shares with it: the summary table's columns, the sections of text, and which
+figures apply."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from edge_rnn_harness.analysis.compare_view import markdown_table
+from edge_rnn_harness.analysis.figures import (
+    energy_figure,
+    frequency_figure,
+    latency_figure,
+    memory_size_figure,
+    pareto_figure,
+    save_png,
+)
 from edge_rnn_harness.analysis.report_devices import (
     device_label,
     device_lines,
+    devices_figure,
     is_fleet,
-    plot_devices,
 )
-from edge_rnn_harness.analysis.report_scaling import has_scaling, plot_scaling, scaling_lines
+from edge_rnn_harness.analysis.report_scaling import has_scaling, scaling_figure, scaling_lines
 from edge_rnn_harness.core.plan import case_label
 from edge_rnn_harness.core.table import swept
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _labels(rows: pd.DataFrame) -> list[str]:
-    """One line per case: the case's label."""
-    return [case_label(row) for row in rows.to_dict("records")]
-
-
-def _case_axes(plt: object, count: int, columns: int = 1, width: float = 9.0) -> tuple:
-    """A figure sized for `count` horizontal bars per panel."""
-    height = 1.2 + 0.32 * count
-    fig, axes = plt.subplots(1, columns, figsize=(width, height), squeeze=False)  # type: ignore
-    for ax in axes[0]:
-        ax.invert_yaxis()  # first case at the top, as in the table
-        ax.grid(axis="x", alpha=0.3)
-    return fig, axes[0]
-
-
-def plot_latency(ok: pd.DataFrame, path: Path) -> Path:
-    """Median latency per case (bars) with a whisker up to p90."""
-    plt = _pyplot()
-    fig, (ax,) = _case_axes(plt, len(ok))
-    median = ok["latency_median_ms"].to_numpy(float)
-    p90 = ok["latency_p90_ms"].to_numpy(float)
-    labels = _labels(ok)
-    ax.barh(labels, median, color="tab:blue", label="median")
-    ax.errorbar(median, labels, xerr=[np.zeros_like(median), p90 - median], fmt="none",
-                ecolor="black", capsize=3, label="whisker to p90")
-    ax.set_xlim(0, float(np.nanmax(p90)) * 1.35)  # room for the legend
-    ax.set_xlabel("latency per inference, batch 1 (ms)")
-    ax.set_title("Latency per backend and variant")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-#: RMSEs closer than this fraction count as the same accuracy: fp32 runtimes differ by
-#: about 1e-8 of it (floating-point order), far below what 1,311 test windows can tell apart
-RMSE_TIE = 1e-3
-
-
-def pareto_front(latency: np.ndarray, error: np.ndarray, tie: float = RMSE_TIE) -> np.ndarray:
-    """Indices of the points no faster point beats on error by more than the `tie`
-    fraction, by latency: errors within `tie` of each other are ties, and of tied points
-    only the fastest is on the front."""
-    order = np.argsort(latency, kind="stable")
-    front, best = [], np.inf
-    for index in order:
-        if error[index] < best * (1 - tie):
-            front.append(index)
-            best = error[index]
-    return np.asarray(front, dtype=int)
-
-
-def _plain_axis(ax: object) -> None:
-    """Tick labels in plain units: no offset ("1e-8+5.96e-2") and no scientific factor."""
-    ax.ticklabel_format(axis="y", useOffset=False, style="plain")  # type: ignore[attr-defined]
-
-
-def plot_pareto(ok: pd.DataFrame, path: Path, units: str) -> Path:
-    """Test RMSE against median latency: a colour per backend, a marker per variant, each
-    backend's variants of one model joined; the Pareto front (RMSE ties within RMSE_TIE)
-    dashed."""
-    plt = _pyplot()
-    rows = ok.dropna(subset=["rmse", "latency_median_ms"]).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    colours = dict(zip(dict.fromkeys(rows["backend"]), plt.get_cmap("tab10").colors))
-    markers = dict(zip(dict.fromkeys(rows["variant"]), "osD^v<>ph*"))
-    for (_, backend), group in rows.groupby(["model", "backend"], sort=False):
-        group = group.sort_values("latency_median_ms")
-        ax.plot(group["latency_median_ms"], group["rmse"], "-", color=colours[backend],
-                alpha=0.35)
-        for r in group.itertuples():
-            ax.scatter(r.latency_median_ms, r.rmse, marker=markers[r.variant],
-                       color=colours[backend], s=60)
-    front = pareto_front(rows["latency_median_ms"].to_numpy(float), rows["rmse"].to_numpy(float))
-    ax.plot(rows.loc[front, "latency_median_ms"], rows.loc[front, "rmse"], "--", color="grey",
-            label=f"Pareto front (RMSE within {RMSE_TIE:.1%} is a tie)")
-    for backend, colour in colours.items():
-        ax.scatter([], [], marker="s", color=colour, label=f"backend: {backend}")
-    for variant, marker in markers.items():
-        ax.scatter([], [], marker=marker, color="black", label=f"variant: {variant}")
-    if rows["model"].nunique() > 1:
-        for r in rows.itertuples():
-            ax.annotate(r.model, (r.latency_median_ms, r.rmse), fontsize=6, alpha=0.6,
-                        xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("log")
-    _plain_axis(ax)
-    ax.set_xlabel("median latency per inference (ms, log scale)")
-    ax.set_ylabel(f"test RMSE ({units})")
-    ax.set_title("Accuracy vs latency per backend and variant (lower left is better)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def variant_lines(frame: pd.DataFrame) -> list[str]:
@@ -152,83 +58,6 @@ def _change(value: object, base: object) -> str:
     if pd.isna(value) or pd.isna(base) or not float(base):
         return "-"
     return f"{float(value) / float(base) - 1:+.2%}"
-
-
-def plot_memory_size(ok: pd.DataFrame, path: Path) -> Path:
-    """Peak RSS (split into before-runtime and runtime growth) and artifact size per case."""
-    plt = _pyplot()
-    fig, (left, right) = _case_axes(plt, len(ok), columns=2, width=13)
-    labels = _labels(ok)
-    peak = ok["peak_rss_mb"].to_numpy(float)
-    growth = ok["rss_delta_mb"].to_numpy(float)
-    left.barh(labels, peak - growth, color="lightgrey", label="before the runtime was imported")
-    left.barh(labels, growth, left=peak - growth, color="tab:orange",
-              label="runtime + model (rss_delta_mb)")
-    left.set_xlim(0, float(np.nanmax(peak)) * 1.7)  # room for the legend right of the bars
-    left.set_xlabel("peak resident set of the worker, VmHWM (MiB)")
-    left.set_title("Peak memory")
-    left.legend(loc="lower right", fontsize=8)
-    right.barh(labels, ok["artifact_bytes"].to_numpy(float) / 1024, color="tab:green")
-    right.set_xlabel("artifact size on disk (KiB)")
-    right.set_title("Exported artifact size")
-    right.set_yticklabels([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_energy(ok: pd.DataFrame, path: Path) -> Path:
-    """Gross energy per inference for the cases a power meter measured, split into what
-    inference adds (net) and the idle power's share over the same time."""
-    plt = _pyplot()
-    rows = ok.dropna(subset=["energy_per_inf_mj"])
-    fig, (ax,) = _case_axes(plt, max(len(rows), 3))
-    labels = _labels(rows)
-    gross = rows["energy_per_inf_mj"].to_numpy(float)
-    net = rows["energy_net_per_inf_mj"].to_numpy(float)
-    ax.barh(labels, net, color="tab:red", label="net: added by inference")
-    ax.barh(labels, gross - net, left=net, color="lightgrey",
-            label="idle power over the same time")
-    ax.set_xlim(0, float(np.nanmax(gross)) * 1.6)  # room for the legend right of the bars
-    ax.set_xlabel("energy per inference (mJ)\nthe whole bar is gross: what the battery pays")
-    ax.set_title("Energy per inference")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_frequency(ok: pd.DataFrame, path: Path) -> Path:
-    """DVFS sweep: median latency and gross energy per inference against the pinned CPU
-    frequency, a line per model/variant/backend."""
-    plt = _pyplot()
-    rows = ok.dropna(subset=["cpu_freq_khz"]).sort_values("cpu_freq_khz")
-    fig, (latency_ax, energy_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for (model, variant, backend), group in rows.groupby(["model", "variant", "backend"],
-                                                         sort=False):
-        mhz = group["cpu_freq_khz"].to_numpy(float) / 1000
-        label = f"{model}/{variant}/{backend}"
-        latency_ax.plot(mhz, group["latency_median_ms"].to_numpy(float), "o-", label=label)
-        energy = group["energy_per_inf_mj"].to_numpy(float)
-        if np.isfinite(energy).any():
-            energy_ax.plot(mhz, energy, "o-", label=label)
-    latency_ax.set_xlabel("pinned CPU frequency (MHz)")
-    latency_ax.set_ylabel("median latency per inference (ms)")
-    latency_ax.set_title("Latency against CPU frequency")
-    energy_ax.set_xlabel("pinned CPU frequency (MHz)")
-    energy_ax.set_ylabel("gross energy per inference (mJ)")
-    energy_ax.set_title("Energy against CPU frequency"
-                        + ("" if rows["energy_per_inf_mj"].notna().any() else
-                           ": no power meter"))
-    for ax in (latency_ax, energy_ax):
-        ax.grid(alpha=0.3)
-    latency_ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def power_lines(frame: pd.DataFrame) -> list[str]:
@@ -265,75 +94,139 @@ def unplottable(ok: pd.DataFrame) -> dict[int, str]:
     return problems
 
 
-def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]:
-    """Write report.md and the plots for `frame` into `out_dir`; return the files."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class SummaryColumn:
+    """A column of the report's summary table: its header (with the unit), the results
+    column it shows and how the number is printed."""
+    header: str
+    column: str
+    spec: str = ""
+    scale: float = 1.0
+
+    def text(self, row: Mapping[str, Any]) -> str:
+        """The cell as printed."""
+        value = row[self.column]
+        if not self.spec:
+            return "" if pd.isna(value) else str(value)
+        return _fmt(value if pd.isna(value) else float(value) * self.scale, self.spec)
+
+
+def summary_columns(frame: pd.DataFrame) -> list[SummaryColumn]:
+    """The summary table's columns for `frame`: the device for a fleet, the shape for a
+    sweep, then the figures every run has."""
+    fleet = [SummaryColumn("device", "device_label")] if is_fleet(frame) else []
+    shaped = [SummaryColumn("scenario", "scenario"), SummaryColumn("seq_len", "seq_len"),
+              SummaryColumn("batch", "batch")] if swept(frame) else []
+    return [*fleet, SummaryColumn("model", "model"), SummaryColumn("variant", "variant"),
+            SummaryColumn("backend", "backend"), *shaped, SummaryColumn("threads", "threads"),
+            SummaryColumn("status", "status"),
+            SummaryColumn("median ms", "latency_median_ms", ".4f"),
+            SummaryColumn("p90 ms", "latency_p90_ms", ".4f"),
+            SummaryColumn("p99 ms", "latency_p99_ms", ".4f"),
+            SummaryColumn("peak RSS MiB", "peak_rss_mb", ".1f"),
+            SummaryColumn("bytes", "artifact_bytes", ",.0f"),
+            SummaryColumn("max abs err", "max_abs_err", ".1e"),
+            SummaryColumn("RMSE", "rmse", ".4f"),
+            SummaryColumn("pinned MHz", "cpu_freq_khz", ".0f", 1e-3),
+            SummaryColumn("mJ/inf gross", "energy_per_inf_mj", ".3f"),
+            SummaryColumn("mJ/inf net", "energy_net_per_inf_mj", ".3f")]
+
+
+def summary_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of `frame` as dicts with a `device_label` for the summary table."""
+    return [{**row, "device_label": device_label(row)} for row in frame.to_dict("records")]
+
+
+def run_line(frame: pd.DataFrame) -> str:
+    """One sentence: which run, when, on which machine (or which fleet)."""
+    first = frame.iloc[0]
+    if is_fleet(frame):
+        return (f"Fleet run at {first['timestamp']}: rows from "
+                f"{frame['device_name'].nunique(dropna=False)} device(s), each measured on "
+                f"its device (see Devices x backends).")
+    return (f"Run `{first['run_id']}` at {first['timestamp']} on {first['device']} "
+            f"({first['cpu']}, {first['cores']} cores, {first['os']}, Python "
+            f"{first['python']}).")
+
+
+def units_of(frame: pd.DataFrame) -> str:
+    """The unit of the run's RMSE: GW for the electricity dataset, else data units."""
+    datasets = frame["dataset"].dropna()
+    return "GW" if len(datasets) and str(datasets.iloc[0]) == "elecdemand" else "data units"
+
+
+#: the figures a report draws: file stem, title, and whether it applies to the ok rows
+FIGURES: list[tuple[str, str, Callable[[pd.DataFrame], bool]]] = [
+    ("latency", "Latency", lambda ok: True),
+    ("memory_size", "Memory and size", lambda ok: True),
+    ("pareto", "Accuracy vs latency", lambda ok: bool(ok["rmse"].notna().any())),
+    ("energy", "Energy", lambda ok: bool(ok["energy_per_inf_mj"].notna().any())),
+    ("scaling", "Scaling", has_scaling),
+    ("devices", "Devices x backends", is_fleet),
+    ("frequency", "CPU frequency sweep", lambda ok: ok["cpu_freq_khz"].nunique() >= 2),
+]
+
+
+def build_figure(stem: str, ok: pd.DataFrame, units: str) -> Any:
+    """The figure named `stem` in FIGURES, drawn from the plottable ok rows."""
+    builders: dict[str, Callable[[], Any]] = {
+        "latency": lambda: latency_figure(ok),
+        "memory_size": lambda: memory_size_figure(ok),
+        "pareto": lambda: pareto_figure(ok, units),
+        "energy": lambda: energy_figure(ok),
+        "scaling": lambda: scaling_figure(ok),
+        "devices": lambda: devices_figure(ok),
+        "frequency": lambda: frequency_figure(ok),
+    }
+    return builders[stem]()
+
+
+def figures_for(ok: pd.DataFrame) -> list[tuple[str, str]]:
+    """(stem, title) of every figure that applies to the plottable ok rows."""
+    return [(stem, title) for stem, title, applies in FIGURES if len(ok) and applies(ok)]
+
+
+def plottable(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The ok rows the plots can draw, and {case label: why} for ok rows left out."""
     ok = frame[frame["status"] == "ok"].reset_index(drop=True)
-    units = str(ok["dataset"].iloc[0]) if len(ok) and not pd.isna(ok["dataset"].iloc[0]) else ""
-    units = "GW" if units == "elecdemand" else "data units"
-    written: list[Path] = []
-    sections = [f"# Benchmark report: {source.name}", ""]
-    if len(frame):
-        first = frame.iloc[0]
-        machine = (f"Run `{first['run_id']}` at {first['timestamp']} on {first['device']} "
-                   f"({first['cpu']}, {first['cores']} cores, {first['os']}, Python "
-                   f"{first['python']}).")
-        if is_fleet(frame):
-            machine = (f"Fleet run at {first['timestamp']}: rows from "
-                       f"{frame['device_name'].nunique(dropna=False)} device(s), each "
-                       f"measured on its device (see Devices x backends).")
-        sections += [machine, ""]
-    fleet, shaped = is_fleet(frame), swept(frame)
-    rows = [[*([device_label(r)] if fleet else []),
-             r["model"], r["variant"], r["backend"],
-             *([r["scenario"], str(r["seq_len"]), str(r["batch"])] if shaped else []),
-             str(r["threads"]), r["status"],
-             _fmt(r["latency_median_ms"], ".4f"), _fmt(r["latency_p90_ms"], ".4f"),
-             _fmt(r["latency_p99_ms"], ".4f"), _fmt(r["peak_rss_mb"], ".1f"),
-             _fmt(r["artifact_bytes"], ",.0f"), _fmt(r["max_abs_err"], ".1e"),
-             _fmt(r["rmse"], ".4f"), _fmt(r["cpu_freq_khz"] / 1000, ".0f")
-             if not pd.isna(r["cpu_freq_khz"]) else "-", _fmt(r["energy_per_inf_mj"], ".3f"),
-             _fmt(r["energy_net_per_inf_mj"], ".3f")]
-            for _, r in frame.iterrows()]
-    sections += [markdown_table([*(["device"] if fleet else []),
-                                 "model", "variant", "backend",
-                                 *(["scenario", "seq_len", "batch"] if shaped else []),
-                                 "threads", "status",
-                                 "median ms", "p90 ms", "p99 ms", "peak RSS MiB", "bytes",
-                                 "max abs err", "RMSE", "pinned MHz", "mJ/inf gross",
-                                 "mJ/inf net"], rows), ""]
-    sections += variant_lines(frame)
-    sections += device_lines(frame)
-    sections += scaling_lines(frame)
-    sections += power_lines(frame)
+    left_out = unplottable(ok)
+    why = {case_label(ok.loc[i].to_dict()): reason for i, reason in left_out.items()}
+    return ok.drop(index=list(left_out)).reset_index(drop=True), why
+
+
+def text_sections(frame: pd.DataFrame, left_out: Mapping[str, str]) -> list[str]:
+    """The report's Markdown sections after the summary table: variants, devices,
+    scaling, power, the cases that did not measure and the rows left out of the plots."""
+    sections = [*variant_lines(frame), *device_lines(frame), *scaling_lines(frame),
+                *power_lines(frame)]
     bad = frame[frame["status"] != "ok"]
     if len(bad):
         sections += ["## Cases that did not measure", ""]
         sections += [f"- {case_label(r)}: "
                      f"{r['status']}: {'' if pd.isna(r['reason']) else r['reason']}"
                      for r in bad.to_dict("records")] + [""]
-    left_out = unplottable(ok)
     if left_out:
         sections += ["## Rows left out of the plots", ""]
-        sections += [f"- {ok.at[i, 'model']}/{ok.at[i, 'variant']}/{ok.at[i, 'backend']} "
-                     f"t{ok.at[i, 'threads']}: {why}" for i, why in left_out.items()] + [""]
-        ok = ok.drop(index=list(left_out)).reset_index(drop=True)
-    if len(ok):
-        plots = [("Latency", plot_latency(ok, out_dir / "latency.png")),
-                 ("Memory and size", plot_memory_size(ok, out_dir / "memory_size.png"))]
-        if ok["rmse"].notna().any():
-            plots.append(("Accuracy vs latency", plot_pareto(ok, out_dir / "pareto.png", units)))
-        if ok["energy_per_inf_mj"].notna().any():
-            plots.append(("Energy", plot_energy(ok, out_dir / "energy.png")))
-        if has_scaling(ok):
-            plots.append(("Scaling", plot_scaling(ok, out_dir / "scaling.png")))
-        if is_fleet(ok):
-            plots.append(("Devices x backends", plot_devices(ok, out_dir / "devices.png")))
-        if ok["cpu_freq_khz"].nunique() >= 2:
-            plots.append(("CPU frequency sweep", plot_frequency(ok, out_dir / "frequency.png")))
-        for title, path in plots:
-            sections += [f"## {title}", "", f"![{title}]({path.name})", ""]
-            written.append(path)
+        sections += [f"- {label}: {why}" for label, why in left_out.items()] + [""]
+    return sections
+
+
+def write_report(frame: pd.DataFrame, source: Path, out_dir: Path) -> list[Path]:
+    """Write report.md and the PNG plots for `frame` into `out_dir`; return the files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections = [f"# Benchmark report: {source.name}", ""]
+    if len(frame):
+        sections += [run_line(frame), ""]
+    columns, rows = summary_columns(frame), summary_rows(frame)
+    sections += [markdown_table([c.header for c in columns],
+                                [[c.text(r) for c in columns] for r in rows]), ""]
+    ok, left_out = plottable(frame)
+    sections += text_sections(frame, left_out)
+    written: list[Path] = []
+    for stem, title in figures_for(ok):
+        path = save_png(build_figure(stem, ok, units_of(frame)), out_dir / f"{stem}.png")
+        sections += [f"## {title}", "", f"![{title}]({path.name})", ""]
+        written.append(path)
     report = out_dir / "report.md"
     report.write_text("\n".join(sections))
     return [report, *written]

@@ -4,12 +4,13 @@ inference, and a grouped bar plot of the same."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from edge_rnn_harness.analysis.compare_view import markdown_table
+from edge_rnn_harness.analysis.figures import pyplot
 
 
 def device_label(row: pd.Series | dict) -> str:
@@ -70,14 +71,10 @@ def device_lines(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def plot_devices(ok: pd.DataFrame, path: Path) -> Path:
+def devices_figure(ok: pd.DataFrame) -> Any:
     """Grouped bars: median latency per backend (x), one bar per device, a panel per
     model/variant/threads combination (the first four)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     groups = _groups(ok)[:4]
     panels = [("latency_median_ms", "median latency (ms)")]
     if ok["energy_per_inf_mj"].notna().any():
@@ -91,9 +88,7 @@ def plot_devices(ok: pd.DataFrame, path: Path) -> Path:
             ax.set_title(f"{title}: each device measured on itself")
 
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _grouped_bars(ax: object, pivot: pd.DataFrame, what: str) -> None:

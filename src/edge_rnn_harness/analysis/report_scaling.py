@@ -5,12 +5,13 @@ linear); every sentence names the rows it comes from."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from edge_rnn_harness.analysis.compare_view import markdown_table
+from edge_rnn_harness.analysis.figures import pyplot
 from edge_rnn_harness.core.plan import SCENARIO_STREAMING
 
 #: an exponent within this of 1.0 reads as "about linear"
@@ -129,14 +130,10 @@ def has_scaling(ok: pd.DataFrame) -> bool:
     return any(_curves(ok, along) for along in ("seq_len", "batch", "threads"))
 
 
-def plot_scaling(ok: pd.DataFrame, path: Path) -> Path:
+def scaling_figure(ok: pd.DataFrame) -> Any:
     """Latency against seq_len and batch (log-log, fitted exponent in the legend), and
     throughput against threads; a panel for each that has a curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     panels = [along for along in ("seq_len", "batch", "threads") if _curves(ok, along)]
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
     for ax, along in zip(axes[0], panels):
@@ -154,6 +151,4 @@ def plot_scaling(ok: pd.DataFrame, path: Path) -> Path:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig

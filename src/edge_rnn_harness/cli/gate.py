@@ -63,7 +63,7 @@ def add_parser(commands: Any) -> None:
     gate = commands.add_parser(
         "gate", help="0 when every gated metric passes, 1 on a regression, 2 inconclusive",
         description="A CI regression gate: harness gate BASE CAND, or harness gate --history "
-        "DIR_OR_GLOB CAND. Every gated metric gets a verdict: regression (a significant "
+        "STORE_OR_CSVS CAND. Every gated metric gets a verdict: regression (a significant "
         "change beyond its threshold), pass (the data rule out a growth beyond the "
         "threshold) or inconclusive (neither: the gate says how large a change the data "
         "could resolve and what to measure). Every threshold is a growth in percent. Exit 0 "
@@ -71,10 +71,12 @@ def add_parser(commands: Any) -> None:
         "missing from the candidate, a throttled or invalid row, mismatched settings, "
         "latencies that are missing, not positive or disagree with the pyperf JSON).")
     add_pair_args(gate, history=True)
-    gate.add_argument("--history", default=None, metavar="DIR_OR_GLOB",
+    gate.add_argument("--history", default=None, metavar="STORE_OR_CSVS",
                       help="judge CAND against the last runs of each case (same device, "
-                           "runtime version and settings) among these results CSVs instead "
-                           "of one baseline: their spread sets what is noise")
+                           "runtime version and settings) in a run store (harness history) "
+                           "or among the results CSVs a folder or glob names, instead of "
+                           "one baseline: their spread sets what is noise. Each run_id "
+                           "counts once; CAND's own run_id is left out")
     gate.add_argument("--history-runs", type=whole_runs, default=10, metavar="N",
                       help="with --history: how many of the latest matching runs (default 10)")
     gate.add_argument("--min-history", type=whole_runs, default=5, metavar="N",

@@ -13,10 +13,11 @@ from tabulate import tabulate
 from edge_rnn_harness.analysis.compare import compare_runs, resolve_pair
 from edge_rnn_harness.analysis.compare_view import render
 from edge_rnn_harness.analysis.gate import Thresholds
-from edge_rnn_harness.analysis.history import compare_history, history_files
+from edge_rnn_harness.analysis.history import compare_history, history_frame
 from edge_rnn_harness.cli.options import float_arg, positive_int, user_path
 from edge_rnn_harness.core.errors import UsageError
 from edge_rnn_harness.core.metrics import judged_metrics
+from edge_rnn_harness.core.results import read_results
 
 
 def _limit(text: str) -> float | None:
@@ -141,7 +142,7 @@ def load_history_comparison(args: argparse.Namespace) -> Any:
         raise UsageError("harness gate: --min-history cannot exceed --history-runs")
     try:
         cand_csv, _ = resolve_pair(args.paths[0])
-        return compare_history(history_files(args.history, cand_csv), cand_csv,
+        return compare_history(history_frame(args.history, cand_csv), read_results(cand_csv),
                                args.history_runs, args.min_history, args.min_effect)
     except ValueError as error:
         raise UsageError(f"harness gate: {error}") from None

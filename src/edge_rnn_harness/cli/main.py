@@ -15,6 +15,7 @@ from edge_rnn_harness.cli import (
     devices,
     export,
     gate,
+    history,
     models,
     report,
     run,
@@ -26,8 +27,8 @@ from edge_rnn_harness.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, UsagePars
 from edge_rnn_harness.core.errors import UsageError
 
 #: the subcommands, in the order `harness --help` lists them
-COMMANDS = (run, export, train, backends, models, compare, gate, ab, report, show, devices,
-            tune)
+COMMANDS = (run, export, train, backends, models, compare, gate, ab, report, history, show,
+            devices, tune)
 
 
 def build_parser() -> UsageParser:

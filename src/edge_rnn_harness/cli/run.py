@@ -6,6 +6,7 @@ Bad input is one line on stderr and exit code 2; a run with any failed case exit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edge_rnn_harness import __version__
+from edge_rnn_harness.analysis.store import added_line, open_store
 from edge_rnn_harness.backends.registry import backend_names
 from edge_rnn_harness.bundle.export import Exporter
 from edge_rnn_harness.bundle.reader import Bundle, BundleError
@@ -91,7 +93,38 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def run(request: RunRequest) -> int:
     """Validate everything, then measure the plan (from --bundle, or from the export cache
-    after exporting what it lacks), or hand it to devices (--on)."""
+    after exporting what it lacks), or hand it to devices (--on); with --store, add the
+    rows to the run store when the run ends (also after failed cases; not when
+    interrupted)."""
+    if request.store is not None:
+        _open_store(request.store)
+    status = _measure(request)
+    if request.store is not None and status in (EXIT_OK, EXIT_FAILED_CASES):
+        out = request.out or request.resume
+        if out is not None and out.is_file():
+            try:
+                for added in open_store(request.store).add_results(out):
+                    print(added_line(out, added))
+            except ValueError as error:
+                raise UsageError(f"harness run: --store {request.store}: {error}; the "
+                                 f"results are in {out}") from None
+    return status
+
+
+def _open_store(path: Path) -> None:
+    """The run store opened (created if absent) before measuring, so a store that cannot
+    take the run is refused in one line before any time is spent."""
+    try:
+        open_store(path, create=True)
+    except ValueError as error:
+        raise UsageError(f"harness run: --store {path}: {error}") from None
+    except ImportError as error:
+        raise UsageError(f"harness run: --store needs duckdb ({error}); install the "
+                         f"[history] extra") from None
+
+
+def _measure(request: RunRequest) -> int:
+    """The run itself: the plan measured here or on devices."""
 
     try:
         profile = get_profile(request.profile)
@@ -103,6 +136,7 @@ def run(request: RunRequest) -> int:
     tuned = None if request.tune_file is None else read_tuning(request.tune_file, tuning)
     out = request.out or request.resume or Path("results") / (
         dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + ".csv")
+    request = dataclasses.replace(request, out=out) if request.store else request
     check_writable(out)
     if request.on is not None or request.resume is not None:
         if request.on is None:
@@ -299,6 +333,10 @@ def add_parser(commands: Any) -> None:
                           "backend (a --tune of the same option wins) and, unless --threads "
                           "is given, its thread count for that backend's cases")
     add_source_args(run, "skip rmse/mae on the test split (parity is always checked)")
+    run.add_argument("--store", type=user_path, default=None, metavar="STORE",
+                     help="also add the run's rows (and timed values) to this run store "
+                          "(harness history) when the run ends, failed cases included; "
+                          "created if absent, checked before measuring")
     add_device_args(run)
     add_remote_args(run)
     run.set_defaults(handler=cmd_run)

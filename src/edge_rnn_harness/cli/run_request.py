@@ -133,6 +133,7 @@ class RunRequest:
     out: Path | None = field(default=None, metadata=_kept(_PATH))
     bundle_dir: Path | None = field(default=None, metadata=_kept(_PATH))
     tune_file: Path | None = field(default=None, metadata=_kept(_PATH))
+    store: Path | None = field(default=None, metadata=_kept(_PATH))
     # the host's models and data
     inputs: Path | None = field(default=None, metadata=_kept(_PATH))
     shape: tuple[str, ...] = field(default=(), metadata=_kept(_texts))

@@ -275,6 +275,19 @@ def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     return frame
 
 
+def conformed(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (rows read back from a store, a parquet file, another schema version) with
+    exactly the current results columns, in order, each of its dtype: columns it lacks are
+    empty, others dropped. ValueError naming the column for a value of the wrong kind."""
+    frame = frame.reindex(columns=list(columns()))
+    for name, kind in columns().items():
+        try:
+            frame[name] = frame[name].astype(_PANDAS_DTYPES[kind])
+        except (ValueError, TypeError, OverflowError) as error:
+            raise ValueError(f"column {name!r} has a bad value ({error})") from None
+    return frame
+
+
 def row_dicts(frame: pd.DataFrame) -> list[dict[str, object]]:
     """A results frame's rows as plain dicts, empty cells as None (as `new_row` makes
     them), ready for ResultsWriter.append."""
