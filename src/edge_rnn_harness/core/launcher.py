@@ -24,6 +24,7 @@ CHILD_PROGRAMS: dict[str, str] = {
     "edge_rnn_harness.measure.worker": "one case's pyperf manager and its workers",
     "edge_rnn_harness.measure.interleave": "one A/B worker: both sides' calls alternated",
     "edge_rnn_harness.measure.energy": "a case's energy step under the power meter",
+    "edge_rnn_harness.measure.callgrind": "a case's instruction count under callgrind",
     "edge_rnn_harness.measure.versus": "a variant against its backend's fp32",
     "edge_rnn_harness.bundle.export": "one artifact's export",
     "edge_rnn_harness.bundle.sources.torch_callable": "the probe of a user's callable",
