@@ -253,6 +253,8 @@ _GROWTH = {
     "artifact_bytes": ({"artifact_bytes": int(76279 * 1.3)}, ()),
     "rmse": ({"rmse": 0.0596 * 1.3}, ()),
     "energy_per_inf_mj": ({"energy_per_inf_mj": 1.3}, ()),
+    "instructions_per_inf": ({"instructions_per_inf": 360_000 * 1.3,
+                              "instructions_spread_pct": 0.02}, ()),
 }
 
 
@@ -264,7 +266,10 @@ def test_every_threshold_option_is_honoured_on_the_command_line(tmp_path: Path,
     names the metric."""
     override, others = _GROWTH[metric.column]  # type: ignore[attr-defined]
     latency = metric.percentile is not None  # type: ignore[attr-defined]
-    base_fields = {"energy_per_inf_mj": 1.0} if metric.column == "energy_per_inf_mj" else {}  # type: ignore[attr-defined]
+    base_fields = {"energy_per_inf_mj": {"energy_per_inf_mj": 1.0},
+                   "instructions_per_inf": {"instructions_per_inf": 360_000.0,
+                                            "instructions_spread_pct": 0.03}}.get(
+        metric.column, {})  # type: ignore[attr-defined]
     base = write_run(tmp_path / "a.csv", seed=1, onnxruntime=base_fields, openvino=base_fields)
     cand = write_run(tmp_path / "b.csv", seed=2 if latency else 1,
                      factor=1.3 if latency else 1.0,
@@ -295,3 +300,25 @@ def test_alpha_and_min_effect_are_honoured_on_the_command_line(tmp_path: Path) -
         result = run_cli("gate", str(base), str(slow), option, value)
         assert result.returncode == 2, (option, result.stdout)
         assert "INCONCLUSIVE" in result.stdout
+
+
+def test_an_inconclusive_verdict_names_a_case_that_is_not_stable(tmp_path: Path) -> None:
+    """A 30% change the data cannot settle (--min-effect above it): the inconclusive line
+    says which side's case is not stable, and why."""
+    def noisy(seed: int, factor: float) -> list[list[float]]:
+        rng = np.random.default_rng(seed)
+        return [list(25e-6 * factor * rng.lognormal(0.0, 0.3, 15)) for _ in range(6)]
+
+    unsteady = {"stability": "multimodal", "stability_reason": "worker process medians in "
+                "groups 0.025 and 0.04 ms apart"}
+    base = write_run(tmp_path / "a.csv", seed=1, raw={"onnxruntime": noisy(3, 1.0),
+                                                      "openvino": noisy(3, 1.0)})
+    cand = write_run(tmp_path / "b.csv", seed=2, raw={"onnxruntime": noisy(4, 1.3),
+                                                      "openvino": noisy(3, 1.0)},
+                     onnxruntime=unsteady)
+    result = run_cli("gate", str(base), str(cand), "--min-effect", "60")
+    assert result.returncode == 2, result.stdout
+    line = next(text for text in result.stdout.splitlines()
+                if text.strip().startswith("inconclusive: lstm/fp32/onnxruntime"))
+    assert "the candidate is multimodal (worker process medians in groups" in line
+    assert "the baseline is" not in line  # its row has no verdict: nothing said of it

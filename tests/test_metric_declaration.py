@@ -13,6 +13,7 @@ from edge_rnn_harness.analysis.compare import compare_runs
 from edge_rnn_harness.cli.main import main
 from edge_rnn_harness.core.metrics import Metric, declared
 from edge_rnn_harness.core.results import columns
+from edge_rnn_harness.measure.perf_events import EVENTS
 
 #: the test's own metric: the latency tail as a multiple of the median, from the row
 TAIL = Metric("latency_tail_ratio", "latency tail (p99 / median)", "ratio",
@@ -72,7 +73,8 @@ def test_a_declared_metric_reaches_csv_table_compare_and_gate(
 
 #: per-worker metrics a worker records only for some cases: a calibrated variant's window
 #: count, and the runtime's own latency (OpenVINO only)
-CONDITIONAL = {"calibration_windows", "runtime_latency_median_ms"}
+CONDITIONAL = {"calibration_windows", "runtime_latency_median_ms",
+               *EVENTS}  # perf events: recorded with --counters perf (tests/test_counters.py)
 
 
 def test_every_worker_records_each_declared_per_worker_metric(tiny_bundle: Path,

@@ -138,7 +138,7 @@ def test_the_schema_version_and_the_columns_every_version_has() -> None:
     """README: schema 5; a file of any version needs these columns to load."""
     from edge_rnn_harness.core.results import REQUIRED_COLUMNS
 
-    assert SCHEMA_VERSION == 6
+    assert SCHEMA_VERSION == 7
     assert REQUIRED_COLUMNS == ("schema_version", "model", "variant", "backend", "scenario",
                                 "threads", "batch", "seq_len", "status")
 

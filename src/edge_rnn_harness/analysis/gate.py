@@ -14,6 +14,7 @@ settings, malformed latencies), is exit 2, never a pass.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ def _metric_verdict(name: str, change: Change, limit: float) -> MetricVerdict:
     if math.isnan(change.ratio):
         return MetricVerdict(name, metric, INCONCLUSIVE, math.nan, None, None,
                              f"{name}: {metric.label} was measured on one side only")
-    interval = metric.percentile is not None
+    interval = metric.percentile is not None or metric.spread is not None
     if interval and change.ci_high is None:
         return MetricVerdict(name, metric, INCONCLUSIVE, change.ratio, None, None,
                              f"{name}: {metric.label} has no raw values to judge (the pyperf "
@@ -113,7 +114,8 @@ def _metric_verdict(name: str, change: Change, limit: float) -> MetricVerdict:
     significant = change.significant if interval else True
     verdict = judge_ratio(change.ratio, change.ci_low if interval else None,
                           change.ci_high if interval else None, significant, limit)
-    growth = f"{metric.label} {(change.ratio - 1) * 100:+.1f}% ({change.base:.6g} -> " \
+    digits = 2 if metric.spread is not None else 1  # counted figures move by hundredths
+    growth = f"{metric.label} {(change.ratio - 1) * 100:+.{digits}f}% ({change.base:.6g} -> " \
              f"{change.cand:.6g})"
     if verdict == REGRESSION:
         detail = f"{name}: {growth}, over the {limit * 100:g}% limit"
@@ -157,8 +159,19 @@ def _case_metrics(case: CaseComparison, thresholds: Thresholds) -> list[MetricVe
         measured = [pd.notna(row[change.metric.column])
                     for row in (case.base_row, case.cand_row)]
         if limit is not None and any(measured):
-            found.append(_metric_verdict(name, change, limit))
+            verdict = _metric_verdict(name, change, limit)
+            unstable = _unstable(case) if verdict.verdict == INCONCLUSIVE else ""
+            found.append(dataclasses.replace(verdict, detail=verdict.detail + unstable)
+                         if unstable else verdict)
     return found
+
+
+def _unstable(case: CaseComparison) -> str:
+    """Which side's case the stability verdict calls unstable, and why ("" if neither)."""
+    said = [f"the {side} is {row.get('stability')} ({row.get('stability_reason')})"
+            for side, row in (("baseline", case.base_row), ("candidate", case.cand_row))
+            if not pd.isna(row.get("stability")) and row.get("stability") != "stable"]
+    return f"; {' and '.join(said)}" if said else ""
 
 
 def judge(comparison: Comparison, thresholds: Thresholds,

@@ -103,6 +103,8 @@ def _change(metric: Metric, history: pd.DataFrame, cand_row: Mapping,
         return Change(metric, math.nan, math.nan, math.nan, False, note="not measured")
     if metric.percentile is not None:
         return _latency_change(metric, values, float(cand), min_effect)
+    if metric.spread is not None:  # counted: the history's own spread, no minimum effect
+        return _latency_change(metric, values, float(cand), 0.0)
     base = float(np.median(values))
     return Change(metric, base, float(cand), float(cand) / base,
                   abs(float(cand) / base - 1) >= min_effect, note="history median")

@@ -29,7 +29,7 @@ from edge_rnn_harness.analysis.report_devices import (
 )
 from edge_rnn_harness.analysis.report_scaling import has_scaling, scaling_figure, scaling_lines
 from edge_rnn_harness.core.plan import case_label
-from edge_rnn_harness.core.table import swept
+from edge_rnn_harness.core.table import P99_MIN_VALUES, swept, too_few_for_p99
 
 
 def variant_lines(frame: pd.DataFrame) -> list[str]:
@@ -102,13 +102,16 @@ class SummaryColumn:
     column: str
     spec: str = ""
     scale: float = 1.0
+    #: rows whose figure is shown in parentheses (too few values to trust it)
+    doubt: Callable[[Mapping[str, Any]], bool] | None = None
 
     def text(self, row: Mapping[str, Any]) -> str:
         """The cell as printed."""
         value = row[self.column]
         if not self.spec:
             return "" if pd.isna(value) else str(value)
-        return _fmt(value if pd.isna(value) else float(value) * self.scale, self.spec)
+        text = _fmt(value if pd.isna(value) else float(value) * self.scale, self.spec)
+        return f"({text})" if self.doubt and text != "-" and self.doubt(row) else text
 
 
 def summary_columns(frame: pd.DataFrame) -> list[SummaryColumn]:
@@ -122,14 +125,18 @@ def summary_columns(frame: pd.DataFrame) -> list[SummaryColumn]:
             SummaryColumn("status", "status"),
             SummaryColumn("median ms", "latency_median_ms", ".4f"),
             SummaryColumn("p90 ms", "latency_p90_ms", ".4f"),
-            SummaryColumn("p99 ms", "latency_p99_ms", ".4f"),
+            SummaryColumn("p99 ms", "latency_p99_ms", ".4f", doubt=too_few_for_p99),
             SummaryColumn("peak RSS MiB", "peak_rss_mb", ".1f"),
             SummaryColumn("bytes", "artifact_bytes", ",.0f"),
             SummaryColumn("max abs err", "max_abs_err", ".1e"),
             SummaryColumn("RMSE", "rmse", ".4f"),
             SummaryColumn("pinned MHz", "cpu_freq_khz", ".0f", 1e-3),
             SummaryColumn("mJ/inf gross", "energy_per_inf_mj", ".3f"),
-            SummaryColumn("mJ/inf net", "energy_net_per_inf_mj", ".3f")]
+            SummaryColumn("mJ/inf net", "energy_net_per_inf_mj", ".3f"),
+            *([SummaryColumn("instr/inf", "instructions_per_inf", ",.0f")]
+              if frame["instructions_per_inf"].notna().any() else []),
+            SummaryColumn("median +-% (95%)", "median_precision_pct", ".1f"),
+            SummaryColumn("stability", "stability")]
 
 
 def summary_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -194,11 +201,27 @@ def plottable(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     return ok.drop(index=list(left_out)).reset_index(drop=True), why
 
 
+def reading_lines(frame: pd.DataFrame) -> list[str]:
+    """How to read the summary's doubts: p99 in parentheses, unstable cases and why."""
+    lines = []
+    if any(too_few_for_p99(row) for row in frame.to_dict("records")):
+        lines.append(f"A p99 in parentheses comes from fewer than {P99_MIN_VALUES} values: too "
+                     f"few for its 95% interval (a longer --profile gives one).")
+    unstable = frame[frame["stability"].notna() & (frame["stability"] != "stable")]
+    if len(unstable):
+        lines += ["", ("Cases whose values are not stable (the numbers are partly the "
+                  "machine's):"), ""]
+        lines += [f"- {case_label(r)}: {r['stability']}: {r['stability_reason']}"
+                  for r in unstable.to_dict("records")]
+    return [*lines, ""] if lines else []
+
+
 def text_sections(frame: pd.DataFrame, left_out: Mapping[str, str]) -> list[str]:
-    """The report's Markdown sections after the summary table: variants, devices,
-    scaling, power, the cases that did not measure and the rows left out of the plots."""
-    sections = [*variant_lines(frame), *device_lines(frame), *scaling_lines(frame),
-                *power_lines(frame)]
+    """The report's Markdown sections after the summary table: how to read it, variants,
+    devices, scaling, power, the cases that did not measure and the rows left out of the
+    plots."""
+    sections = [*reading_lines(frame), *variant_lines(frame), *device_lines(frame),
+                *scaling_lines(frame), *power_lines(frame)]
     bad = frame[frame["status"] != "ok"]
     if len(bad):
         sections += ["## Cases that did not measure", ""]

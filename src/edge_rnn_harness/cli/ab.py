@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,10 @@ def add_parser(commands: Any) -> None:
     add_timeout_arg(ab, DEFAULT_CASE_TIMEOUT_S)
     ab.add_argument("--no-accuracy", action="store_true",
                     help="skip rmse/mae on the bundles' test splits")
+    ab.add_argument("--counters", choices=("valgrind",), default=None,
+                    help="valgrind: also count each side's instructions per inference under "
+                         "callgrind (each side by its own Python); the gate then judges "
+                         "them (--max-instructions-growth)")
     add_judging_args(ab)
     add_gate_args(ab)
     ab.set_defaults(handler=cmd_ab)
@@ -126,6 +131,7 @@ class AbRequest:
     out: Path | None = None
     case_timeout: float = DEFAULT_CASE_TIMEOUT_S
     no_accuracy: bool = False
+    counters: str | None = None
     min_effect: float = 0.05
     alpha: float = 0.01
     summary: Path | None = None
@@ -163,9 +169,13 @@ def ab_command(request: AbRequest) -> int:
     outs = ab_paths(out)
     for path in outs:
         check_writable(path, "ab")
+    if request.counters and shutil.which("valgrind") is None:
+        raise UsageError("harness ab: --counters valgrind needs valgrind (apt-get install "
+                         "valgrind)")
     configs = [RunConfig(profile=profile, out=path, bundle_root=bundle.root,
                          case_timeout_s=request.case_timeout, tuning=tuning,
-                         accuracy=not request.no_accuracy)
+                         accuracy=not request.no_accuracy,
+                         counters=(request.counters,) if request.counters else ())
                for path, bundle, tuning in zip(outs, bundles, tunings)]
     sides = (Side(configs[0]), Side(configs[1], request.cand_python) if request.cand_python
              else Side(configs[1]))

@@ -1,11 +1,13 @@
 """`harness run`'s device options: the power meter and energy step, cool-down and start
-temperature, and the DVFS sweep (CPU frequency and governor). All are checked on the device
-before any case runs: a meter that does not work, a temperature that cannot be read or a
-cpufreq file that cannot be written is one line and exit 2."""
+temperature, the DVFS sweep (CPU frequency and governor), the counters and the target
+precision. All are checked on the device before any case runs: a meter that does not work,
+a temperature that cannot be read, a cpufreq file that cannot be written or a missing
+valgrind is one line and exit 2."""
 
 from __future__ import annotations
 
 import argparse
+import shutil
 from typing import Any
 
 from edge_rnn_harness.board.cpufreq import CpuPinning, PinningError
@@ -70,6 +72,46 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
                             "restored at exit")
 
 
+#: what --counters takes
+COUNTERS = ("valgrind", "perf")
+
+
+def counter_names(text: str) -> list[str]:
+    """--counters: a comma-separated subset of COUNTERS."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in COUNTERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(COUNTERS)}")
+    return names
+
+
+def precision_pct(text: str) -> float:
+    """--target-precision: a percentage above 0 and at most 50."""
+    return float_arg(text, "a precision in percent", lambda v: 0 < v <= 50,
+                     "must be above 0 and at most 50")
+
+
+def add_counter_args(parser: argparse.ArgumentParser) -> None:
+    """--counters, --target-precision and --max-time."""
+    group = parser.add_argument_group("counters and precision (on the device)")
+    group.add_argument("--counters", type=counter_names, default=None, metavar="LIST",
+                       help="also count, per case: valgrind: instructions per inference "
+                            "under callgrind (only the timed calls; cache misses and "
+                            "estimated cycles from its cache simulation; needs valgrind); "
+                            "perf: this process's perf events in the timed calls "
+                            "(instructions, cycles, cache and branch misses where the "
+                            "kernel exposes a PMU; task-clock, page faults, context "
+                            "switches everywhere)")
+    group.add_argument("--target-precision", type=precision_pct, default=None,
+                       metavar="PCT",
+                       help="keep adding worker processes to a case until its median's "
+                            "95%% interval is within +-PCT%% of it (or --max-time is spent); "
+                            "the row records the precision reached")
+    group.add_argument("--max-time", type=seconds_arg, default=120.0, metavar="SECONDS",
+                       help="with --target-precision: the most a case may measure "
+                            "(default 120)")
+
+
 def device_config(request: Any) -> dict[str, Any]:
     """RunConfig fields for the device options of a run request, checked here;
     UsageError (one line) for
@@ -91,6 +133,12 @@ def device_config(request: Any) -> dict[str, Any]:
             pinning = CpuPinning(request.cpu_freq or [], request.governor)
         except PinningError as error:
             raise UsageError(f"harness run: {error}") from None
+    if "valgrind" in (request.counters or ()) and shutil.which("valgrind") is None:
+        raise UsageError("harness run: --counters valgrind needs valgrind on this device "
+                         "(apt-get install valgrind)")
     return {"power": power, "power_note": note, "idle_s": request.idle_seconds,
             "loop_s": request.energy_seconds, "cooldown_s": request.cooldown,
-            "max_start_temp_c": request.max_start_temp, "pinning": pinning}
+            "max_start_temp_c": request.max_start_temp, "pinning": pinning,
+            "counters": tuple(request.counters or ()),
+            "target_precision_pct": request.target_precision,
+            "max_time_s": request.max_time}

@@ -22,7 +22,7 @@ from edge_rnn_harness.backends.registry import backend_names
 from edge_rnn_harness.bundle.export import Exporter
 from edge_rnn_harness.bundle.reader import Bundle, BundleError
 from edge_rnn_harness.bundle.sources import TorchCallableSource
-from edge_rnn_harness.cli.device_options import add_device_args, device_config
+from edge_rnn_harness.cli.device_options import add_counter_args, add_device_args, device_config
 from edge_rnn_harness.cli.inputs import accuracy_dataset, calibration_window_count, model_sources
 from edge_rnn_harness.cli.options import (
     EXIT_FAILED_CASES,
@@ -338,5 +338,6 @@ def add_parser(commands: Any) -> None:
                           "(harness history) when the run ends, failed cases included; "
                           "created if absent, checked before measuring")
     add_device_args(run)
+    add_counter_args(run)
     add_remote_args(run)
     run.set_defaults(handler=cmd_run)

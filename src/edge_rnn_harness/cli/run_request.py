@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_rnn_harness.cli.device_options import celsius_arg, frequencies_khz_arg, seconds_arg
+from edge_rnn_harness.cli.device_options import (
+    celsius_arg,
+    counter_names,
+    frequencies_khz_arg,
+    precision_pct,
+    seconds_arg,
+)
 from edge_rnn_harness.cli.options import (
     batches,
     name_list,
@@ -128,6 +134,11 @@ class RunRequest:
     cpu_freq: tuple[int, ...] | None = field(
         default=None, metadata=_sent(_listed(frequencies_khz_arg)))
     governor: str | None = field(default=None, metadata=_sent(_of_type(str)))
+    counters: tuple[str, ...] | None = field(default=None,
+                                             metadata=_sent(_listed(counter_names)))
+    target_precision: float | None = field(default=None,
+                                           metadata=_sent(_single(precision_pct)))
+    max_time: float = field(default=120.0, metadata=_sent(_SECONDS))
     # where: the bundle, the results, the export cache, a tune file
     bundle: Path | None = field(default=None, metadata=_kept(_PATH))
     out: Path | None = field(default=None, metadata=_kept(_PATH))

@@ -48,6 +48,9 @@ class Metric:
     gate_option, default_threshold: compare and the gate judge the metric when it has a
         gate option; the threshold is the largest tolerated growth as a fraction (None:
         not gated unless the option is given).
+    spread: for a counted, deterministic figure (instructions), the column holding its
+        measured run-to-run spread in percent: compare and the gate judge a change
+        against that spread, never with a latency-style bootstrap.
     """
 
     column: str
@@ -62,6 +65,7 @@ class Metric:
     percentile: float | None = None
     gate_option: str | None = None
     default_threshold: float | None = None
+    spread: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers not in WORKER_AGGREGATES:
@@ -145,6 +149,40 @@ LATE_METRICS: list[Metric] = [
 ]
 
 
+#: schema 7: the 95% intervals of the latency percentiles (order statistics, see
+#: core.percentiles) and the median's precision
+INTERVAL_METRICS: list[Metric] = [
+    *(_latency(f"latency_{name}_ci_{end}_ms", f"{end} end of the {name}'s 95% interval")
+      for name in ("median", "p90", "p99") for end in ("low", "high")),
+    Metric("median_precision_pct", "half-width of the median's 95% interval", "%",
+           table=("+-%", ".1f")),
+]
+#: schema 7: counted figures: instructions under callgrind (`--counters valgrind`,
+#: measure.callgrind) and this process's perf events in the timed calls (`--counters
+#: perf`, measure.perf_events; per worker, the median worker's)
+COUNTER_METRICS: list[Metric] = [
+    Metric("instructions_per_inf", "instructions per inference (callgrind)", "instructions",
+           table=("instr/inf", ",.0f"), gate_option="--max-instructions-growth",
+           default_threshold=0.01, spread="instructions_spread_pct"),
+    Metric("instructions_spread_pct", "spread of the instruction count between blocks", "%"),
+    Metric("l1_misses_per_inf", "first-level cache misses per inference (simulated)",
+           "misses"),
+    Metric("ll_misses_per_inf", "last-level cache misses per inference (simulated)",
+           "misses"),
+    Metric("est_cycles_per_inf", "estimated cycles per inference (Ir + 10 L1m + 100 LLm)",
+           "cycles"),
+    *(Metric(column, words, unit, workers="median") for column, words, unit in (
+        ("hw_instructions_per_inf", "user-space instructions per inference (PMU)",
+         "instructions"),
+        ("hw_cycles_per_inf", "user-space cycles per inference (PMU)", "cycles"),
+        ("hw_cache_misses_per_inf", "cache misses per inference (PMU)", "misses"),
+        ("hw_branch_misses_per_inf", "branch misses per inference (PMU)", "misses"),
+        ("task_clock_us_per_inf", "CPU time per inference (task-clock)", "us"),
+        ("page_faults_per_inf", "page faults per inference", "faults"),
+        ("context_switches_per_inf", "context switches per inference", "switches"))),
+]
+
+
 #: metrics declared while the harness runs (`declared`: a plugin's or a test's); last in
 #: the CSV
 DECLARED_METRICS: list[Metric] = []
@@ -152,7 +190,8 @@ DECLARED_METRICS: list[Metric] = []
 
 def all_metrics() -> list[Metric]:
     """Every declared metric, in the CSV's order."""
-    return [*METRICS, *ENERGY_METRICS, *LATE_METRICS, *DECLARED_METRICS]
+    return [*METRICS, *ENERGY_METRICS, *LATE_METRICS, *INTERVAL_METRICS, *COUNTER_METRICS,
+            *DECLARED_METRICS]
 
 
 def judged_metrics() -> list[Metric]:

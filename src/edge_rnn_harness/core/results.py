@@ -21,6 +21,11 @@ Schema history (bump SCHEMA_VERSION on any change; old files must still load):
      (OpenVINO's InferRequest.latency), median over the timed calls, beside the harness's.
   6: `device_tags`: the tags of the board farm place (labgrid) a remote run measured the
      row on, KEY=VALUE;KEY=VALUE (empty for inventory devices and local runs).
+  7: the 95% intervals of the median, p90 and p99 (`latency_<p>_ci_low_ms`/`_high_ms`,
+     empty where the value count cannot support one) and `median_precision_pct`;
+     `stability` (stable, drifting, multimodal, noisy tail) and `stability_reason`; the
+     counted figures (`instructions_per_inf` .. `context_switches_per_inf`, with
+     `--counters`) and `counters_note` (why a counter's cells are empty).
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from pathlib import Path
 import pandas as pd
 
 from edge_rnn_harness.core.metrics import (
+    COUNTER_METRICS,
     DECLARED_METRICS,
     ENERGY_METRICS,
+    INTERVAL_METRICS,
     LATE_METRICS,
     METRICS,
     Metric,
@@ -45,7 +52,7 @@ from edge_rnn_harness.core.metrics import (
 from edge_rnn_harness.core.plan import KEY_COLUMNS
 from edge_rnn_harness.core.status import STATUSES
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 #: the columns that are not metrics, by place in the CSV -> dtype ("str", "int", "float",
 #: "bool"); the metrics' columns come from their declarations (core.metrics)
@@ -69,6 +76,9 @@ _DEVICE_COLUMNS: dict[str, str] = {
 
 #: schema 6: where a farm run measured the row
 _FARM_COLUMNS: dict[str, str] = {"device_tags": "str"}
+#: schema 7: the stability verdict and why the counters' cells are empty
+_VERDICT_COLUMNS: dict[str, str] = {"stability": "str", "stability_reason": "str",
+                                    "counters_note": "str"}
 
 
 def columns() -> dict[str, str]:
@@ -79,7 +89,8 @@ def columns() -> dict[str, str]:
         return {metric.column: metric.dtype for metric in metrics}
 
     return {**_IDENTITY_COLUMNS, **of(METRICS), **_POWER_COLUMNS, **of(ENERGY_METRICS),
-            **_DEVICE_COLUMNS, **of(LATE_METRICS), **_FARM_COLUMNS, **of(DECLARED_METRICS)}
+            **_DEVICE_COLUMNS, **of(LATE_METRICS), **_FARM_COLUMNS, **of(INTERVAL_METRICS),
+            **_VERDICT_COLUMNS, **of(COUNTER_METRICS), **of(DECLARED_METRICS)}
 
 
 #: the columns every schema version has (cpu_freq_khz came with schema 3, device_name with

@@ -19,9 +19,12 @@ STATUSES = (OK, FAILED, SKIPPED, UNSUPPORTED, INVALID)
 #: the checks of a measured case, in precedence order: outputs against the reference
 #: (failed for fp32, invalid for a variant or a disputed reference); forecasts that are no
 #: result (constant, NaN, worse than persistence: invalid); a variant's accuracy policy
-#: against its backend's fp32 (invalid); throttling during the case (invalid); the energy
-#: step (only ever a note: a meter that failed leaves the latency row as it was)
-CHECKS = ("parity", "forecasts", "accuracy_policy", "throttle", "energy")
+#: against its backend's fp32 (invalid); throttling during the case (invalid); then checks
+#: that are only ever notes: the energy step (a meter that failed leaves the latency row as
+#: it was), the percentiles the value count cannot support, a --target-precision not
+#: reached, and counters that could not count
+CHECKS = ("parity", "forecasts", "accuracy_policy", "throttle", "energy", "percentiles",
+          "precision", "counters")
 
 
 @dataclass(frozen=True)

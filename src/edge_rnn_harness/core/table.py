@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from edge_rnn_harness.core.metrics import all_metrics
+from edge_rnn_harness.core.metrics import COUNTER_METRICS, all_metrics
+from edge_rnn_harness.core.percentiles import min_values
 from edge_rnn_harness.core.plan import case_label
 from edge_rnn_harness.core.results import is_finite_number
 
@@ -63,24 +64,53 @@ def table_console() -> Console:
     return Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
 
 
+#: metrics shown only when some row has them (counted with --counters)
+_WHEN_MEASURED = {metric.column for metric in COUNTER_METRICS}
+#: the p99 of fewer values than this has no 95% interval: shown in parentheses
+P99_MIN_VALUES = min_values(99.0)
+
+
+def too_few_for_p99(record: Mapping[str, object]) -> bool:
+    """Whether the row's value count is too small for a 95% interval of its p99."""
+    n = record.get("n_values")
+    return is_finite_number(n) and float(n) < P99_MIN_VALUES  # type: ignore[arg-type]
+
+
+def _p99_cell(record: Mapping[str, object], text: str) -> str:
+    """The p99 cell: in parentheses when the row's values cannot support an interval."""
+    return f"({text})" if text != "-" and too_few_for_p99(record) else text
+
+
 def results_table(frame: pd.DataFrame, title: str = "") -> Table:
     """A rich Table of a results frame: one line per case, failures' reasons below it."""
     table = Table(title=title or None, header_style="bold")
     fleet = bool(frame["device_name"].notna().any())  # rows from remote devices (--on)
     shapes = _SHAPE_COLUMNS if swept(frame) else []
+    metrics = [column for column in _metric_columns()
+               if column[1] not in _WHEN_MEASURED or frame[column[1]].notna().any()]
+    verdicts = [("stability", "stability", str, "left")] \
+        if frame["stability"].notna().any() else []
     columns = ([("device", "device_name", str, "left")] if fleet else []) + \
-        _CASE_COLUMNS[:3] + shapes + _CASE_COLUMNS[3:] + _metric_columns()
+        _CASE_COLUMNS[:3] + shapes + _CASE_COLUMNS[3:] + metrics + verdicts
     for header, _, _, justify in columns:
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     reasons: list[str] = []
+    few = False
     for record in frame.to_dict("records"):
         cells = ["-" if pd.isna(record[col]) else fmt(record[col])
                  for _, col, fmt, _ in columns]
+        for index, (_, col, _, _) in enumerate(columns):
+            if col == "latency_p99_ms":
+                cells[index] = _p99_cell(record, cells[index])
+                few = few or cells[index].startswith("(")
         status = str(record["status"])
         cells[5 + fleet + len(shapes)] = f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
         table.add_row(*cells)
         if status != "ok" and not pd.isna(record["reason"]):
             reasons.append(f"{case_label(record)}: {record['reason']}")
+    if few:
+        reasons.insert(0, f"p99 in parentheses: fewer than {P99_MIN_VALUES} values, too few "
+                          f"for its 95% interval (a longer --profile gives one)")
     if reasons:
         table.caption = "\n".join(reasons)
         table.caption_justify = "left"

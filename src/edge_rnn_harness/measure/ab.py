@@ -37,6 +37,7 @@ from edge_rnn_harness.measure.aggregate import (
     measurement_fields,
     parity_verdict,
 )
+from edge_rnn_harness.measure.callgrind import count_instructions
 from edge_rnn_harness.measure.runner import RunConfig, case_job
 from edge_rnn_harness.measure.worker import WorkerJob
 
@@ -146,6 +147,8 @@ def _measure_pairs(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side],
                     rows[side].update(derived_fields(rows[side]))
                     rows[side].update(row_status(verdicts[side]))
                     suites[side].append(benchmark)
+                if not failure and "valgrind" in sides[0].config.counters:
+                    _count_pair(jobs, sides, folder, rows)
                 if not failure:
                     fp32_fields = _versus_baseline(pair, rows)
                     if fp32_fields:
@@ -161,6 +164,20 @@ def _measure_pairs(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side],
                 if suites[side]:
                     dump_suite(pyperf.BenchmarkSuite(suites[side]),
                                outs[side].with_suffix(".json"))
+
+
+def _count_pair(jobs: list[Any], sides: tuple[Side, Side], folder: Path,
+                rows: list[dict[str, Any]]) -> None:
+    """Each ok side's instruction count under callgrind, by its own Python (counted
+    figures do not drift, so the sides need not alternate)."""
+    for side, (job, where) in enumerate(zip(jobs, sides)):
+        if rows[side].get("status") != "ok":
+            continue
+        job_path = folder / f"count{side}.json"
+        job.save(job_path)
+        counted = count_instructions(job_path, folder / f"callgrind{side}",
+                                     where.config.case_timeout_s, where.python)
+        rows[side].update(counted.fields)
 
 
 def _versus_baseline(pair: tuple[Case, Case], rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from edge_rnn_harness.board.environment import measured_environment
 from edge_rnn_harness.core.metrics import all_metrics
+from edge_rnn_harness.core.percentiles import interval_fields, median_precision_pct
 from edge_rnn_harness.core.status import FAILED, INVALID, OK, Finding
 from edge_rnn_harness.core.variants import FP32, Variant
+from edge_rnn_harness.measure.stability import stability
 from edge_rnn_harness.measure.stats import latency_summary_ms
 
 
@@ -50,10 +54,41 @@ def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:
         if metric.workers is not None:
             fields[metric.column] = metric.aggregate(gather(metric.column))
     fields["settings"] = (gather("settings") or [""])[0]
+    notes = sorted(set(gather("counters_note")))
+    if notes:
+        fields["counters_note"] = "; ".join(notes)
+    fields.update(distribution_fields(benchmark))
     versions = gather("backend_version")
     if versions and versions[0] != "-":
         fields["backend_version"] = versions[0]
     return fields
+
+
+def runs_ms(benchmark: Any) -> list[np.ndarray]:
+    """Each worker process's timed values (ms), in process order."""
+    return [np.asarray(run.values, np.float64) * 1e3 for run in benchmark.get_runs()
+            if run.values]
+
+
+def distribution_fields(benchmark: Any) -> dict[str, Any]:
+    """The percentiles' 95% intervals, the median's precision and the stability verdict,
+    from every timed value (and each worker's context switches where counted)."""
+    runs = runs_ms(benchmark)
+    values = np.concatenate(runs) if runs else np.empty(0)
+    intervals, _ = interval_fields(values)
+    switches = [run.get_metadata().get("context_switches_per_inf")
+                for run in benchmark.get_runs() if run.values]
+    verdict, why = stability(runs, switches if any(s is not None for s in switches)
+                             else None)
+    return {**intervals, "median_precision_pct": median_precision_pct(values),
+            "stability": verdict, "stability_reason": why}
+
+
+def percentiles_verdict(benchmark: Any) -> Finding:
+    """A note naming the percentiles whose 95% interval the value count cannot support."""
+    runs = runs_ms(benchmark)
+    _, note = interval_fields(np.concatenate(runs) if runs else np.empty(0))
+    return Finding("percentiles", reason=note)
 
 
 def derived_fields(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,12 +30,13 @@ import os
 import statistics
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge_rnn_harness.bundle.reader import load_reference
 from edge_rnn_harness.core.errors import error_line
-from edge_rnn_harness.core.launcher import child_argv
+from edge_rnn_harness.core.launcher import child_argv, run_child
 from edge_rnn_harness.measure.client_request import (
     DUMP_STATS,
     START_INSTRUMENTATION,
@@ -51,12 +52,40 @@ _MAX_DUMP_BYTES = 64 << 20
 
 
 def callgrind_argv(job: Path, out_dir: Path, result: Path, calls: int = DEFAULT_CALLS,
-                   blocks: int = DEFAULT_BLOCKS) -> list[str]:
+                   blocks: int = DEFAULT_BLOCKS, python: str = sys.executable) -> list[str]:
     """The command line of the counting child under callgrind."""
     return ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
             "--cache-sim=yes", f"--callgrind-out-file={out_dir / 'cg.%p'}",
             *child_argv("edge_rnn_harness.measure.callgrind", job, "--calls", calls,
-                        "--blocks", blocks, "-o", result)]
+                        "--blocks", blocks, "-o", result, python=python)]
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What the callgrind step gives a row: its fields (the counts, or `counters_note`
+    saying why there are none) and the child's output when it failed."""
+    fields: dict[str, Any]
+    failure_output: str = ""
+
+
+def count_instructions(job: Path, work_dir: Path, timeout_s: float,
+                       python: str = sys.executable) -> Counted:
+    """Run the counting child under callgrind for the case of `job` (in `work_dir`, which
+    must not exist yet) and read its dumps. A runtime valgrind cannot run is
+    "unsupported" with what valgrind said."""
+    work_dir.mkdir()
+    result = work_dir / "result.json"
+    child = run_child(callgrind_argv(job, work_dir, result, python=python), timeout_s,
+                      "counting instructions")
+    dumps = block_dumps(work_dir)
+    if not child.ok or not result.exists() or not dumps:
+        why = child.reason if not child.ok else "no counts dumped"
+        return Counted({"counters_note": f"valgrind: unsupported: {why}"}, child.output)
+    try:
+        counts = [read_dump(path) for path in dumps]
+    except (OSError, ValueError) as error:
+        return Counted({"counters_note": f"valgrind: {error}"})
+    return Counted(instruction_fields(counts, json.loads(result.read_text())["calls"]))
 
 
 def count_blocks(run: Any, fed: object, calls: int, blocks: int,

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
 from edge_rnn_harness import __version__
 from edge_rnn_harness.backends.registry import get_backend
 from edge_rnn_harness.board.cpufreq import CpuPinning, current_governor
@@ -34,7 +36,9 @@ from edge_rnn_harness.board.thermal import (
 )
 from edge_rnn_harness.bundle.reader import Bundle, BundleError
 from edge_rnn_harness.core.launcher import child_argv, run_child
+from edge_rnn_harness.core.metrics import INTERVAL_METRICS
 from edge_rnn_harness.core.parity import Tolerance
+from edge_rnn_harness.core.percentiles import median_precision_pct
 from edge_rnn_harness.core.plan import Case, artifact_form, form_text
 from edge_rnn_harness.core.profiles import Profile
 from edge_rnn_harness.core.results import ResultsWriter, dump_suite, new_row
@@ -46,9 +50,13 @@ from edge_rnn_harness.measure.aggregate import (
     growth_verdict,
     measurement_fields,
     parity_verdict,
+    percentiles_verdict,
+    runs_ms,
 )
+from edge_rnn_harness.measure.callgrind import count_instructions
 from edge_rnn_harness.measure.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S, EnergyResult
 from edge_rnn_harness.measure.worker import (
+    COUNTERS_HOOK,
     EXIT_UNAVAILABLE,
     EXIT_UNSUPPORTED,
     MEMORY_HOOK,
@@ -59,6 +67,8 @@ if TYPE_CHECKING:
     from edge_rnn_harness.bundle.export import Exporter
 
 DEFAULT_CASE_TIMEOUT_S = 900.0
+#: the percentile intervals, kept in the pyperf JSON's metadata as well as in the row
+INTERVAL_COLUMNS = [metric.column for metric in INTERVAL_METRICS]
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,12 @@ class RunConfig:
     max_start_temp_c: float | None = None
     #: a DVFS sweep's CPU pinning (None: the CPU is left as it is)
     pinning: CpuPinning | None = None
+    #: counters per case: "valgrind" (callgrind child), "perf" (events in the workers)
+    counters: tuple[str, ...] = ()
+    #: add worker processes until the median's 95% interval is within +-this % (None:
+    #: the profile's processes only), spending at most max_time_s on a case
+    target_precision_pct: float | None = None
+    max_time_s: float = 120.0
 
     def __post_init__(self) -> None:
         if not self.case_timeout_s > 0:
@@ -179,9 +195,14 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
     benchmark, outcome = _measure_step(index, case, config, tmp, job)
     if benchmark is None:
         return {**fields, **outcome, **thermal_fields(before, ThermalState.read())}, None
+    benchmark, precision = _until_precise(index, case, config, tmp, job, benchmark,
+                                          reporter)
     variant = get_variant(case.variant)
-    verdicts = [parity_verdict(benchmark, variant), forecast_verdict(benchmark)]
+    verdicts = [parity_verdict(benchmark, variant), forecast_verdict(benchmark),
+                percentiles_verdict(benchmark), precision]
     fields.update(measurement_fields(benchmark, case.batch))
+    benchmark.update_metadata({column: fields[column] for column in INTERVAL_COLUMNS
+                               if fields.get(column) is not None})  # also in the JSON
     fields.update(row_status(verdicts))
     if case.variant != FP32 and fields["status"] in ("ok", "invalid"):
         reporter.case_started(index, case, "versus fp32")
@@ -193,6 +214,12 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
         energy = _energy_step(index, case, config, tmp)
         verdicts.append(Finding("energy", reason=energy.pop("reason", "")))
         fields.update(energy)
+    if fields["status"] == "ok" and "valgrind" in config.counters:
+        reporter.case_started(index, case, "counting instructions")
+        counted = _callgrind_step(index, case, config, tmp)
+        note = "; ".join(filter(None, [fields.get("counters_note"),
+                                       counted.pop("counters_note", None)]))
+        fields.update(counted, counters_note=note or None)
     after = ThermalState.read()
     verdicts.append(throttle_verdict(before, after))
     fields.update(thermal_fields(before, after))
@@ -259,6 +286,46 @@ def _energy_step(index: int, case: Case, config: RunConfig, tmp: Path) -> dict[s
         config.log_failure(f"{case.label} (energy)", child.output)
         return {"power_meter": config.power, "reason": f"power: {child.reason}"}
     return EnergyResult(**json.loads(out_path.read_text())).row_fields()
+
+
+def _callgrind_step(index: int, case: Case, config: RunConfig, tmp: Path) -> dict[str, Any]:
+    """The case's instruction count per inference (and cache figures) from the callgrind
+    child, or empty cells with the reason (the child's output goes to the log)."""
+    counted = count_instructions(tmp / f"case{index}.json", tmp / f"case{index}.callgrind",
+                                 config.case_timeout_s)
+    if counted.failure_output:
+        config.log_failure(f"{case.label} (callgrind)", counted.failure_output)
+    return counted.fields
+
+
+def _until_precise(index: int, case: Case, config: RunConfig, tmp: Path, job: WorkerJob,
+                   benchmark: Any, reporter: Reporter) -> tuple[Any, Finding]:
+    """With --target-precision: more worker processes (another manager child each round)
+    until the median's 95% interval is within the target or --max-time is spent; the
+    merged benchmark and a note when the target was not reached."""
+    target = config.target_precision_pct
+    if target is None:
+        return benchmark, Finding("precision")
+    start, rounds = time.monotonic(), 1
+    precision = median_precision_pct(np.concatenate(runs_ms(benchmark)))
+    while (precision is None or precision > target) and \
+            time.monotonic() - start < config.max_time_s:
+        reporter.case_started(index, case, f"measure (+-{precision or 0:.2f}%, want "
+                                           f"+-{target:g}%)")
+        more, _ = _measure_step(index, case, config, tmp, job)
+        if more is None:
+            break
+        benchmark.add_runs(more)
+        rounds += 1
+        precision = median_precision_pct(np.concatenate(runs_ms(benchmark)))
+    if precision is not None and precision <= target:
+        return benchmark, Finding("precision")
+    reached = "no interval" if precision is None else f"+-{precision:.2f}%"
+    return benchmark, Finding("precision", reason=(
+        f"precision: the median's 95% interval is {reached} after {rounds} round(s) of "
+        f"{config.profile.processes if not config.profile.rigorous else 40} processes "
+        f"({time.monotonic() - start:.0f} s, --max-time {config.max_time_s:g}); target "
+        f"+-{target:g}%"))
 
 
 def _versus_step(index: int, case: Case, config: RunConfig, tmp: Path,
@@ -341,8 +408,10 @@ def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
 
     job_path, out_path = tmp / f"case{index}.json", tmp / f"case{index}.pyperf.json"
     job.save(job_path)
+    hooks = ["--hook", COUNTERS_HOOK] if "perf" in config.counters else []
+    out_path.unlink(missing_ok=True)
     child = run_child([*child_argv("edge_rnn_harness.measure.worker"), str(job_path),
-                       "-o", str(out_path), "--quiet", "--hook", MEMORY_HOOK,
+                       "-o", str(out_path), "--quiet", "--hook", MEMORY_HOOK, *hooks,
                        "--inherit-environ", SYSFS_ROOT_ENV,  # workers read the same device
                        *config.profile.pyperf_args()], config.case_timeout_s, "measuring")
     if child.returncode == EXIT_UNAVAILABLE:

@@ -37,6 +37,7 @@ from edge_rnn_harness.core.plan import Case
 from edge_rnn_harness.core.variants import degenerate_reason, get_variant
 from edge_rnn_harness.measure.clock import time_calls, time_once_ms
 from edge_rnn_harness.measure.memory import peak_rss_mb, reset_peak_rss, rss_mb
+from edge_rnn_harness.measure.perf_events import CountersHook
 from edge_rnn_harness.measure.stream import Stream, is_streaming
 from edge_rnn_harness.models.baselines import persistence_forecast
 from edge_rnn_harness.models.metrics import mae, rmse
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
     from edge_rnn_harness.core.variants import Variant
 
 MEMORY_HOOK = "harness_memory"
+#: the pyperf hook counting perf events around each timed value (--counters perf)
+COUNTERS_HOOK = "harness_counters"
 #: exit code of the case's manager when its runtime cannot be imported here (a skip)
 EXIT_UNAVAILABLE = 4
 #: exit code of the case's manager when the runtime cannot run the variant here
@@ -123,9 +126,10 @@ class _HookEntry:
     """Looks like the entry point pyperf's `Runner(hooks=...)` expects."""
 
     name: str
+    hook: type
 
-    def load(self) -> type[MemoryHook]:
-        return MemoryHook
+    def load(self) -> type:
+        return self.hook
 
 
 def tensor_names(job: WorkerJob, windows: list) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -322,9 +326,11 @@ def main() -> int:
 
     runner = pyperf.Runner(program_args=child_program_args("edge_rnn_harness.measure.worker"),
                            add_cmdline_args=lambda cmd, args: cmd.append(args.job),
-                           hooks=[_HookEntry(MEMORY_HOOK)])
+                           hooks=[_HookEntry(MEMORY_HOOK, MemoryHook),
+                                  _HookEntry(COUNTERS_HOOK, CountersHook)])
     runner.argparser.add_argument("job", help="case job JSON written by the harness")
     args = runner.parse_args()
+    CountersHook.loops = args.loops or 1
     job = WorkerJob.load(Path(args.job))
     if not args.worker:
 
