@@ -40,15 +40,34 @@ def test_order_statistic_intervals_are_exact_and_cover() -> None:
     assert 0.95 <= covered / 2000 <= 0.99  # at least 95% (discrete: a little above)
 
 
-def test_a_percentile_the_values_cannot_support_is_empty_and_said() -> None:
-    values = list(np.random.default_rng(1).lognormal(0, 0.1, 200))
-    fields, note = interval_fields(values)
-    assert fields["latency_median_ci_low_ms"] < np.median(values) < \
+def test_a_percentile_the_values_cannot_support_is_empty() -> None:
+    rng = np.random.default_rng(1)
+    six = [rng.lognormal(0, 0.1, 100) for _ in range(6)]  # 600 values: p99 supported
+    fields = interval_fields(six)
+    pooled = np.concatenate(six)
+    assert fields["latency_median_ci_low_ms"] < np.median(pooled) < \
         fields["latency_median_ci_high_ms"]
-    assert fields["latency_p99_ci_low_ms"] is None and fields["latency_p99_ci_high_ms"] is None
-    assert note == "percentiles: 200 values give no 95% interval for p99 (it needs at least 368)"
-    assert interval_fields(values * 2)[1] == ""
-    assert 0 < median_precision_pct(values) < 5
+    assert fields["latency_p99_ci_low_ms"] < np.percentile(pooled, 99) < \
+        fields["latency_p99_ci_high_ms"]
+    two = interval_fields(six[:2])  # 200 values, 2 processes
+    assert two["latency_p99_ci_low_ms"] is None and two["latency_p99_ci_high_ms"] is None
+    assert two["latency_median_ci_low_ms"] is None  # 2 processes: no interval across them
+    assert two["latency_p90_ci_low_ms"] is not None
+    assert 0 < median_precision_pct(six) < 5 and median_precision_pct(six[:5]) is None
+
+
+def test_a_slower_process_widens_the_medians_interval() -> None:
+    """Five processes at 30 us and one at 36 us: the pooled interval would be about
+    +-0.5%, the interval over processes reaches the slow one."""
+    rng = np.random.default_rng(3)
+    runs = [0.030 * rng.lognormal(0, 0.02, 300) for _ in range(5)] + \
+        [0.036 * rng.lognormal(0, 0.02, 300)]
+    pooled = percentile_ci(np.concatenate(runs), 50)
+    low, high = interval_fields(runs)["latency_median_ci_low_ms"], \
+        interval_fields(runs)["latency_median_ci_high_ms"]
+    assert (pooled[1] - pooled[0]) / 2 / 0.03 < 0.01
+    assert low <= pooled[0] and high >= float(np.median(runs[-1])) * 0.99
+    assert median_precision_pct(runs) > 5
 
 
 def _process(rng: np.random.Generator, median: float, n: int = 200,

@@ -3,12 +3,17 @@ statistics): for the q-quantile of n values, the interval between the r-th and s
 smallest values covers it with at least 95% probability when the count of values below
 it, Binomial(n, q), lies in [r, s - 1] that often (computed exactly). No assumption on the
 shape of the distribution; the values are taken as independent draws (they come from
-several worker processes pooled, so slow phases shared by a whole process make the
-interval too narrow rather than too wide: the stability verdict names such cases).
+several worker processes pooled; see below for the median).
 
 A percentile whose interval would need an order statistic beyond the sample (p99 needs at
-least 368 values for its upper end, p99.9 at least 3,688) has none: the row says so
-instead of printing a number that looks as good as the median.
+least 368 values for its upper end, p99.9 at least 3,688) has none: the row's cells stay
+empty and the table prints that p99 in parentheses.
+
+The median's interval also covers the spread between worker processes: values of one
+process share its memory layout and the machine's phase, so pooling them as independent
+would make the interval too narrow (two quick runs here had medians 8% apart, each with a
+pooled interval of +-0.3%). It is the union of the pooled interval and the interval of the
+processes' own medians, which needs at least MIN_PROCESSES (6) processes.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 
 CONFIDENCE = 0.95
+#: worker processes the interval of their medians needs (1 - 2 x 0.5^6 = 0.969 >= 0.95)
+MIN_PROCESSES = 6
 #: the percentiles that get an interval, and their columns' stem
 PERCENTILES: dict[str, float] = {"median": 50.0, "p90": 90.0, "p99": 99.0}
 
@@ -64,26 +71,43 @@ def percentile_ci(values: Sequence[float], percentile: float,
     return float(ordered[ranks[0] - 1]), float(ordered[ranks[1] - 1])
 
 
-def interval_fields(values_ms: Sequence[float]) -> tuple[dict[str, float | None], str]:
-    """The row's interval columns (latency_<name>_ci_low_ms / _high_ms) and a note naming
-    the percentiles the values cannot support ("" when all are)."""
+def median_interval(runs: Sequence[Sequence[float]],
+                    confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """The median's interval over worker processes: the union of the pooled values'
+    interval and the interval of the processes' own medians (order statistics over
+    processes: it needs at least MIN_PROCESSES of them), so a process whose whole run was
+    slower widens it. None when either cannot be had."""
+    kept = [np.asarray(run, dtype=np.float64) for run in runs if len(run)]
+    if not kept:
+        return None
+    pooled = percentile_ci(np.concatenate(kept), 50.0, confidence)
+    between = percentile_ci([float(np.median(run)) for run in kept], 50.0, confidence)
+    if pooled is None or between is None:
+        return None
+    return min(pooled[0], between[0]), max(pooled[1], between[1])
+
+
+def interval_fields(runs: Sequence[Sequence[float]]) -> dict[str, float | None]:
+    """The row's interval columns (latency_<name>_ci_low_ms / _high_ms): the median's over
+    worker processes (`median_interval`), p90's and p99's from the pooled values; None
+    where the values cannot support one."""
     fields: dict[str, float | None] = {}
-    unsupported = []
+    values = np.concatenate([np.asarray(run, dtype=np.float64) for run in runs]) \
+        if len(runs) else np.empty(0)
     for name, percentile in PERCENTILES.items():
-        interval = percentile_ci(values_ms, percentile)
+        interval = median_interval(runs) if percentile == 50.0 else \
+            percentile_ci(values, percentile)
         low, high = interval if interval else (None, None)
         fields[f"latency_{name}_ci_low_ms"], fields[f"latency_{name}_ci_high_ms"] = low, high
-        if interval is None:
-            unsupported.append(f"{name} (it needs at least {min_values(percentile):,})")
-    note = (f"percentiles: {len(values_ms):,} values give no 95% interval for "
-            + ", ".join(unsupported)) if unsupported else ""
-    return fields, note
+    return fields
 
 
-def median_precision_pct(values_ms: Sequence[float]) -> float | None:
-    """Half the width of the median's 95% interval as a percentage of the median."""
-    interval = percentile_ci(values_ms, 50.0)
-    median = float(np.median(values_ms)) if len(values_ms) else 0.0
+def median_precision_pct(runs: Sequence[Sequence[float]]) -> float | None:
+    """Half the width of the median's interval over worker processes as a percentage of
+    the median; None with fewer than MIN_PROCESSES processes."""
+    interval = median_interval(runs)
+    kept = [run for run in runs if len(run)]
+    median = float(np.median(np.concatenate(kept))) if kept else 0.0
     if interval is None or median <= 0:
         return None
     return (interval[1] - interval[0]) / 2 / median * 100

@@ -21,10 +21,8 @@ STATUSES = (OK, FAILED, SKIPPED, UNSUPPORTED, INVALID)
 #: result (constant, NaN, worse than persistence: invalid); a variant's accuracy policy
 #: against its backend's fp32 (invalid); throttling during the case (invalid); then checks
 #: that are only ever notes: the energy step (a meter that failed leaves the latency row as
-#: it was), the percentiles the value count cannot support, a --target-precision not
-#: reached, and counters that could not count
-CHECKS = ("parity", "forecasts", "accuracy_policy", "throttle", "energy", "percentiles",
-          "precision", "counters")
+#: it was) and a --target-precision not reached
+CHECKS = ("parity", "forecasts", "accuracy_policy", "throttle", "energy", "precision")
 
 
 @dataclass(frozen=True)

@@ -74,21 +74,12 @@ def distribution_fields(benchmark: Any) -> dict[str, Any]:
     """The percentiles' 95% intervals, the median's precision and the stability verdict,
     from every timed value (and each worker's context switches where counted)."""
     runs = runs_ms(benchmark)
-    values = np.concatenate(runs) if runs else np.empty(0)
-    intervals, _ = interval_fields(values)
     switches = [run.get_metadata().get("context_switches_per_inf")
                 for run in benchmark.get_runs() if run.values]
     verdict, why = stability(runs, switches if any(s is not None for s in switches)
                              else None)
-    return {**intervals, "median_precision_pct": median_precision_pct(values),
+    return {**interval_fields(runs), "median_precision_pct": median_precision_pct(runs),
             "stability": verdict, "stability_reason": why}
-
-
-def percentiles_verdict(benchmark: Any) -> Finding:
-    """A note naming the percentiles whose 95% interval the value count cannot support."""
-    runs = runs_ms(benchmark)
-    _, note = interval_fields(np.concatenate(runs) if runs else np.empty(0))
-    return Finding("percentiles", reason=note)
 
 
 def derived_fields(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from edge_rnn_harness import __version__
 from edge_rnn_harness.backends.registry import get_backend
 from edge_rnn_harness.board.cpufreq import CpuPinning, current_governor
@@ -50,7 +48,6 @@ from edge_rnn_harness.measure.aggregate import (
     growth_verdict,
     measurement_fields,
     parity_verdict,
-    percentiles_verdict,
     runs_ms,
 )
 from edge_rnn_harness.measure.callgrind import count_instructions
@@ -198,8 +195,7 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
     benchmark, precision = _until_precise(index, case, config, tmp, job, benchmark,
                                           reporter)
     variant = get_variant(case.variant)
-    verdicts = [parity_verdict(benchmark, variant), forecast_verdict(benchmark),
-                percentiles_verdict(benchmark), precision]
+    verdicts = [parity_verdict(benchmark, variant), forecast_verdict(benchmark), precision]
     fields.update(measurement_fields(benchmark, case.batch))
     benchmark.update_metadata({column: fields[column] for column in INTERVAL_COLUMNS
                                if fields.get(column) is not None})  # also in the JSON
@@ -307,7 +303,7 @@ def _until_precise(index: int, case: Case, config: RunConfig, tmp: Path, job: Wo
     if target is None:
         return benchmark, Finding("precision")
     start, rounds = time.monotonic(), 1
-    precision = median_precision_pct(np.concatenate(runs_ms(benchmark)))
+    precision = median_precision_pct(runs_ms(benchmark))
     while (precision is None or precision > target) and \
             time.monotonic() - start < config.max_time_s:
         reporter.case_started(index, case, f"measure (+-{precision or 0:.2f}%, want "
@@ -317,7 +313,7 @@ def _until_precise(index: int, case: Case, config: RunConfig, tmp: Path, job: Wo
             break
         benchmark.add_runs(more)
         rounds += 1
-        precision = median_precision_pct(np.concatenate(runs_ms(benchmark)))
+        precision = median_precision_pct(runs_ms(benchmark))
     if precision is not None and precision <= target:
         return benchmark, Finding("precision")
     reached = "no interval" if precision is None else f"+-{precision:.2f}%"
