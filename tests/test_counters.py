@@ -112,7 +112,7 @@ def test_only_the_calls_are_counted_and_the_count_repeats(tiny_bundle: Path,
             callgrind.DEFAULT_CALLS = original
         assert not counted.failure_output, counted.failure_output[-2000:]
         figures.append(counted.fields["instructions_per_inf"])
-        assert counted.fields["instructions_spread_pct"] < 0.1
+        assert counted.fields["instructions_spread_pct"] < 0.5
         assert counted.fields["est_cycles_per_inf"] > figures[-1]
     assert abs(figures[1] / figures[0] - 1) < 0.001, figures
 
@@ -161,25 +161,28 @@ def test_counts_are_judged_by_their_spread_not_a_minimum_effect() -> None:
 
 @pytest.fixture(scope="module")
 def counted_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """`harness run --backends all --counters valgrind,perf --profile quick` twice (tiny
-    model), and one run of lstm-h65 beside one of lstm on onnxruntime."""
+    """`harness run --bundle B --backends all --counters valgrind,perf --profile quick`
+    twice at once (the default model, lstm; valgrind uses one core each), and one run of
+    lstm-h65 on onnxruntime."""
     if shutil.which("valgrind") is None:
         pytest.skip("valgrind is not installed (.ci/run installs it)")
     tmp = tmp_path_factory.mktemp("counted")
-    outs = []
-    for name in ("a", "b"):
-        out = tmp / f"{name}.csv"
-        result = run_cli("run", "--model", "tiny", "--backends", "all", "--profile", "quick",
-                         "--counters", "valgrind,perf", "--out", str(out), "--bundle-dir",
-                         str(tmp / "bundle"), timeout=1200)
-        assert result.returncode == 0, result.stderr[-3000:]
-        outs.append(out)
+    exported = run_cli("export", "--backends", "all", "--out", str(tmp / "bundle"))
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    outs = [tmp / "a.csv", tmp / "b.csv"]
+    runs = [subprocess.Popen([sys.executable, "-m", "edge_rnn_harness", "run", "--bundle",
+                              str(tmp / "bundle"), "--backends", "all", "--profile", "quick",
+                              "--counters", "valgrind,perf", "--out", str(out)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for out in outs]
+    for proc in runs:
+        _, err = proc.communicate(timeout=1200)
+        assert proc.returncode == 0, err[-3000:]
     wider = tmp / "wider.csv"
-    for model, out in (("lstm", tmp / "lstm.csv"), ("lstm-h65", wider)):
-        result = run_cli("run", "--model", model, "--backends", "onnxruntime", "--profile",
-                         "quick", "--counters", "valgrind", "--out", str(out),
-                         "--bundle-dir", str(tmp / "bundle"), timeout=1200)
-        assert result.returncode == 0, result.stderr[-3000:]
+    result = run_cli("run", "--model", "lstm-h65", "--backends", "onnxruntime", "--profile",
+                     "quick", "--counters", "valgrind", "--out", str(wider),
+                     "--bundle-dir", str(tmp / "bundle-h65"), timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
     return outs[0], outs[1], wider
 
 
@@ -211,7 +214,10 @@ def test_the_gate_judges_instructions(counted_runs: tuple, tmp_path: Path) -> No
     first, second, wider = counted_runs
     same = run_cli("gate", str(first), str(second), *_LATENCY_OFF)
     assert same.returncode == 0, same.stdout
-    lstm = first.parent / "lstm.csv"
+    lstm = first.parent / "lstm.csv"  # the first run's onnxruntime row alone
+    frame = read_results(first)
+    frame[frame["backend"] == "onnxruntime"].to_csv(lstm, index=False)
+    shutil.copy(first.with_suffix(".json"), lstm.with_suffix(".json"))
     grown = run_cli("gate", str(lstm), str(wider), "--rename-model", "lstm-h65=lstm",
                     *_LATENCY_OFF)
     assert grown.returncode == 1, grown.stdout

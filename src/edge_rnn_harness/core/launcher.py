@@ -59,12 +59,15 @@ class ChildResult:
     returncode: int | None = None
 
 
-def run_child(cmd: list[str], timeout_s: float, step: str = "") -> ChildResult:
+def run_child(cmd: list[str], timeout_s: float, step: str = "",
+              env: dict[str, str] | None = None) -> ChildResult:
     """Run `cmd` in its own process group; kill the whole group (pyperf workers included)
     after `timeout_s` seconds or on Ctrl-C (which is then re-raised). `step` names what
-    the child was doing in the timeout reason (e.g. "measuring")."""
+    the child was doing in the timeout reason (e.g. "measuring"); `env` adds variables to
+    the child's environment."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+                            stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+                            env={**os.environ, **env} if env else None)
     try:
         output, _ = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:

@@ -11,7 +11,11 @@ translated and the simulated caches filled), then for each of K blocks switches
 collection on around N calls of `PreparedModel.run`, off again, and dumps the block's
 counts (`DUMP_STATS`: the next dump starts from zero). Nothing outside the blocks is
 counted, so start-up (which differs between runs by millions of instructions) never enters
-the figure. The parent (`instruction_fields`) reads the K dumps: instructions per call is
+the figure. Python's cyclic garbage collector is off inside the blocks and run between
+them (whether a collection falls inside a block is chance), and the child runs with
+PYTHONHASHSEED=0 (with Python's per-process random string hashing, dictionary probing
+differs between runs: the PyTorch reference's count moved by 0.3%; fixed, two runs counted
+the same to the instruction). The parent (`instruction_fields`) reads the K dumps: instructions per call is
 the blocks' median; their range is the count's run-to-run spread.
 
 Cycles are estimated as KCachegrind does: Ir + 10 x L1 misses + 100 x last-level misses
@@ -25,6 +29,7 @@ the runtime uses them (counted too, in one total).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -46,6 +51,10 @@ from edge_rnn_harness.measure.client_request import (
 from edge_rnn_harness.measure.worker import WorkerJob, open_for_timing
 
 DEFAULT_CALLS, DEFAULT_BLOCKS, WARMUP_CALLS = 100, 3, 20
+#: the counting child's fixed string hashing: with Python's per-process random hash seed,
+#: dictionary probing differs between runs (it moved the PyTorch reference's count by
+#: 0.3%); fixed, two runs of the same code count the same to the instruction
+COUNTING_ENV = {"PYTHONHASHSEED": "0"}
 #: KCachegrind's cycle estimation weights of a first-level and a last-level miss
 L1_MISS_CYCLES, LL_MISS_CYCLES = 10, 100
 _MAX_DUMP_BYTES = 64 << 20
@@ -76,7 +85,7 @@ def count_instructions(job: Path, work_dir: Path, timeout_s: float,
     work_dir.mkdir()
     result = work_dir / "result.json"
     child = run_child(callgrind_argv(job, work_dir, result, python=python), timeout_s,
-                      "counting instructions")
+                      "counting instructions", env=COUNTING_ENV)
     dumps = block_dumps(work_dir)
     if not child.ok or not result.exists() or not dumps:
         why = child.reason if not child.ok else "no counts dumped"
@@ -94,12 +103,17 @@ def count_blocks(run: Any, fed: object, calls: int, blocks: int,
     requests.request(START_INSTRUMENTATION)
     for _ in range(WARMUP_CALLS):
         run(fed)
-    for _ in range(blocks):
-        requests.request(TOGGLE_COLLECT)
-        for _ in range(calls):
-            run(fed)
-        requests.request(TOGGLE_COLLECT)
-        requests.request(DUMP_STATS)
+    gc.disable()  # a collection falls on a block or not by chance: collect between blocks
+    try:
+        for _ in range(blocks):
+            gc.collect()
+            requests.request(TOGGLE_COLLECT)
+            for _ in range(calls):
+                run(fed)
+            requests.request(TOGGLE_COLLECT)
+            requests.request(DUMP_STATS)
+    finally:
+        gc.enable()
 
 
 def read_dump(path: Path) -> dict[str, int]:
