@@ -75,17 +75,22 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.02)
     parser.add_argument("--step", type=float, default=0.10)
     parser.add_argument("--store", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true",
+                        help="reuse the --store folder's runs when it has them")
     args = parser.parse_args()
     real = read_results(args.results)
     values = raw_values(args.results.with_suffix(".json"))
     folder = args.store or Path(tempfile.mkdtemp(prefix="history-store-"))
-    shutil.rmtree(folder, ignore_errors=True)
-    store = open_store(folder, create=True)
-    start = time.perf_counter()
     runs = generated_runs(real, args.runs, args.noise, args.step)
-    for frame in runs:
-        store.add(frame, values)
-    added_s = time.perf_counter() - start
+    if args.keep and (folder / "store.json").exists():
+        store, added_s = open_store(folder), float("nan")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        store = open_store(folder, create=True)
+        start = time.perf_counter()
+        for frame in runs:
+            store.add(frame, values)
+        added_s = time.perf_counter() - start
     size_mb = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
     print(f"store: {args.runs} runs x {len(real)} rows, {size_mb:.1f} MiB, added in "
           f"{added_s:.1f} s ({added_s / args.runs * 1e3:.1f} ms per run)")

@@ -229,3 +229,17 @@ def test_counters_option_is_checked_in_one_line(tmp_path: Path) -> None:
     result = run_cli("run", "--counters", "papi", "--out", str(tmp_path / "r.csv"))
     assert result.returncode == 2 and "choose from valgrind, perf" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@needs_valgrind
+@pytest.mark.slow
+def test_ab_counts_both_sides_and_gates_the_count(tiny_bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ab.csv"
+    result = run_cli("ab", "--bundle", str(tiny_bundle), "--backends", "onnxruntime",
+                     "--profile", "quick", "--counters", "valgrind", "--out", str(out),
+                     *_LATENCY_OFF)
+    assert result.returncode == 0, result.stdout + result.stderr
+    base, cand = (read_results(tmp_path / f"ab-{side}.csv").iloc[0] for side in ("base", "cand"))
+    assert base["instructions_per_inf"] > 0
+    assert abs(cand["instructions_per_inf"] / base["instructions_per_inf"] - 1) < 0.001
+    assert "instructions per inference (callgrind)" in result.stdout

@@ -138,7 +138,7 @@ def test_target_precision_adds_processes_until_it_is_reached_or_says_why(
         tmp_path: Path) -> None:
     out = tmp_path / "r.csv"
     result = run_cli("run", "--model", "tiny", "--backends", "onnxruntime", "--profile",
-                     "quick", "--target-precision", "0.5", "--max-time", "20", "--out",
+                     "quick", "--target-precision", "0.5", "--max-time", "8", "--out",
                      str(out), "--bundle-dir", str(tmp_path / "bundle"))
     assert result.returncode == 0, result.stderr
     row = read_results(out).iloc[0]

@@ -186,8 +186,8 @@ def add_parser(commands: Any) -> None:
     trend = actions.add_parser(
         "trend", help="a metric of each case run after run, change points marked",
         description="A metric of each matching case over the stored runs (ok, unthrottled "
-        "rows), in time order. A change point is a run outside the 95%% prediction interval "
-        "of the runs before it (at most 10 since the last change, at least 5) by 5%% or "
+        "rows), in time order. A change point is a run outside the 95% prediction interval "
+        "of the runs before it (at most 10 since the last change, at least 5) by 5% or "
         "more; one such run followed by a run back inside is an outlier instead.")
     trend.add_argument("store", type=user_path, metavar="STORE", help="the store folder")
     trend.add_argument("--model", required=True, help="the model's name")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from edge_rnn_harness.analysis.compare import compare_runs, resolve_pair
+from edge_rnn_harness.analysis.compare import compare_runs
 from edge_rnn_harness.analysis.gate import Thresholds, judge
 from edge_rnn_harness.analysis.report import write_report
 from edge_rnn_harness.analysis.report_html import Baseline, render_html, write_html
@@ -47,7 +47,7 @@ def report_command(request: ReportRequest) -> int:
         raise UsageError("harness report: --baseline and --history go into the HTML page; "
                          "add --html FILE")
     try:
-        csv_path, json_path = resolve_pair(request.results)
+        csv_path, json_path = request.results, request.results.with_suffix(".json")
         frame = read_results(csv_path)
         if request.out is not None:
             for path in write_report(frame, csv_path, request.out):

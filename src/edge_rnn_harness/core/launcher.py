@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 from edge_rnn_harness.core.errors import ERROR_PREFIX
 
@@ -112,3 +113,11 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """End a child program whose result is written: flush its output and exit at once,
+    skipping the runtimes' slow teardown at interpreter exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

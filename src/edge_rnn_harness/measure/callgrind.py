@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import statistics
 import sys
 import traceback
@@ -41,7 +40,7 @@ from typing import Any
 
 from edge_rnn_harness.bundle.reader import load_reference
 from edge_rnn_harness.core.errors import error_line
-from edge_rnn_harness.core.launcher import child_argv, run_child
+from edge_rnn_harness.core.launcher import child_argv, exit_without_teardown, run_child
 from edge_rnn_harness.measure.client_request import (
     DUMP_STATS,
     START_INSTRUMENTATION,
@@ -189,7 +188,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # the counts are dumped: skip the runtimes' slow teardown at exit
+    exit_without_teardown(main())

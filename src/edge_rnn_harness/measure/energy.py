@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import traceback
@@ -29,6 +28,7 @@ from typing import Any
 from edge_rnn_harness.board.power import MeterUnavailable, open_meter
 from edge_rnn_harness.bundle.reader import load_reference
 from edge_rnn_harness.core.errors import error_line
+from edge_rnn_harness.core.launcher import exit_without_teardown
 from edge_rnn_harness.measure.worker import WorkerJob, open_for_timing
 
 DEFAULT_IDLE_S = 2.0
@@ -125,7 +125,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # the result is written: skip the runtimes' slow teardown at exit
+    exit_without_teardown(main())
