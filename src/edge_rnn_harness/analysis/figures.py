@@ -120,9 +120,7 @@ def distribution_figure(cases: Sequence[tuple[str, Sequence[np.ndarray]]]) -> An
     ax.set_ylim(len(cases) - 0.5, -0.5)
     ticks = ax.get_xticks()
     ax.set_xticks(ticks, [f"{10 ** t:.3g}" for t in ticks])
-    ax.set_xlabel("latency per call (ms, log scale); violin: every timed value "
-                  f"(at most {MAX_PLOTTED_VALUES:,} per case drawn, as evenly spaced "
-                  "quantiles)")
+    ax.set_xlabel("latency per call (ms, log scale)")
     ax.set_title("Latency distribution per case")
     if cases:
         ax.legend(loc="lower right", fontsize=8)

@@ -20,6 +20,7 @@ import pandas as pd
 from edge_rnn_harness import __version__
 from edge_rnn_harness.analysis.compare import bench_name_in
 from edge_rnn_harness.analysis.figures import (
+    MAX_PLOTTED_VALUES,
     distribution_figure,
     svg_markup,
     trend_figure,
@@ -279,9 +280,10 @@ def render_html(frame: pd.DataFrame, source: Path,
         body += ["<h2>Latency distribution</h2>",
                  _figure("distribution", "Latency distribution", distribution_figure(cases),
                          "Each violin is every timed value of the case (every worker "
-                         "process); dots are each process's median. A wide or two-humped "
-                         "violin, or dots far apart, says the machine or the runtime was "
-                         "not steady.")]
+                         f"process; at most {MAX_PLOTTED_VALUES:,} drawn per case, as evenly "
+                         "spaced order statistics: the sample's own quantiles); dots are "
+                         "each process's median. A wide or two-humped violin, or dots far "
+                         "apart, says the machine or the runtime was not steady.")]
     for stem, title in figures_for(ok):
         body += [f"<h2>{_esc(title)}</h2>",
                  _figure(stem, title, build_figure(stem, ok, units_of(frame)))]
