@@ -1,6 +1,7 @@
 """Measuring cases on the device: the runner (a pyperf manager per case in a child), the
-worker and the other child programs (interleave, energy, versus), the one clock, the one
-memory definition, latency statistics, aggregation of a case's workers into its row,
+worker and the other child programs (interleave, energy, versus, callgrind), the one
+clock, the one memory definition, the counters (valgrind client requests, perf events),
+latency statistics, the stability verdict, aggregation of a case's workers into its row,
 streaming cases, interleaved A/B runs and tuning.
 
 Side: device. May import `core`, `board`, `bundle.reader`, `backends` and the light parts
