@@ -36,7 +36,6 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -177,10 +176,10 @@ class RunStore:
                 self._write_parquet(frame, path)
             self._write_manifest(SCHEMA_VERSION)
 
-    def _run_files(self, folder: str = "runs") -> list[Path]:
-        """The run files in `folder`, each a regular file with a plain name, bounded."""
+    def _run_files(self) -> list[Path]:
+        """The run files, each a regular file with a plain name, bounded."""
         files = []
-        for path in sorted((self.root / folder).glob("*.parquet")):
+        for path in sorted((self.root / "runs").glob("*.parquet")):
             if not _RUN_FILE.match(path.name) or path.is_symlink() or not path.is_file():
                 raise ValueError(f"{path}: not a run file of this store (a regular file "
                                  f"named like <run>.parquet)")
@@ -191,21 +190,26 @@ class RunStore:
 
     # -- Parquet through DuckDB -----------------------------------------------------------
     @staticmethod
-    def _read_parquet(paths: Sequence[Path], where: str = "",
-                      params: Sequence[object] = ()) -> pd.DataFrame:
+    def _query(sql: str, paths: Sequence[Path], params: Sequence[object] = ()) -> pd.DataFrame:
+        """`sql` (its first `?` the list of Parquet files, read as one table) as a frame;
+        ValueError naming what DuckDB could not read."""
         import duckdb
 
-        if not paths:
-            return pd.DataFrame()
         try:
             with duckdb.connect() as con:
-                return con.execute(
-                    f"SELECT * FROM read_parquet(?, union_by_name=true) {where}",
-                    [[str(p) for p in paths], *params]).df()
+                return con.execute(sql, [[str(p) for p in paths], *params]).df()
         except duckdb.Error as error:
             first = str(error).strip().splitlines()[0]
             raise ValueError(f"run store: a run file is not readable Parquet ({first})") \
                 from None
+
+    @classmethod
+    def _read_parquet(cls, paths: Sequence[Path], where: str = "",
+                      params: Sequence[object] = ()) -> pd.DataFrame:
+        if not paths:
+            return pd.DataFrame()
+        return cls._query(f"SELECT * FROM read_parquet(?, union_by_name=true) {where}",
+                          paths, params)
 
     @classmethod
     def _write_parquet(cls, frame: pd.DataFrame, path: Path) -> None:
@@ -298,8 +302,6 @@ class RunStore:
             return self._runs(self._run_files())
 
     def _runs(self, files: list[Path]) -> pd.DataFrame:
-        import duckdb
-
         if not files:
             return pd.DataFrame(columns=["run_id", "timestamp", "devices", "rows", "ok",
                                          "models", "backends", "added_at"])
@@ -311,12 +313,7 @@ class RunStore:
                    min(added_at) AS added_at
                    FROM read_parquet(?, union_by_name=true)
                    GROUP BY run_id ORDER BY min(timestamp), run_id"""
-        try:
-            with duckdb.connect() as con:
-                return con.execute(query, [[str(p) for p in files]]).df()
-        except duckdb.Error as error:
-            first = str(error).strip().splitlines()[0]
-            raise ValueError(f"run store: a run file is not readable ({first})") from None
+        return self._query(query, files)
 
     def run_count(self) -> int:
         """How many runs the store holds (each run has one values file)."""
@@ -345,8 +342,3 @@ def open_store(path: Path, create: bool = False) -> RunStore:
     """The run store at `path` (ValueError, one line, when it is not one or is from a
     newer harness)."""
     return RunStore(path, create=create)
-
-
-def describe(store: RunStore) -> dict[str, Any]:
-    """A store's facts for people: folder, versions, run count."""
-    return {"store": str(store.root), **store.manifest(), "runs": store.run_count()}

@@ -319,7 +319,7 @@ def _until_precise(index: int, case: Case, config: RunConfig, tmp: Path, job: Wo
     reached = "no interval" if precision is None else f"+-{precision:.2f}%"
     return benchmark, Finding("precision", reason=(
         f"precision: the median's 95% interval is {reached} after {rounds} round(s) of "
-        f"{config.profile.processes if not config.profile.rigorous else 40} processes "
+        f"{config.profile.processes} processes "
         f"({time.monotonic() - start:.0f} s, --max-time {config.max_time_s:g}); target "
         f"+-{target:g}%"))
 

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 import numpy as np
 
 STABLE, DRIFTING, MULTIMODAL, NOISY_TAIL = "stable", "drifting", "multimodal", "noisy tail"
-VERDICTS = (STABLE, DRIFTING, MULTIMODAL, NOISY_TAIL)
 PREEMPTED_RATIO = 20.0
 MODE_GAP, MODE_Z = 0.15, 5.0
 DRIFT, TREND_RHO = 0.10, 0.8
