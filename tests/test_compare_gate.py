@@ -322,3 +322,72 @@ def test_an_inconclusive_verdict_names_a_case_that_is_not_stable(tmp_path: Path)
                 if text.strip().startswith("inconclusive: lstm/fp32/onnxruntime"))
     assert "the candidate is multimodal (worker process medians in groups" in line
     assert "the baseline is" not in line  # its row has no verdict: nothing said of it
+
+
+def _closed_pipe_run(*args: str) -> tuple[int, str]:
+    """Run the harness with stdout a pipe whose reader has already gone (as `| head -1`
+    leaves it once head exits): (exit code, stderr)."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "edge_rnn_harness", *args],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=300, check=False)
+    finally:
+        os.close(write_end)
+    return done.returncode, done.stderr
+
+
+def test_a_reader_that_goes_away_changes_neither_verdict_nor_exit_code(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    code, stderr = _closed_pipe_run("gate", str(base), str(base))
+    assert (code, stderr) == (0, "")  # a PASS stays exit 0, with no traceback
+    slow = write_run(tmp_path / "b.csv", seed=2, factor=1.5)
+    code, stderr = _closed_pipe_run("gate", str(base), str(slow))
+    assert (code, stderr) == (1, "")  # a regression stays exit 1
+    code, stderr = _closed_pipe_run("compare", str(base), str(slow), "--format", "csv")
+    assert (code, stderr) == (0, "")
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "csv", "json", "table"])
+def test_compare_names_every_case_it_cannot_judge_in_every_format(tmp_path: Path,
+                                                                  fmt: str) -> None:
+    base = write_run(tmp_path / "a.csv", seed=1)
+    cand = write_run(tmp_path / "b.csv", seed=2, openvino={"latency_median_ms": None})
+    result = run_cli("compare", str(base), str(cand), "--format", fmt)
+    assert result.returncode == 0, result.stderr
+    flat = " ".join(result.stdout.split())
+    if fmt == "table":  # a rich table wraps the note inside its cell
+        assert "cannot judge:" in flat and "latency_median_ms" in flat
+    else:
+        assert "cannot judge: candidate row is ok but its latency_median_ms is empty" in flat
+    assert "openvino" in flat
+
+
+def test_compare_and_gate_say_when_the_two_sides_measured_different_models(
+        tmp_path: Path) -> None:
+    ident = {"model_id": "a" * 64, "artifact_id": "b" * 64}
+    base = write_run(tmp_path / "a.csv", seed=1, onnxruntime=ident, openvino=ident)
+    same = write_run(tmp_path / "s.csv", seed=2, onnxruntime=ident, openvino=ident)
+    other = {"model_id": "c" * 64, "artifact_id": "d" * 64}
+    cand = write_run(tmp_path / "b.csv", seed=2, onnxruntime=other, openvino=other)
+    reexported = write_run(tmp_path / "r.csv", seed=2, onnxruntime={**ident,
+                                                                   "artifact_id": "e" * 64},
+                           openvino=ident)
+    quiet = run_cli("compare", str(base), str(same))
+    assert quiet.returncode == 0 and "note:" not in quiet.stderr
+    said = run_cli("compare", str(base), str(cand), "--format", "csv")
+    assert said.returncode == 0
+    assert said.stderr.count("note:") == 1  # one line per model, not per case
+    assert ("lstm: the baseline measured model aaaaaaaaaaaa, the candidate model "
+            "cccccccccccc (two models compared, not two runs of one)") in said.stderr
+    gate = run_cli("gate", str(base), str(cand))
+    assert gate.returncode == 0 and "  note: lstm: the baseline measured model" in gate.stdout
+    artifact = run_cli("gate", str(base), str(reexported))
+    notes = [line for line in artifact.stdout.splitlines() if "note:" in line]
+    assert notes == [("  note: lstm/fp32/onnxruntime single_stream s24 t1 b1: the same model, "
+                      "another artifact (exported again: converter or settings)")]

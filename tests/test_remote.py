@@ -115,25 +115,38 @@ def test_fleet_run_merges_every_device_into_one_file(fleet: Fleet, tiny_bundle: 
     assert "| dev1 (" in text and "| dev2 (" in text
 
 
-def test_an_unreachable_device_is_skipped_and_the_others_measure(
+def test_an_unreachable_device_is_skipped_the_others_measure_and_the_run_fails(
         fleet: Fleet, tiny_bundle: Path, tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    inventory = fleet.write_inventory(tmp_path / "inv.toml", ghost={
-        "host": f"root@127.0.0.1:{port}", "workdir": str(tmp_path / "ghost")})
+    inventory = fleet.write_inventory(
+        tmp_path / "inv.toml",
+        ghost={"host": f"root@127.0.0.1:{port}", "workdir": str(tmp_path / "ghost")},
+        nopython={"host": f"root@127.0.0.1:{fleet.servers['dev2'].port}",
+                  "workdir": str(tmp_path / "nopython"), "python": "/nonexistent/python3"})
     out = tmp_path / "r.csv"
     result = run_cli("run", "--bundle", str(tiny_bundle), "--inventory", str(inventory),
                      "--on", "dev1,ghost", "--backends", "onnxruntime", "--profile", "quick",
                      "--power", "none", "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    # a board down is a failure of the run (exit 1), and the board that was up is kept
+    assert result.returncode == 1, result.stderr
+    assert "1 case(s) failed, invalid or skipped by a fault" in result.stderr
     rows = _rows(out)
     assert rows[("dev1", "onnxruntime")]["status"] == "ok"
     ghost = rows[("ghost", "onnxruntime")]
     assert ghost["status"] == "skipped" and "unreachable" in ghost["reason"]
     assert not (tmp_path / "ghost").exists()
+    # every board down, or one without the interpreter the inventory names: exit 1 as well
+    for name in ("ghost", "nopython"):
+        alone = run_cli("run", "--bundle", str(tiny_bundle), "--inventory", str(inventory),
+                        "--on", name, "--backends", "onnxruntime", "--profile", "quick",
+                        "--power", "none", "--out", str(tmp_path / f"{name}.csv"))
+        assert alone.returncode == 1, (name, alone.stderr)
+        row = _rows(tmp_path / f"{name}.csv")[(name, "onnxruntime")]
+        assert row["status"] == "skipped" and name in row["reason"], row
 
 
 @pytest.mark.parametrize("known", ["unknown", "changed"])
@@ -345,3 +358,63 @@ def test_inventory_problems_are_one_line_before_any_connection(tmp_path: Path) -
     result = run_cli("run", "--on", "all", "--inventory", str(tmp_path / "none.toml"),
                      "--bundle", str(tmp_path))
     assert result.returncode == 2 and "no inventory there" in result.stderr
+
+
+def _resume_file(path: Path, bundle: Path, **fields: object) -> Path:
+    """A results file holding one row of dev1's tiny/fp32/onnxruntime case: by default ok
+    and of `bundle`'s model and artifact; `fields` replace any of its values."""
+    from edge_rnn_harness.bundle.reader import Bundle
+    from edge_rnn_harness.core.plan import Case
+    from edge_rnn_harness.core.results import ResultsWriter, new_row
+
+    case = Case("tiny", "fp32", "onnxruntime", threads=1, seq_len=24, device_name="dev1")
+    row = new_row(**case.to_dict(), status="ok", run_id="old", latency_median_ms=0.05,
+                  **Bundle.load(bundle).case_identity(case))
+    writer = ResultsWriter(path)
+    writer.append({**row, **fields})
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize(("fields", "said"), [
+    ({"model_id": "f" * 64}, "measured model ffffffffffff, this bundle's tiny is"),
+    ({"artifact_id": "0" * 64}, "measured another onnxruntime fp32 artifact"),
+    ({"model_id": None, "artifact_id": None}, "has no model identity"),
+])
+def test_resume_refuses_rows_of_another_model_in_one_line(
+        tiny_bundle: Path, tmp_path: Path, fields: dict, said: str) -> None:
+    inventory = tmp_path / "inv.toml"  # nothing is contacted: the file is refused first
+    inventory.write_text('[devices.dev1]\nhost = "root@127.0.0.1:1"\n')
+    resume = _resume_file(tmp_path / "r.csv", tiny_bundle, **fields)
+    before = resume.read_bytes()
+    result = run_cli("run", "--bundle", str(tiny_bundle), "--inventory", str(inventory),
+                     "--on", "dev1", "--backends", "onnxruntime", "--resume", str(resume))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and said in result.stderr, result.stderr
+    assert "cannot stand for this bundle" in result.stderr and "Traceback" not in result.stderr
+    assert resume.read_bytes() == before  # refused before the file is touched
+
+
+def test_rows_measured_again_are_kept_until_replaced(tiny_bundle: Path,
+                                                     tmp_path: Path) -> None:
+    """The rows --resume measures again stay in the file when the run stops before their
+    new rows arrive (Ctrl-C, a lost link): close() writes every one not replaced."""
+    from edge_rnn_harness.bundle.reader import Bundle
+    from edge_rnn_harness.cli.remote_options import rows_to_keep
+    from edge_rnn_harness.fleet.remote import FleetResults
+
+    resume = _resume_file(tmp_path / "r.csv", tiny_bundle, status="failed",
+                          reason="worker crashed", latency_median_ms=None)
+    resumed = rows_to_keep(resume, {"dev1"}, Bundle.load(tiny_bundle))
+    assert [row["status"] for row in resumed.pending] == ["failed"] and resumed.kept == []
+    sink = FleetResults(resume, resumed.kept, resumed.benchmarks, {}, resumed.pending)
+    assert read_results(resume).empty  # truncated: the pending row is held, not lost
+    sink.close()  # stopped before the case was measured again
+    kept = read_results(resume)
+    assert kept["status"].tolist() == ["failed"] and kept["reason"].tolist() == ["worker crashed"]
+    # a case measured again replaces its pending row: no duplicate
+    sink = FleetResults(resume, [], [], {}, resumed.pending)
+    sink.add([{**resumed.pending[0], "status": "ok", "reason": "", "run_id": "new"}], [])
+    sink.close()
+    again = read_results(resume)
+    assert again["status"].tolist() == ["ok"] and again["run_id"].tolist() == ["new"]

@@ -96,6 +96,31 @@ def test_newer_schema_and_foreign_files_are_refused(tmp_path: Path) -> None:
         read_results(tmp_path / "absent.csv")
 
 
+@pytest.mark.parametrize("version", ["0", "00", "-1", "8.5"])
+def test_a_schema_version_below_or_outside_the_range_is_refused(tmp_path: Path,
+                                                                version: str) -> None:
+    older = tmp_path / "older.csv"
+    ResultsWriter(older).append(_row())
+    older.write_text(older.read_text().replace(f"\n{SCHEMA_VERSION},", f"\n{version},"))
+    with pytest.raises(ValueError, match=f"schema_version {version} is not readable by this "
+                                         f"harness \\(reads 1..{SCHEMA_VERSION}"):
+        read_results(older)
+
+
+@pytest.mark.parametrize("text", ["true", "1", "yes", "FALSE"])
+def test_a_boolean_is_read_strictly_or_refused(tmp_path: Path, text: str) -> None:
+    path = _written(tmp_path / "r.csv", _row(throttled=True), _row(throttled=False),
+                    _row(threads=2, throttled=None))
+    frame = read_results(path)
+    assert frame["throttled"].tolist()[:2] == [True, False] and pd.isna(frame["throttled"][2])
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], lines[1].replace(",True,", f",{text},"),
+                               *lines[2:]]) + "\n")
+    with pytest.raises(ValueError, match=f"column 'throttled' has a bad value \\('{text}' is "
+                                         f"not True or False\\)"):
+        read_results(path)
+
+
 def test_a_second_writer_of_the_same_file_is_refused(tmp_path: Path) -> None:
     """Two runs with one --out: the second is refused before it truncates anything."""
     from edge_rnn_harness.core.results import OutputBusy
@@ -138,7 +163,7 @@ def test_the_schema_version_and_the_columns_every_version_has() -> None:
     """README: schema 5; a file of any version needs these columns to load."""
     from edge_rnn_harness.core.results import REQUIRED_COLUMNS
 
-    assert SCHEMA_VERSION == 7
+    assert SCHEMA_VERSION == 8
     assert REQUIRED_COLUMNS == ("schema_version", "model", "variant", "backend", "scenario",
                                 "threads", "batch", "seq_len", "status")
 

@@ -66,11 +66,13 @@ class CaseComparison:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Every joined case, and the keys present on one side only."""
+    """Every joined case, the keys present on one side only, and notes on what the two
+    sides measured (`identity_notes`: models or artifacts that differ)."""
 
     cases: list[CaseComparison]
     only_base: list[tuple] = field(default_factory=list)
     only_cand: list[tuple] = field(default_factory=list)
+    identity_notes: list[str] = field(default_factory=list)
 
 
 def key_text(key: tuple) -> str:
@@ -274,4 +276,33 @@ def compare_runs(base_path: Path, cand_path: Path, min_effect: float = 0.05,
                                     _mismatches(base_row, cand_row), problems))
     return Comparison(cases,
                       only_base=[k for k in base_rows if k not in cand_rows],
-                      only_cand=[k for k in cand_rows if k not in base_rows])
+                      only_cand=[k for k in cand_rows if k not in base_rows],
+                      identity_notes=identity_notes(cases))
+
+
+def _identity(row: Mapping, column: str) -> str | None:
+    value = row.get(column)
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def identity_notes(cases: list[CaseComparison]) -> list[str]:
+    """What the two sides measured, where it differs: per model, a model identity that
+    differs (two models compared, not two runs of one), else per case an artifact that
+    differs (the same model exported again); rows without identity (results schema before
+    8) say nothing."""
+    notes: dict[str, str] = {}
+    for case in cases:
+        model = str(case.base_row["model"])
+        base, cand = (_identity(case.base_row, "model_id"),
+                      _identity(case.cand_row, "model_id"))
+        if base and cand and base != cand:
+            notes.setdefault(model, f"{model}: the baseline measured model {base[:12]}, the "
+                                    f"candidate model {cand[:12]} (two models compared, not "
+                                    f"two runs of one)")
+            continue
+        artifacts = (_identity(case.base_row, "artifact_id"),
+                     _identity(case.cand_row, "artifact_id"))
+        if all(artifacts) and artifacts[0] != artifacts[1] and model not in notes:
+            notes[key_text(case.key)] = (f"{key_text(case.key)}: the same model, another "
+                                         f"artifact (exported again: converter or settings)")
+    return list(notes.values())

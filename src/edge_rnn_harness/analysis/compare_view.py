@@ -15,9 +15,15 @@ FORMATS = ("table", "markdown", "csv", "json")
 
 
 def comparison_frame(comparison: Comparison) -> pd.DataFrame:
-    """One row per (case, metric), plus a row per case present on one side only."""
+    """One row per (case, metric), plus a row per case that cannot be judged (its
+    problems) and per case present on one side only."""
     rows = []
     for case in comparison.cases:
+        if case.problems:  # said in every format, never dropped
+            rows.append({"case": key_text(case.key), "metric": "",
+                         "note": "cannot judge: " + "; ".join(case.problems),
+                         "base_status": case.base_row["status"],
+                         "cand_status": case.cand_row["status"]})
         for change in case.changes:
             rows.append({
                 "case": key_text(case.key), "metric": change.metric.column,

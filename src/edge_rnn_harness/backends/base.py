@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from edge_rnn_harness.core.status import not_installed
 from edge_rnn_harness.core.variants import VARIANT_NAMES
 from edge_rnn_harness.models.spec import INPUT_NAME, OUTPUT_NAME
 
@@ -171,7 +172,7 @@ class Backend(ABC):
         try:
             importlib.import_module(cls.runtime_module)
         except ImportError as error:
-            return f"{cls.runtime_module} is not installed ({error})"
+            return not_installed(cls.runtime_module, str(error))
         return None
 
     @classmethod
@@ -268,7 +269,7 @@ def missing_module(name: str) -> str | None:
     """None if the top-level package of module `name` can be found (not imported), else
     "<name> is not installed"."""
     if importlib.util.find_spec(name.split(".")[0]) is None:
-        return f"{name} is not installed (No module named {name.split('.')[0]!r})"
+        return not_installed(name, f"No module named {name.split('.')[0]!r}")
     return None
 
 

@@ -34,6 +34,7 @@ from edge_rnn_harness.backends.base import (
     settings_record,
     write_notes,
 )
+from edge_rnn_harness.core.status import not_installed
 
 #: (module with Interpreter, distribution), in order of preference
 _INTERPRETERS = (("ai_edge_litert.interpreter", "ai-edge-litert"),
@@ -139,7 +140,7 @@ class LitertBackend(Backend):
         try:
             _interpreter_module()
         except ImportError as error:
-            return f"no TFLite interpreter is installed ({error})"
+            return not_installed("a TFLite interpreter", str(error))
         return None
 
     @classmethod

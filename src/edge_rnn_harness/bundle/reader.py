@@ -40,6 +40,7 @@ import numpy as np
 
 from edge_rnn_harness.backends.registry import backend_names
 from edge_rnn_harness.core.parity import SecondOpinion
+from edge_rnn_harness.core.plan import Case, artifact_form
 from edge_rnn_harness.core.variants import VARIANT_NAMES
 
 BUNDLE_SCHEMA = 3
@@ -118,6 +119,13 @@ class ArtifactInfo:
     def size_bytes(self) -> int:
         """Total size of the artifact's files, bytes."""
         return sum(item.size_bytes for item in self.files)
+
+    @property
+    def identity(self) -> str:
+        """sha256 over the sha256 of each of the artifact's files (in manifest order): the
+        same text exactly when the runtime loads the same bytes."""
+        return hashlib.sha256("\n".join(item.sha256 for item in self.files).encode()
+                              ).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -278,7 +286,14 @@ class Bundle:
             if info.model not in models:
                 raise BundleError(f"bundle manifest: artifact #{index} names unknown model "
                                   f"{info.model!r}")
-            artifacts[(info.model, info.variant, info.backend, info.form)] = info
+            key = (info.model, info.variant, info.backend, info.form)
+            if key in artifacts:
+                raise BundleError(f"bundle manifest: artifact #{index} repeats the "
+                                  f"{info.backend} {info.variant} artifact of {info.model}"
+                                  + (f" ({info.form})" if info.form else "")
+                                  + "; each case has one artifact (write the bundle again "
+                                    "with harness export)")
+            artifacts[key] = info
         return cls(root, str(raw.get("harness_version", "")), models, artifacts)
 
     def artifact(self, model: str, variant: str, backend: str, form: str = ""
@@ -286,6 +301,17 @@ class Bundle:
         """The artifact of that model, variant, backend and form (plan.artifact_form), or
         None when the bundle has none."""
         return self.artifacts.get((model, variant, backend, form))
+
+    def case_identity(self, case: Case) -> dict[str, str]:
+        """The row fields naming what `case` measures from this bundle: model_id and
+        artifact_id (each absent where the bundle lacks the model or the artifact)."""
+        model = self.models.get(case.model)
+        if model is None:
+            return {}
+        artifact = self.artifact(case.model, case.variant, case.backend,
+                                 artifact_form(case, model.seq_len))
+        return {"model_id": model.identity,
+                **({"artifact_id": artifact.identity} if artifact else {})}
 
     def path(self, item: BundleFile | str) -> Path:
         """Absolute path of a bundle file."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ def compare_command(request: CompareRequest) -> int:
         raise UsageError(f"harness compare: {len(mismatched)} case(s) measured under different "
                          f"settings, e.g. {key_text(first.key)}: {'; '.join(first.mismatches)}"
                          f"; use --allow-mismatch to compare them anyway")
+    for note in comparison.identity_notes:  # stderr: the output stays data in every format
+        print(f"harness compare: note: {note}", file=sys.stderr)
     output = render(comparison, request.format)
     if isinstance(output, str):
         print(output)

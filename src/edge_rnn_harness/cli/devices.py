@@ -204,7 +204,8 @@ def _devices_fetch(device: Device, run_id: str | None, into: Path) -> int:
     from edge_rnn_harness.fleet.ssh import LINK_ERRORS, HostKeyRefused, Unreachable
 
     check_writable(into, "devices fetch")
-    kept, benchmarks = ([], []) if not into.exists() else rows_to_keep(into, set())
+    resumed = rows_to_keep(into if into.exists() else None, set())
+    kept, benchmarks = resumed.kept, resumed.benchmarks
     try:
         run_id, rows, fetched_benchmarks, running = asyncio.run(fetch_device(device, run_id))
     except (ValueError, HostKeyRefused, Unreachable, *LINK_ERRORS) as error:

@@ -108,7 +108,8 @@ def add_judging_args(parser: argparse.ArgumentParser) -> None:
 
 def report_verdict(verdict: Any, comparison: Any, summary: Path | None) -> int:
     """Print the gate's verdict lines and table (and the Markdown summary); its exit code."""
-    text = _verdict_lines(verdict)
+    text = _verdict_lines(verdict) + [f"  note: {note}" for note in
+                                      comparison.identity_notes]
     print("\n".join(text))
     if verdict.metrics:
         print("\n" + verdict_table(verdict, "simple"))

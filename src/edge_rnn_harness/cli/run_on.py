@@ -24,12 +24,13 @@ from edge_rnn_harness.cli.options import (
     resolve_names,
     shapes_of,
 )
-from edge_rnn_harness.cli.remote_options import inventory_of, rows_to_keep
+from edge_rnn_harness.cli.remote_options import Resumed, inventory_of, rows_to_keep
 from edge_rnn_harness.cli.run_request import RunRequest
 from edge_rnn_harness.core.errors import UsageError
 from edge_rnn_harness.core.plan import build_plan
 from edge_rnn_harness.core.progress import FleetProgress
 from edge_rnn_harness.core.results import OutputBusy, read_results
+from edge_rnn_harness.core.status import failed_run
 from edge_rnn_harness.core.table import results_table, table_console
 from edge_rnn_harness.fleet.farm import (
     Farm,
@@ -49,7 +50,7 @@ from edge_rnn_harness.fleet.inventory import (
 def cmd_run_on(request: RunRequest, backends: list[str], variants: list[str],
                out: Path) -> int:
     """`harness run --bundle B --on DEVICES`: plan per device, run them in parallel over
-    SSH, merge; exit 0 when every row is ok/skipped/unsupported, 1 when one failed, 2 for a
+    SSH, merge; exit 0 when no row is a `failed_run`, 1 when one is, 2 for a
     host key not verified (nothing run), 130 on Ctrl-C."""
     if request.bundle is None:
         raise UsageError("harness run: --on needs --bundle DIR (what travels to a device is "
@@ -110,8 +111,8 @@ def _run_on_devices(request: RunRequest, bundle: Bundle, backends: list[str],
 
     models = resolve_names(list(request.models or ["all"]), list(bundle.models),
                            "model in the bundle")
-    kept_rows, kept_benchmarks = rows_to_keep(request.resume, {d.name for d in devices})
-    ok_keys = {case_key(row) for row in kept_rows if row["status"] == "ok"}
+    resumed = rows_to_keep(request.resume, {d.name for d in devices}, bundle)
+    ok_keys = {case_key(row) for row in resumed.kept if row["status"] == "ok"}
     jobs, subset = [], {}
     for device in devices:
         plan = build_plan([(name, bundle.models[name].seq_len) for name in models], variants,
@@ -128,7 +129,7 @@ def _run_on_devices(request: RunRequest, bundle: Bundle, backends: list[str],
                                threads=tuple(request.thread_counts))
     spec = FleetSpec(bundle.root, sent.for_device(), new_run_id(), stall_s + STALL_MARGIN_S,
                      unavailable or {}, device_tags or {})
-    return _run_fleet(jobs, spec, out, kept_rows, kept_benchmarks, subset)
+    return _run_fleet(jobs, spec, out, resumed, subset)
 
 
 def _selected(request: RunRequest) -> list[Device]:
@@ -139,7 +140,7 @@ def _selected(request: RunRequest) -> list[Device]:
         raise UsageError(f"harness run: --on: {error}") from None
 
 
-def _run_fleet(jobs: list, spec: Any, out: Path, kept_rows: list[dict], kept_benchmarks: list,
+def _run_fleet(jobs: list, spec: Any, out: Path, resumed: Resumed,
                subset: Mapping[str, bool]) -> int:
     """Run the jobs with a progress line per device; print the merged table."""
     from edge_rnn_harness.fleet.remote import FleetResults, run_fleet
@@ -153,7 +154,8 @@ def _run_fleet(jobs: list, spec: Any, out: Path, kept_rows: list[dict], kept_ben
         console.print(escape(f"harness run --on: {len(jobs)} device(s), {total} case(s) to "
                              f"measure, run {spec.run_id} -> {out}"))
         try:
-            sink = FleetResults(out, kept_rows, kept_benchmarks, spec.device_tags)
+            sink = FleetResults(out, resumed.kept, resumed.benchmarks, spec.device_tags,
+                                resumed.pending)
         except OutputBusy as error:
             raise UsageError(f"harness run: {error}") from None
         opened.append(sink)
@@ -174,10 +176,10 @@ def _run_fleet(jobs: list, spec: Any, out: Path, kept_rows: list[dict], kept_ben
         for sink in opened:
             sink.close()
     table_console().print(results_table(read_results(out), title=str(out)))
-    failed = [row for row in opened[0].rows if row["status"] in ("failed", "invalid")]
+    failed = [row for row in opened[0].rows if failed_run(row)]
     console.print(escape(f"wrote {out}" + (f" and {opened[0].json_path}"
                                            if opened[0].json_path.exists() else "")))
     if failed:
-        console.print(f"[bold red]{len(failed)} case(s) failed or invalid[/]")
+        console.print(f"[bold red]{len(failed)} case(s) failed, invalid or skipped by a fault[/]")
         return EXIT_FAILED_CASES
     return EXIT_OK

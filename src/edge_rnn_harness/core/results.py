@@ -26,6 +26,11 @@ Schema history (bump SCHEMA_VERSION on any change; old files must still load):
      `stability` (stable, drifting, multimodal, noisy tail) and `stability_reason`; the
      counted figures (`instructions_per_inf` .. `context_switches_per_inf`, with
      `--counters`) and `counters_note` (why a counter's cells are empty).
+  8: what was measured: `model_id` (the model's identity in the bundle: its definition and
+     weights, or its ONNX file) and `artifact_id` (sha256 over the artifact's files' sha256,
+     the file(s) the runtime loaded); `--resume` keeps a row only when both match the
+     bundle it runs, and compare/gate say when the two sides measured different models.
+     Readers refuse schema versions outside 1..8 and booleans other than True/False.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from edge_rnn_harness.core.metrics import (
 from edge_rnn_harness.core.plan import KEY_COLUMNS
 from edge_rnn_harness.core.status import STATUSES
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 #: the columns that are not metrics, by place in the CSV -> dtype ("str", "int", "float",
 #: "bool"); the metrics' columns come from their declarations (core.metrics)
@@ -79,18 +84,22 @@ _FARM_COLUMNS: dict[str, str] = {"device_tags": "str"}
 #: schema 7: the stability verdict and why the counters' cells are empty
 _VERDICT_COLUMNS: dict[str, str] = {"stability": "str", "stability_reason": "str",
                                     "counters_note": "str"}
+#: schema 8: the model and the artifact a row measured
+_MEASURED_COLUMNS: dict[str, str] = {"model_id": "str", "artifact_id": "str"}
 
 
 def columns() -> dict[str, str]:
     """Every results column -> its dtype, in the CSV's column order: the case's identity
     and status, the metrics, the power meter, the energy metrics, the device's facts, the
-    late metrics, the farm's place tags, and any metric declared since."""
+    late metrics, the farm's place tags, the intervals, the verdicts, the counters, what
+    was measured (model and artifact identity), and any metric declared since."""
     def of(metrics: list[Metric]) -> dict[str, str]:
         return {metric.column: metric.dtype for metric in metrics}
 
     return {**_IDENTITY_COLUMNS, **of(METRICS), **_POWER_COLUMNS, **of(ENERGY_METRICS),
             **_DEVICE_COLUMNS, **of(LATE_METRICS), **_FARM_COLUMNS, **of(INTERVAL_METRICS),
-            **_VERDICT_COLUMNS, **of(COUNTER_METRICS), **of(DECLARED_METRICS)}
+            **_VERDICT_COLUMNS, **of(COUNTER_METRICS), **_MEASURED_COLUMNS,
+            **of(DECLARED_METRICS)}
 
 
 #: the columns every schema version has (cpu_freq_khz came with schema 3, device_name with
@@ -246,10 +255,11 @@ def read_results(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: not a results CSV (missing columns: "
                          f"{', '.join(sorted(missing))})")
     versions = set(frame["schema_version"])
-    bad = {v for v in versions if not v.isdigit() or int(v) > SCHEMA_VERSION}
+    bad = {v for v in versions if not v.isdigit() or not 1 <= int(v) <= SCHEMA_VERSION}
     if bad:
         raise ValueError(f"{path}: schema_version {', '.join(sorted(bad))} is not readable "
-                         f"by this harness (reads 1..{SCHEMA_VERSION}); upgrade the harness")
+                         f"by this harness (reads 1..{SCHEMA_VERSION}; a newer "
+                         f"one needs a newer harness)")
     unknown = sorted(set(frame["status"]) - set(STATUSES))
     if unknown:
         raise ValueError(f"{path}: status {unknown[0]!r} is not one of {', '.join(STATUSES)}")
@@ -275,8 +285,7 @@ def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     for name, kind in columns().items():
         try:
             if kind == "bool":
-                mapped = frame[name].map({"True": True, "False": False}, na_action="ignore")
-                frame[name] = mapped.astype("boolean")
+                frame[name] = _strict_bools(frame[name])
             elif kind in ("int", "float"):
                 frame[name] = pd.to_numeric(frame[name]).astype(_PANDAS_DTYPES[kind])
             else:
@@ -284,6 +293,20 @@ def _typed(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         except (ValueError, TypeError, OverflowError) as error:
             raise ValueError(f"{path}: column {name!r} has a bad value ({error})") from None
     return frame
+
+
+#: the only texts a boolean cell may hold (as pandas writes them); anything else is refused
+_BOOLEANS = {"True": True, "False": False}
+
+
+def _strict_bools(texts: pd.Series) -> pd.Series:
+    """A boolean column read strictly: True, False or empty; ValueError for any other text
+    (a lower-case "true" is never read as not set)."""
+    present = texts.dropna()
+    bad = present[~present.isin(list(_BOOLEANS))]
+    if len(bad):
+        raise ValueError(f"{bad.iloc[0]!r} is not True or False")
+    return texts.map(_BOOLEANS, na_action="ignore").astype("boolean")
 
 
 def conformed(frame: pd.DataFrame) -> pd.DataFrame:

@@ -9,8 +9,9 @@ reason. `ok` means every check passed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 OK, FAILED, SKIPPED, UNSUPPORTED, INVALID = "ok", "failed", "skipped", "unsupported", "invalid"
 #: every status a row can have
@@ -49,3 +50,25 @@ def row_status(findings: Iterable[Finding]) -> dict[str, str]:
     if problem is None:
         return {"status": OK, "reason": "; ".join(notes)}
     return {"status": problem.status, "reason": "; ".join([problem.reason, *notes])}
+
+
+#: the words that mark the one skip a run may end with and still succeed: the runtime is not
+#: installed on the machine (a device without a runtime is a choice, not a fault)
+_NOT_INSTALLED = " is not installed ("
+
+
+def not_installed(module: str, detail: str) -> str:
+    """The skip reason for a runtime that is not installed (its module and the import
+    error): the one reason `failed_run` forgives."""
+    return f"{module}{_NOT_INSTALLED}{detail})"
+
+
+def failed_run(row: Mapping[str, Any]) -> bool:
+    """True for a row that makes a run exit 1: `failed`, `invalid`, or `skipped` for any
+    reason but its runtime not being installed (a board down, a farm place held by someone
+    else, an artifact the bundle lacks, a device too hot to start). `ok` and `unsupported`
+    (the backend does not offer the variant) do not."""
+    status = row.get("status")
+    if status in (FAILED, INVALID):
+        return True
+    return status == SKIPPED and _NOT_INSTALLED not in str(row.get("reason") or "")

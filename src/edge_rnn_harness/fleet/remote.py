@@ -98,13 +98,17 @@ AGENT = child_program_args("edge_rnn_harness.fleet.agent")
 class FleetResults:
     """The merged results file of a fleet run: rows appended as they arrive from any
     device, the pyperf JSON rewritten beside it after each; kept rows (from --resume) are
-    written first. `rows` holds this run's rows (not the kept ones)."""
+    written first; the rows being measured again (`pending`) are written at `close()` for
+    every case no new row replaced (a run stopped early keeps them). `rows` holds this
+    run's rows (not the kept ones)."""
 
     def __init__(self, out: Path, kept_rows: list[dict] | None = None,
                  kept_benchmarks: list | None = None,
-                 device_tags: dict[str, str] | None = None) -> None:
+                 device_tags: dict[str, str] | None = None,
+                 pending: list[dict] | None = None) -> None:
         """Lock and truncate `out` (OutputBusy / OSError), then write the kept rows."""
         self.device_tags = device_tags or {}
+        self._pending = list(pending or [])
         self.out, self.json_path = out, out.with_suffix(".json")
         self._writer = ResultsWriter(out)
         self._benchmarks: dict[str, Any] = {}
@@ -132,8 +136,15 @@ class FleetResults:
             self.on_row(row)
 
     def close(self) -> None:
-        """Release the file."""
-        self._writer.close()
+        """Write the pending rows no new row replaced, then release the file. Idempotent."""
+        replaced = {case_key(row) for row in self.rows}
+        left = [row for row in self._pending if case_key(row) not in replaced]
+        self._pending = []
+        try:
+            for row in left:
+                self._writer.append(row)
+        finally:
+            self._writer.close()
 
 
 @dataclass
@@ -171,12 +182,15 @@ class FleetSpec:
 Notify = Callable[[DeviceJob, str], None]
 
 
-def gap_rows(job: DeviceJob, status: str, reason: str, run_id: str) -> list[dict]:
+def gap_rows(job: DeviceJob, status: str, reason: str, spec: FleetSpec) -> list[dict]:
     """Rows for the cases of `job` nothing came back for: status and reason, the case key,
-    and the device's inventory name (no device facts: none were read)."""
+    the device's inventory name and what the case would have measured (model and artifact
+    identity, from the bundle here); no device facts: none were read."""
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    return [new_row(**case.to_dict(), status=status, reason=reason, run_id=run_id,
-                    timestamp=stamp, harness_version=__version__)
+    bundle = Bundle.load(spec.bundle_root)
+    return [new_row(**case.to_dict(), status=status, reason=reason, run_id=spec.run_id,
+                    timestamp=stamp, harness_version=__version__,
+                    **bundle.case_identity(case))
             for case in job.unfinished]
 
 
@@ -404,24 +418,24 @@ async def run_device(conn: Any, job: DeviceJob, spec: FleetSpec, sink: FleetResu
         if job.unfinished:
             tail = await _log_tail(conn, rundir)
             sink.add(gap_rows(job, "failed", f"the device's harness exited with code {code}"
-                              + (f": {tail}" if tail else ""), spec.run_id), [])
+                              + (f": {tail}" if tail else ""), spec), [])
     except DeviceUnusable as error:
         sink.add(gap_rows(job, "skipped", f"device {job.device.name}: {error}",
-                          spec.run_id), [])
+                          spec), [])
     except ValueError as error:  # results from the device that do not read as results
         await stop_remote(conn, job, rundir)
         sink.add(gap_rows(job, "failed", f"device {job.device.name} sent results this "
-                          f"harness cannot read: {error}", spec.run_id), [])
+                          f"harness cannot read: {error}", spec), [])
     except DeviceHung as error:
         await stop_remote(conn, job, rundir)
         sink.add(gap_rows(job, "failed", f"device {job.device.name}: {error}; its run was "
-                          f"stopped ({rundir} on the device)", spec.run_id), [])
+                          f"stopped ({rundir} on the device)", spec), [])
     except LINK_ERRORS as error:
         detail = " ".join(str(error).split())[:200] or type(error).__name__
         where = (f"; the device may still be measuring: 'harness devices fetch "
                  f"{job.device.name} --into {sink.out}' brings back its rows") if started else ""
         sink.add(gap_rows(job, "failed", f"connection lost to device {job.device.name} "
-                          f"({detail}){where}", spec.run_id), [])
+                          f"({detail}){where}", spec), [])
     except asyncio.CancelledError:
         if started:
             await asyncio.shield(stop_remote(conn, job, rundir))
@@ -462,14 +476,14 @@ async def run_fleet(jobs: list[DeviceJob], spec: FleetSpec,
     tasks = []
     for job in jobs:
         if job.device.name in spec.unavailable:
-            sink.add(gap_rows(job, "skipped", spec.unavailable[job.device.name], spec.run_id),
+            sink.add(gap_rows(job, "skipped", spec.unavailable[job.device.name], spec),
                      [])
             notify(job, "done")
             continue
         conn = connections[job.device.name]
         if isinstance(conn, Unreachable):
             sink.add(gap_rows(job, "skipped", f"device {job.device.name} "
-                              f"({job.device.address}): {conn}", spec.run_id), [])
+                              f"({job.device.address}): {conn}", spec), [])
             notify(job, "done")
             continue
         tasks.append(_run_and_close(conn, job, spec, sink, notify, subset[job.device.name]))

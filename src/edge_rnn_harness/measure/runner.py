@@ -384,7 +384,8 @@ def case_job(case: Case, config: RunConfig) -> tuple[dict[str, Any], WorkerJob |
         if config.accuracy and case.seq_len == model.seq_len else None
     reference = artifact.reference or model.files["reference"]
     fields.update(params=model.params, artifact_bytes=artifact.size_bytes,
-                  dataset=model.dataset if testset else None)
+                  dataset=model.dataset if testset else None, model_id=model.identity,
+                  artifact_id=artifact.identity)
     damage = bundle.damaged([*artifact.files, reference, *([testset] if testset else [])])
     if damage:
         return {**fields, "status": "failed", "reason": damage}, None
