@@ -196,3 +196,26 @@ def test_unwritable_cpufreq_is_refused_before_anything_runs(tiny_bundle: Path,
                                           "root to pin the CPU frequency or governor")
     assert not (tmp_path / "r.csv").exists()
     assert (policy / "scaling_governor").read_text().strip() == "ondemand"
+
+
+@pytest.mark.parametrize("watts", ["-2.0", "inf", "nan"])
+def test_a_power_log_of_no_power_keeps_the_latency_row_and_empties_the_energy(
+        tiny_bundle: Path, tmp_path: Path, watts: str) -> None:
+    """An external meter's log whose readings are negative, infinite or NaN: the row stays
+    `ok` with its latency, every power cell is empty, and the reason starts `power:`."""
+    import time
+
+    log = tmp_path / "usb.csv"
+    start = time.time() - 5
+    log.write_text("timestamp,power_w\n" + "".join(
+        f"{start + i * 0.05:.3f},{watts}\n" for i in range(12_000)))  # 10 minutes of readings
+    empty = tmp_path / "root"
+    empty.mkdir()
+    result = _run(tiny_bundle, tmp_path / "r.csv", device_env(empty), "--power",
+                  f"csv:{log}")
+    assert result.returncode == 0, result.stderr
+    row = read_results(tmp_path / "r.csv").iloc[0]
+    assert row["status"] == "ok" and row["latency_median_ms"] > 0
+    assert row["power_meter"] == "csv:usb.csv" and row[POWER_CELLS].isna().all()
+    assert row["reason"].startswith("power: csv:usb.csv: ")
+    assert f"power_w {float(watts)!r} W is not a number from 0 to 1000 W" in row["reason"]

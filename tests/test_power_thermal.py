@@ -4,6 +4,8 @@ zone or cpufreq)."""
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from edge_rnn_harness.board.power import (
     parse_power_spec,
     resolve_power,
 )
+from edge_rnn_harness.board.power.base import SampledMeter
 from edge_rnn_harness.board.power.csvlog import CsvLogMeter, window_mean_w
 from edge_rnn_harness.board.power.pi5 import rail_watts
 from edge_rnn_harness.board.thermal import (
@@ -391,3 +394,57 @@ def test_auto_leaves_a_gpu_power_sensor_alone(root: Path) -> None:
         open_meter("hwmon")
     meter, _ = open_meter("hwmon:amdgpu")
     assert meter.read() == 15.0
+
+
+@pytest.mark.parametrize(("cells", "said"), [
+    ("5.0,-1.0", "voltage_v x current_a -5.0 W is not a number from 0 to 1000 W"),
+    ("inf,1.0", "voltage_v x current_a inf W"),
+    ("nan,1.0", "voltage_v x current_a nan W"),
+    ("5000,1", "voltage_v x current_a 5000.0 W"),
+])
+def test_a_log_reading_that_is_no_power_is_refused_with_its_line(tmp_path: Path, cells: str,
+                                                                 said: str) -> None:
+    log = tmp_path / "meter.csv"
+    log.write_text(f"timestamp,voltage_v,current_a\n1000.0,5.0,1.0\n1001.0,{cells}\n")
+    with pytest.raises(ValueError, match=f"line 3: {re.escape(said)}"):
+        window_mean_w(log, 999, 1002)
+    assert window_mean_w(log, 999, 1000.5) == (5.0, 1)  # a reading outside is not used
+    log.write_text("timestamp,power_w\n1000.0,5.0\n999.0,4.0\n")
+    with pytest.raises(ValueError, match="line 3: timestamp '999.0' is not finite or goes "
+                                         "back in time"):
+        window_mean_w(log, 0, 2e9)
+
+
+class _Constant(SampledMeter):
+    """A polled meter reading one value (W)."""
+
+    name, covers, interval_s = "const", "a test", 0.01
+
+    def __init__(self, watts: float) -> None:
+        self.watts = watts
+
+    def read(self) -> float:
+        return self.watts
+
+
+@pytest.mark.parametrize("watts", [-0.5, math.inf, math.nan, 1e6])
+def test_a_polled_reading_that_is_no_power_leaves_no_figure_and_says_why(watts: float
+                                                                          ) -> None:
+    with _Constant(watts).measure() as window:
+        time.sleep(0.03)
+    assert window.mean_w is None
+    assert window.error.startswith("const failed after 0 sample(s): power reading ")
+    assert "is not a number from 0 to 1000 W" in window.error
+    with _Constant(2.0).measure() as fine:
+        time.sleep(0.03)
+    assert fine.mean_w == 2.0 and fine.error is None
+
+
+@pytest.mark.parametrize("busy_w", [-1.0, math.inf, math.nan])
+def test_energy_fields_of_an_implausible_mean_are_empty_with_a_power_reason(busy_w: float
+                                                                            ) -> None:
+    fields = EnergyResult("m", "all", 1.0, busy_w, 10, 2.0, 100, None).row_fields()
+    assert "energy_per_inf_mj" not in fields and "power_mean_w" not in fields
+    assert fields["reason"].startswith("power: m: busy power ")
+    good = EnergyResult("m", "all", 1.0, 3.0, 10, 2.0, 100, None).row_fields()
+    assert good["energy_per_inf_mj"] == pytest.approx(3.0 * 0.02 * 1000)

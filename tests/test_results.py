@@ -280,3 +280,13 @@ def test_is_finite_number(value: object, finite: bool) -> None:
     from edge_rnn_harness.core.results import is_finite_number
 
     assert is_finite_number(value) is finite
+
+
+def test_show_prints_an_infinite_value_as_inf_never_as_not_measured(tmp_path: Path) -> None:
+    path = _written(tmp_path / "r.csv", _row(rmse=float("inf")), _row(threads=2, rmse=None))
+    from tests.conftest import run_cli
+
+    shown = run_cli("show", str(path))
+    assert shown.returncode == 0, shown.stderr
+    lines = [line for line in shown.stdout.splitlines() if "onnxruntime" in line]
+    assert len(lines) == 2 and " inf " in f"{lines[0]} " and " inf " not in f"{lines[1]} "

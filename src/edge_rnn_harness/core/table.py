@@ -18,8 +18,20 @@ _STATUS_STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow",
                  "unsupported": "yellow", "invalid": "magenta"}
 
 
+def number_cell(value: object, show: Callable[[float], str]) -> str:
+    """A number's cell: `show(value)` when finite, "-" when not measured (empty), and
+    "inf", "-inf" or "nan" as such (a value that is there but no finite number is never
+    shown as not measured)."""
+    if is_finite_number(value):
+        return show(float(value))  # type: ignore[arg-type]
+    try:
+        return str(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "-"
+
+
 def _num(fmt: str) -> Callable[[object], str]:
-    return lambda value: format(float(value), fmt) if is_finite_number(value) else "-"
+    return lambda value: number_cell(value, lambda number: format(number, fmt))
 
 
 #: (header, column, formatter, justify) of the case's identity and status
@@ -36,8 +48,8 @@ _CASE_COLUMNS: list[tuple[str, str, Callable[[object], str], str]] = [
 def _metric_columns() -> list[tuple[str, str, Callable[[object], str], str]]:
     """The declared metrics the table shows (core.metrics: `table`), in declared order."""
     return [(metric.table[0], metric.column,
-             lambda value, metric=metric: metric.display(value)  # type: ignore[misc]
-             if is_finite_number(value) else "-", "right")
+             lambda value, metric=metric: number_cell(value, metric.display),  # type: ignore[misc]
+             "right")
             for metric in all_metrics() if metric.table is not None]
 
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_rnn_harness.board.power import MeterUnavailable, open_meter
+from edge_rnn_harness.board.power import MeterUnavailable, check_watts, open_meter
 from edge_rnn_harness.bundle.reader import load_reference
 from edge_rnn_harness.core.errors import error_line
 from edge_rnn_harness.core.launcher import exit_without_teardown
@@ -52,12 +52,23 @@ class EnergyResult:
     inferences: int
     error: str | None
 
+    def _implausible(self) -> str | None:
+        """Why the idle or busy power is no figure (base.check_watts), or None."""
+        for what, watts in (("idle power", self.idle_w), ("busy power", self.busy_w)):
+            if watts is not None:
+                try:
+                    check_watts(watts, what)
+                except ValueError as error:
+                    return f"{self.meter}: {error}"
+        return None
+
     def row_fields(self) -> dict[str, Any]:
         """The results columns: power and energy per inference (mJ), or empty cells and
         the meter's failure as the row's reason."""
         fields: dict[str, Any] = {"power_meter": self.meter, "power_covers": self.covers}
-        if self.error or self.busy_w is None or self.idle_w is None or not self.inferences:
-            return {**fields, "reason": f"power: {self.error or 'no figure from the meter'}"}
+        problem = self.error or self._implausible()
+        if problem or self.busy_w is None or self.idle_w is None or not self.inferences:
+            return {**fields, "reason": f"power: {problem or 'no figure from the meter'}"}
         seconds_per_inf = self.loop_s / self.inferences
         return {**fields, "power_idle_w": self.idle_w, "power_mean_w": self.busy_w,
                 "power_samples": self.samples, "energy_seconds": self.loop_s,

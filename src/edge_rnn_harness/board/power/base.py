@@ -4,6 +4,7 @@ figure covers. A meter that fails part-way gives no figure and the reason, never
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -14,6 +15,22 @@ from dataclasses import dataclass, field
 
 class MeterUnavailable(ValueError):
     """This meter cannot work on this device (no such sensor, not readable); one line."""
+
+
+#: the most power a device this harness measures can draw (W): a larger reading is a
+#: meter fault (a desktop package peaks at a few hundred watts, a Pi at about 12)
+MAX_PLAUSIBLE_W = 1000.0
+
+
+def check_watts(watts: float, what: str = "power reading") -> float:
+    """`watts` when it is a finite number from 0 to MAX_PLAUSIBLE_W (the one rule every
+    meter reading and every mean power passes); ValueError saying what is wrong otherwise.
+    """
+    if not (isinstance(watts, int | float) and math.isfinite(watts)
+            and 0 <= watts <= MAX_PLAUSIBLE_W):
+        raise ValueError(f"{what} {watts!r} W is not a number from 0 to "
+                         f"{MAX_PLAUSIBLE_W:g} W (a meter fault, or the wrong units)")
+    return float(watts)
 
 
 @dataclass
@@ -92,6 +109,10 @@ class SampledMeter(Meter):
             return
         try:
             value = self.read()
+            if not self.cumulative:
+                check_watts(value)
+            elif not math.isfinite(value):
+                raise ValueError(f"energy counter reading {value!r} J is not a finite number")
         except (OSError, ValueError) as error:
             readings.error = (f"{self.name} failed after {len(readings.values)} sample(s): "
                               f"{' '.join(str(error).split())}")
@@ -112,3 +133,8 @@ class SampledMeter(Meter):
             window.mean_w = sum(readings.values) / len(readings.values)
         if window.mean_w is None and window.error is None:
             window.error = f"{self.name}: too few samples"
+        elif window.mean_w is not None:
+            try:
+                check_watts(window.mean_w, "mean power")
+            except ValueError as error:
+                window.mean_w, window.error = None, f"{self.name}: {error}"

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from edge_rnn_harness.board.power.base import Meter, MeterUnavailable, PowerWindow
+from edge_rnn_harness.board.power.base import (
+    Meter,
+    MeterUnavailable,
+    PowerWindow,
+    check_watts,
+)
 
 #: a longer log is refused (bytes)
 MAX_LOG_BYTES = 1 << 30
@@ -33,19 +39,22 @@ def _seconds(text: str) -> float:
 
 def _row_watts(row: dict[str, str]) -> float:
     if row.get("power_w") not in (None, ""):
-        return float(row["power_w"])
-    return float(row["voltage_v"]) * float(row["current_a"])
+        return check_watts(float(row["power_w"]), "power_w")
+    return check_watts(float(row["voltage_v"]) * float(row["current_a"]),
+                       "voltage_v x current_a")
 
 
 def window_mean_w(path: Path, start_s: float, end_s: float) -> tuple[float, int]:
     """Mean watts of the log's rows with start_s <= timestamp <= end_s, and their count.
 
-    Raises ValueError for a log that is too big, has the wrong columns or bad values, or
-    has no row inside the interval; OSError when it cannot be read.
+    Raises ValueError for a log that is too big, has the wrong columns, a timestamp that
+    is not finite or goes back in time, a row inside the interval whose value is not a
+    plausible power (base.check_watts), or no row inside the interval; OSError when it
+    cannot be read.
     """
     if path.stat().st_size > MAX_LOG_BYTES:
         raise ValueError(f"{path} is larger than {MAX_LOG_BYTES >> 20} MiB")
-    total_w, count = 0.0, 0
+    total_w, count, last_s = 0.0, 0, -math.inf
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         fields = set(reader.fieldnames or ())
@@ -55,11 +64,15 @@ def window_mean_w(path: Path, start_s: float, end_s: float) -> tuple[float, int]
                              f"and current_a)")
         for line, row in enumerate(reader, start=2):
             try:
-                stamp_s, watts = _seconds(row["timestamp"]), _row_watts(row)
+                stamp_s = _seconds(row["timestamp"])
+                if not math.isfinite(stamp_s) or stamp_s < last_s:
+                    raise ValueError(f"timestamp {row['timestamp']!r} is not finite or goes "
+                                     f"back in time (the log must be in time order)")
+                if start_s <= stamp_s <= end_s:  # the readings used: each must be a power
+                    total_w, count = total_w + _row_watts(row), count + 1
             except (TypeError, ValueError) as error:
                 raise ValueError(f"{path} line {line}: {error}") from None
-            if start_s <= stamp_s <= end_s:
-                total_w, count = total_w + watts, count + 1
+            last_s = stamp_s
     if count == 0:
         raise ValueError(f"{path} has no row between {start_s:.3f} and {end_s:.3f} (Unix s): "
                          f"is the logger running, and its clock right?")
