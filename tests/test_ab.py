@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -81,8 +82,13 @@ def test_two_tuning_settings_are_judged_not_refused(tiny_bundle: Path, tmp_path:
     result = run_cli("ab", "--bundle", str(tiny_bundle), "--backends", "onnxruntime",
                      "--profile", "quick", "--cand-tune", "onnxruntime.graph_level=disable",
                      "--out", str(out))
-    assert result.returncode in (0, 1, 2) and "different settings" not in result.stdout
-    assert "median latency" in result.stdout
+    # judged: a verdict per metric and an exit code that is that verdict's, no refusal
+    heading = result.stdout.splitlines()[0]
+    verdict = heading.removeprefix("harness gate: ").split(" (")[0]
+    assert result.returncode == {"PASS": 0, "REGRESSION": 1, "INCONCLUSIVE": 2}[verdict], \
+        result.stdout + result.stderr
+    assert "0 problem(s)" in heading and "different settings" not in result.stdout
+    assert re.search(r"onnxruntime .* median latency +[+-]\d+\.\d%", result.stdout)
     settings = [json.loads(read_results(out.with_name(f"tune-{side}.csv")).loc[0, "settings"])
                 for side in ("base", "cand")]
     assert settings[0]["graph_level"] == "all" and settings[1]["graph_level"] == "disable"
@@ -102,7 +108,28 @@ def test_another_python_alternates_processes(tiny_bundle: Path, tmp_path: Path) 
         assert frame.loc[0, "n_values"] == 200
 
 
+def test_a_failing_candidate_python_is_named_and_the_baseline_is_not_blamed(
+        tiny_bundle: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "python3"  # imports the harness (the probe) but cannot measure
+    broken.write_text(f"#!/bin/sh\ncase \"$*\" in *import*) exec {sys.executable} \"$@\";; "
+                      f"esac\necho 'candidate runtime crashed' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    out = tmp_path / "bad.csv"
+    result = run_cli("ab", "--bundle", str(tiny_bundle), "--backends", "onnxruntime",
+                     "--profile", "quick", "--cand-python", str(broken), "--out", str(out))
+    base = read_results(out.with_name("bad-base.csv")).iloc[0]
+    cand = read_results(out.with_name("bad-cand.csv")).iloc[0]
+    assert cand["status"] == "failed" and cand["reason"].startswith(f"candidate ({broken}): ")
+    assert "candidate runtime crashed" in cand["reason"]
+    assert base["status"] == "skipped"
+    assert base["reason"].startswith(f"its A/B partner failed: candidate ({broken})")
+    assert result.returncode == 2 and "CANNOT JUDGE" in result.stdout, result.stdout
+
+
 @pytest.mark.parametrize("args, message", [
+    (("--cand-python", "/nonexistent/python3"),
+     "--cand-python /nonexistent/python3: cannot run it (No such file or directory)"),
+    (("--cand-python", "/bin/false"), "--cand-python /bin/false cannot import edge_rnn_harness"),
     (("--cand-model", "gru"), "--cand-model 'gru' is not in bundle"),
     (("--cand-tune", "onnxruntime.speed=max"), "--cand-tune: onnxruntime has no option 'speed'"),
     (("--profile", "slow"), "unknown profile 'slow'"),

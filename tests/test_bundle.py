@@ -210,6 +210,8 @@ def test_a_schema_1_bundle_still_loads(ort_bundle: Path, tmp_path: Path) -> None
      "backend 'tensorrt' is not one this harness knows"),
     (lambda m: m["artifacts"][0].update(variant="int3"),
      "variant 'int3' is not one this harness knows"),
+    (lambda m: m["artifacts"].append(dict(m["artifacts"][0])),
+     "artifact #1 repeats the onnxruntime fp32 artifact of tiny; each case has one artifact"),
 ])
 def test_malformed_manifests_are_refused(ort_bundle: Path, tmp_path: Path, edit: object,
                                          message: str) -> None:
@@ -250,3 +252,35 @@ def test_npz_files_are_never_unpickled(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a readable numpy .npz"):
         load_npz(raw)
     assert not marker.exists()
+
+
+def test_an_architecture_larger_than_its_weights_is_refused_before_it_is_built(
+        tmp_path: Path) -> None:
+    """A doctored architecture.json (a hidden size of a million) beside the real weights:
+    the torch backend refuses it from the weights' array headers, allocating nothing."""
+    import resource
+
+    from edge_rnn_harness.backends.base import ArtifactError, RunOptions
+    from edge_rnn_harness.backends.torch_ref import (
+        ARCHITECTURE_FILE,
+        WEIGHTS_FILE,
+        TorchBackend,
+        weight_elements,
+    )
+
+    torch_case = Case("tiny", "fp32", "torch", threads=1, seq_len=TINY.entry().spec.seq_len)
+    root = tmp_path / "bundle"
+    assert Exporter(root, {"tiny": TINY}, 300).ensure(torch_case, tmp_path) == {}
+    artifact = Bundle.load(root).artifact("tiny", "fp32", "torch")
+    folder = root / Path(artifact.artifact).parent
+    spec = json.loads((folder / ARCHITECTURE_FILE).read_text())
+    assert weight_elements(folder / WEIGHTS_FILE) >= TINY.entry().spec.parameter_count()
+    spec["forecaster"]["hidden_size"] = 1_000_000
+    (folder / ARCHITECTURE_FILE).write_text(json.dumps(spec))
+    import torch  # noqa: F401 -- imported before measuring: its own memory is not the point
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ArtifactError, match=r"describes [\d,]+ parameters but weights.npz "
+                                            r"holds [\d,]+ numbers"):
+        TorchBackend.prepare(folder / ARCHITECTURE_FILE, RunOptions(threads=1))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # < 100 MB

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import sys
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -147,6 +149,35 @@ class TorchBackend(Backend):
         return TorchPrepared(model.eval(), options)
 
 
+def weight_elements(path: Path) -> int:
+    """How many numbers the arrays of an npz file hold, from each array's header only (no
+    data read). ValueError for a file that is not an npz of plain arrays."""
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            with archive.open(name) as member:
+                major, _ = np.lib.format.read_magic(member)
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 \
+                    else np.lib.format.read_array_header_2_0
+                shape, _, _ = read_header(member)
+            total += math.prod(shape)
+    return total
+
+
+def _check_weights_hold(spec: ModelSpec, weights: Path) -> None:
+    """ValueError when architecture.json describes more parameters than weights.npz holds
+    (checked from the file's array headers before the module is built, so a doctored
+    architecture cannot make the device allocate gigabytes first)."""
+    try:
+        held = weight_elements(weights)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{weights.name} is not readable as weights ({error})") from None
+    if spec.parameter_count() > held:
+        raise ValueError(f"architecture.json describes {spec.parameter_count():,} parameters "
+                         f"but {weights.name} holds {held:,} numbers: the two files do not "
+                         f"belong together")
+
+
 def _rebuild(artifact: Path, options: RunOptions) -> Any:
     """The module with fresh parameters, from architecture.json."""
     from edge_rnn_harness.models.forecaster import build, step_of
@@ -156,7 +187,9 @@ def _rebuild(artifact: Path, options: RunOptions) -> Any:
             raise ValueError("file too large")
         architecture = json.loads(artifact.read_text())
         if "forecaster" in architecture:
-            model = build(ModelSpec(**architecture["forecaster"]))
+            spec = ModelSpec(**architecture["forecaster"])
+            _check_weights_hold(spec, artifact.parent / WEIGHTS_FILE)  # before allocating
+            model = build(spec)
             return step_of(model) if architecture.get("step") is True else model
     except (OSError, ValueError, TypeError) as error:
         raise ArtifactError(f"cannot load {artifact}: {error}") from error

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,29 @@ def _side_model(bundle: Any, name: str | None, flag: str) -> str:
     return name
 
 
+#: how long the --cand-python probe may take (an interpreter importing this harness)
+PYTHON_PROBE_S = 120.0
+
+
+def _check_python(python: str) -> None:
+    """UsageError (one line) unless `python` is an interpreter that imports this harness
+    as a child program does (`-P`): checked before any pair is measured."""
+    try:
+        done = subprocess.run([python, "-P", "-c", "import edge_rnn_harness"],
+                              capture_output=True, text=True, timeout=PYTHON_PROBE_S,
+                              check=False)
+    except OSError as error:
+        raise UsageError(f"harness ab: --cand-python {python}: cannot run it "
+                         f"({error.strerror or error})") from None
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"harness ab: --cand-python {python}: no answer in "
+                         f"{PYTHON_PROBE_S:g} s") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise UsageError(f"harness ab: --cand-python {python} cannot import edge_rnn_harness "
+                         f"({last[:200]}); install the harness in that environment")
+
+
 @dataclass(frozen=True)
 class AbRequest:
     """`harness ab`'s options, typed; `thresholds` holds every gated metric's
@@ -177,6 +201,8 @@ def ab_command(request: AbRequest) -> int:
                          accuracy=not request.no_accuracy,
                          counters=(request.counters,) if request.counters else ())
                for path, bundle, tuning in zip(outs, bundles, tunings)]
+    if request.cand_python:
+        _check_python(request.cand_python)
     sides = (Side(configs[0]), Side(configs[1], request.cand_python) if request.cand_python
              else Side(configs[1]))
     plans = [build_plan([(model, bundle.models[model].seq_len)], side_variants, backends,

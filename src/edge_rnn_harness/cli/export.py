@@ -13,7 +13,12 @@ from rich.markup import escape
 
 from edge_rnn_harness.backends.registry import backend_names
 from edge_rnn_harness.bundle.export import Exporter
-from edge_rnn_harness.cli.inputs import accuracy_dataset, calibration_window_count, model_sources
+from edge_rnn_harness.cli.inputs import (
+    accuracy_dataset,
+    calibration_window_count,
+    check_form_sizes,
+    model_sources,
+)
 from edge_rnn_harness.cli.options import (
     EXIT_FAILED_CASES,
     EXIT_OK,
@@ -66,6 +71,7 @@ def export_command(request: ExportRequest) -> int:
     backends = resolve_names(request.backends, backend_names(), "backend", "export")
     variants = resolve_names(request.variants, list(VARIANT_NAMES), "variant", "export")
     sources = model_sources(request, "export")
+    check_form_sizes(sources, shapes_of(request), "export")
     entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]
     dataset = None if request.no_accuracy or not entries else \
         accuracy_dataset(request, entries, "export")

@@ -7,11 +7,38 @@ import argparse
 import importlib.util
 from typing import Any
 
-from edge_rnn_harness.bundle.sources import OnnxSource, parse_shape, resolve_source
+from edge_rnn_harness.bundle.sources import (
+    PARITY_WINDOWS,
+    OnnxSource,
+    parse_shape,
+    resolve_source,
+)
 from edge_rnn_harness.core.errors import UsageError
 from edge_rnn_harness.core.variants import DEFAULT_CALIBRATION_WINDOWS
 from edge_rnn_harness.models.data import load_dataset, make_splits
 from edge_rnn_harness.models.registry import DEFAULT_MODEL, MODELS
+
+#: the largest estimated working set of one exported form (ModelSpec.form_bytes) a run or
+#: export takes on: larger sweeps are refused before any work, not killed by the kernel
+MAX_FORM_BYTES = 2 << 30
+
+
+def check_form_sizes(sources: dict[str, Any], shapes: Any, command: str) -> None:
+    """UsageError (one line) when any (window length, batch) the run asks of a registered
+    model would need more than MAX_FORM_BYTES by the product of its shapes."""
+    for name, source in sources.items():
+        entry = source.entry()
+        if entry is None:
+            continue
+        for _, seq_len, batch in shapes.for_model(entry.spec.seq_len):
+            estimate = entry.spec.form_bytes(seq_len, batch, PARITY_WINDOWS)
+            if estimate > MAX_FORM_BYTES:
+                raise UsageError(
+                    f"harness {command}: {name} at --seq-len {seq_len} with --batch {batch} "
+                    f"needs about {estimate / (1 << 30):.1f} GiB ({PARITY_WINDOWS} reference "
+                    f"windows of {batch} x {seq_len} x {entry.spec.input_features} inputs and "
+                    f"one pass's activations), over the {MAX_FORM_BYTES >> 30} GiB limit; "
+                    f"lower --seq-len or --batch")
 
 
 def load_dataset_arg(args: argparse.Namespace, command: str) -> Any:

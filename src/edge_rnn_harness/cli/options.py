@@ -107,11 +107,6 @@ def float_arg(text: str, noun: str, accept: Any, rule: str) -> float:
     return value
 
 
-def positive_float(text: str) -> float:
-    return float_arg(text, "a number", lambda v: v > 0,
-                     "must be a finite number greater than 0")
-
-
 def name_list(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
@@ -215,8 +210,20 @@ def add_measure_args(parser: argparse.ArgumentParser) -> None:
                         + " (default: default)")
 
 
+#: the longest --case-timeout (a week): a case is never given longer, and the operating
+#: system's timers take no larger number
+MAX_CASE_TIMEOUT_S = 7 * 24 * 3600.0
+
+
+def case_timeout_arg(text: str) -> float:
+    """--case-timeout: seconds above 0, at most MAX_CASE_TIMEOUT_S."""
+    return float_arg(text, "a number of seconds", lambda v: 0 < v <= MAX_CASE_TIMEOUT_S,
+                     f"must be a number of seconds above 0 and at most "
+                     f"{MAX_CASE_TIMEOUT_S:g} (a week)")
+
+
 def add_timeout_arg(parser: argparse.ArgumentParser, default_s: float) -> None:
-    parser.add_argument("--case-timeout", type=positive_float, default=default_s,
+    parser.add_argument("--case-timeout", type=case_timeout_arg, default=default_s,
                         metavar="SECONDS", help="kill a case's export or measurement after "
                         f"this long and record it as failed (default {default_s:g})")
 
@@ -271,6 +278,21 @@ def check_writable(out: Path, command: str = "run") -> None:
         check_not_busy(out)
     except OutputBusy as error:
         raise UsageError(f"harness {command}: {error}") from None
+
+
+def check_writable_file(path: Path, command: str, flag: str) -> None:
+    """UsageError unless the file `path` can be written (created or replaced): not a
+    folder, its folder present or creatable and writable. Checked before any work, so a
+    long measurement never ends in a failed write."""
+    if path.is_dir():
+        raise UsageError(f"harness {command}: {flag} {path} is a folder; give a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"harness {command}: cannot write {flag} {path} "
+                         f"({error.strerror or error})") from None
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise UsageError(f"harness {command}: cannot write {flag} {path} (permission denied)")
 
 
 def check_writable_dir(folder: Path, command: str, flag: str = "--out") -> None:

@@ -24,7 +24,12 @@ from edge_rnn_harness.bundle.export import Exporter
 from edge_rnn_harness.bundle.reader import Bundle, BundleError
 from edge_rnn_harness.bundle.sources import TorchCallableSource
 from edge_rnn_harness.cli.device_options import add_counter_args, add_device_args, device_config
-from edge_rnn_harness.cli.inputs import accuracy_dataset, calibration_window_count, model_sources
+from edge_rnn_harness.cli.inputs import (
+    accuracy_dataset,
+    calibration_window_count,
+    check_form_sizes,
+    model_sources,
+)
 from edge_rnn_harness.cli.options import (
     EXIT_FAILED_CASES,
     EXIT_INTERRUPTED,
@@ -190,6 +195,7 @@ def _run_host(request: RunRequest, common: dict[str, Any], variants: list[str],
               backends: list[str], tuned: tuple[str, int] | None) -> int:
     """`harness run` on the host: export into the cache bundle, run from it."""
     sources = model_sources(request)
+    check_form_sizes(sources, shapes_of(request), "run")
     _refuse_output_over_input(common["out"], [request.dataset, request.inputs, *(
         Path(spec) for spec in request.models or [] if Path(spec).is_file())])
     entries = [entry for entry in (s.entry() for s in sources.values()) if entry is not None]

@@ -22,8 +22,8 @@ from edge_rnn_harness.cli.device_options import (
 )
 from edge_rnn_harness.cli.options import (
     batches,
+    case_timeout_arg,
     name_list,
-    positive_float,
     positive_int,
     request_from,
     scenario_names,
@@ -122,7 +122,7 @@ class RunRequest:
     atol: float | None = field(default=None, metadata=_sent(_number))
     rtol: float | None = field(default=None, metadata=_sent(_number))
     case_timeout: float = field(default=DEFAULT_CASE_TIMEOUT_S,
-                                metadata=_sent(_single(positive_float)))
+                                metadata=_sent(_single(case_timeout_arg)))
     tune: tuple[str, ...] = field(default=(), metadata=_sent(_texts))
     no_accuracy: bool = field(default=False, metadata=_sent(_of_type(bool)))
     power: str = field(default="auto", metadata=_sent(_of_type(str)))

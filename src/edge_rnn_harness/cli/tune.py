@@ -14,7 +14,15 @@ from rich.markup import escape
 
 from edge_rnn_harness.backends.registry import backend_names, get_backend
 from edge_rnn_harness.bundle.reader import Bundle, BundleError
-from edge_rnn_harness.cli.options import EXIT_OK, float_arg, request_from, thread_counts, user_path
+from edge_rnn_harness.cli.options import (
+    EXIT_OK,
+    check_writable_dir,
+    check_writable_file,
+    float_arg,
+    request_from,
+    thread_counts,
+    user_path,
+)
 from edge_rnn_harness.core.errors import UsageError
 from edge_rnn_harness.core.profiles import get_profile
 from edge_rnn_harness.measure.tune import TuneJob, summary_lines, tune, tune_file_text
@@ -96,6 +104,9 @@ def tune_command(request: TuneRequest) -> int:
         source += ["--model", model]
     out_dir = request.out or Path("results") / dt.datetime.now(dt.UTC).strftime(
         f"tune-{request.backend}-%Y%m%d-%H%M%S")
+    check_writable_dir(out_dir, "tune")  # both written after minutes of measuring
+    if request.write:
+        check_writable_file(request.write, "tune", "--write")
     job = TuneJob(request.backend, source, request.profile, out_dir, request.margin)
     console = Console(stderr=True, soft_wrap=True)
     choices = {key: tuple(values) for key, values in backend.tuning_choices.items()}
@@ -110,7 +121,12 @@ def tune_command(request: TuneRequest) -> int:
         print(line)
     if request.write:
         chosen = best if ratio_ci[1] < 1.0 else default  # only a proven gain replaces it
-        request.write.write_text(tune_file_text(job, model, default, chosen, ratio_ci))
+        try:
+            request.write.write_text(tune_file_text(job, model, default, chosen, ratio_ci))
+        except OSError as error:
+            raise UsageError(f"harness tune: cannot write --write {request.write} "
+                             f"({error.strerror or error}); the runs' files are in "
+                             f"{out_dir}") from None
         console.print(escape(f"wrote {request.write}: {chosen.setting.label}"
                              + ("" if chosen is best else " (the default: no setting was "
                                 "significantly faster)")

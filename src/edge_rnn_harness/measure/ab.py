@@ -62,10 +62,15 @@ def _child(python: str, jobs: list[Path], out: Path, profile: Profile) -> list[s
                       "--warmups", profile.warmups, "--values", profile.values, python=python)
 
 
+#: the sides' names in messages, by index
+SIDE_NAMES = ("baseline", "candidate")
+
+
 def _measure_pair(jobs: tuple[WorkerJob, WorkerJob], sides: tuple[Side, Side], tmp: Path,
                   profile: Profile, timeout_s: float
-                  ) -> tuple[list[list[dict[str, Any]]], str | None]:
-    """Per side, each worker process's {"values", "metadata"}; or a failure reason."""
+                  ) -> tuple[list[list[dict[str, Any]]], str | None, tuple[int, ...]]:
+    """Per side, each worker process's {"values", "metadata"}; or a failure reason and the
+    side(s) whose process failed (both when they shared it)."""
     paths = [tmp / "a.job.json", tmp / "b.job.json"]
     for job, path in zip(jobs, paths):
         job.save(path)
@@ -82,10 +87,11 @@ def _measure_pair(jobs: tuple[WorkerJob, WorkerJob], sides: tuple[Side, Side], t
             child = run_child(_child(python, job_paths, out, profile), timeout_s,
                               "measuring")
             if not child.ok:
-                return collected, child.reason
+                whose = " and ".join(SIDE_NAMES[i] for i in side_indices)
+                return collected, f"{whose} ({python}): {child.reason}", side_indices
             for index, side in zip(side_indices, json.loads(out.read_text())["sides"]):
                 collected[index].append(side)
-    return collected, None
+    return collected, None, ()
 
 
 def _benchmark(name: str, runs: list[dict[str, Any]]) -> Any:
@@ -134,11 +140,15 @@ def _measure_pairs(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side],
             if all(jobs):
                 folder = Path(tmp) / str(index)
                 folder.mkdir()
-                measured, failure = _measure_pair((jobs[0], jobs[1]), sides, folder, profile,
-                                                  sides[0].config.case_timeout_s)
+                measured, failure, failed = _measure_pair(
+                    (jobs[0], jobs[1]), sides, folder, profile, sides[0].config.case_timeout_s)
                 for side, case in enumerate(pair):
-                    if failure:
+                    if failure and side in failed:
                         rows[side].update(status="failed", reason=failure)
+                        continue
+                    if failure:  # this side's own processes were fine
+                        rows[side].update(status="skipped", reason=f"its A/B partner "
+                                          f"failed: {failure}")
                         continue
                     benchmark = _benchmark(bench_name(case.to_dict()), measured[side])
                     verdicts[side] = [parity_verdict(benchmark, get_variant(case.variant)),
@@ -158,8 +168,9 @@ def _measure_pairs(pairs: list[tuple[Case, Case]], sides: tuple[Side, Side],
                         rows[1].update(row_status(verdicts[1]))
             for side in (0, 1):
                 if "status" not in rows[side]:
-                    rows[side].update(status="skipped", reason=f"its A/B partner was not "
-                                      f"measured ({rows[1 - side].get('reason')})")
+                    rows[side].update(status="skipped", reason=f"its A/B partner, the "
+                                      f"{SIDE_NAMES[1 - side]}, was not measured "
+                                      f"({rows[1 - side].get('reason')})")
                 writers[side].append(new_row(**{**shared, **rows[side]}))
                 if suites[side]:
                     dump_suite(pyperf.BenchmarkSuite(suites[side]),

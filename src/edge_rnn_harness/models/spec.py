@@ -47,6 +47,14 @@ class ModelSpec:
             total += gates * self.hidden_size * (inputs + self.hidden_size + 2)
         return total + self.hidden_size * self.horizon + self.horizon
 
+    def form_bytes(self, seq_len: int, batch: int, windows: int) -> int:
+        """Estimated bytes the host holds to export and check this model at another window
+        length and batch (float32): `windows` reference windows of inputs plus the
+        recurrent activations of one forward pass (four gate vectors per step and layer).
+        A lower bound of what the converters need, from the product of the shapes."""
+        per_step = windows * self.input_features + 4 * self.hidden_size * self.num_layers
+        return 4 * batch * seq_len * per_step
+
     def to_json(self) -> str:
         """Canonical JSON text of the spec (sorted keys): stable input for cache keys."""
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
