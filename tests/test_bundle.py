@@ -284,3 +284,27 @@ def test_an_architecture_larger_than_its_weights_is_refused_before_it_is_built(
                                             r"holds [\d,]+ numbers"):
         TorchBackend.prepare(folder / ARCHITECTURE_FILE, RunOptions(threads=1))
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # < 100 MB
+
+
+def test_two_exports_into_one_folder_take_turns_and_the_manifest_lists_all(
+        tmp_path: Path) -> None:
+    """Two `harness export --out SAME` started together: both succeed (the second waits
+    for the folder's lock at each change), the manifest lists every artifact of both, and
+    every artifact folder on disk is in the manifest, intact."""
+    from tests.conftest import popen_harness
+
+    root = tmp_path / "shared"
+    sides = [popen_harness("export", "--model", "tiny", "--backends", backends,
+                           "--no-accuracy", "--out", str(root))
+             for backends in ("onnxruntime,torch", "openvino,ncnn")]
+    outputs = [process.communicate(timeout=600) for process in sides]
+    for process, (_, stderr) in zip(sides, outputs):
+        assert process.returncode == 0 and "Traceback" not in stderr, stderr
+    bundle = Bundle.load(root)
+    assert {backend for _, _, backend, _ in bundle.artifacts} == {
+        "onnxruntime", "torch", "openvino", "ncnn"}
+    for info in bundle.artifacts.values():
+        assert bundle.damaged(list(info.files)) is None
+    on_disk = {path.parent.name for path in root.glob("tiny-*/fp32/*/*") if path.is_file()}
+    assert on_disk == {"onnxruntime", "torch", "openvino", "ncnn"}
+    assert not [path for path in root.rglob("*.tmp*")]  # no temporary file left behind

@@ -12,13 +12,16 @@ format) is unchanged and its files are intact, then runs from it like any bundle
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,10 @@ EXPORT_FORMAT = 4
 #: exit code of the export child when the backend cannot take the model at all
 EXIT_UNSUPPORTED = 3
 
+#: the lock file an export holds in the bundle folder while it changes the bundle (not in
+#: the manifest: it never travels to a device)
+LOCK_FILE = ".export.lock"
+
 
 def cache_key(source: ModelSource, backend: type[Backend], variant: str,
               calibration_sha256: str = "", form: str = "") -> str:
@@ -70,12 +77,25 @@ def bundle_file(root: Path, path: Path) -> BundleFile:
                       path.stat().st_size)
 
 
-def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write arrays to `path` atomically (temporary file, then rename)."""
+def replace_atomically(path: Path, write: Callable[[Path], None], suffix: str = "") -> None:
+    """`write(tmp)` to a temporary file of a unique name beside `path`, then rename it over
+    `path`: readers see the old file or the new one, never half of one, and two writers
+    never share a temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}",
+                                    dir=path.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write arrays to `path` atomically (see replace_atomically)."""
+    replace_atomically(path, lambda tmp: np.savez(tmp, **arrays), ".npz")
 
 
 def write_reference(path: Path, windows: list[Window],
@@ -205,9 +225,22 @@ class Exporter:
 
     def _save(self) -> None:
         self.manifest["bundle_schema"] = BUNDLE_SCHEMA  # what this harness writes now
-        tmp = self.root / f".{MANIFEST}.tmp"
-        tmp.write_text(json.dumps(self.manifest, indent=1))
-        tmp.replace(self.root / MANIFEST)
+        text = json.dumps(self.manifest, indent=1)
+        replace_atomically(self.root / MANIFEST, lambda tmp: tmp.write_text(text))
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the bundle folder's lock (another harness process exporting into it waits,
+        told so), with the manifest read afresh: its changes are never overwritten."""
+        with (self.root / LOCK_FILE).open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._notice(f"waiting for another harness process writing bundle "
+                             f"{self.root}")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            self.manifest = self._load()
+            yield
 
     def _entry(self, case: Case, form: str) -> dict[str, Any] | None:
         return next((a for a in self.manifest["artifacts"]
@@ -236,7 +269,12 @@ class Exporter:
 
     def ensure(self, case: Case, tmp: Path) -> dict[str, str]:
         """Make the bundle hold `case`'s artifact: {} when it does (cached or exported),
-        else row fields {"status": "unsupported"|"failed", "reason": ...}."""
+        else row fields {"status": "unsupported"|"failed", "reason": ...}. Under the bundle
+        folder's lock: two processes exporting into one folder take turns."""
+        with self._exclusive():
+            return self._ensure(case, tmp)
+
+    def _ensure(self, case: Case, tmp: Path) -> dict[str, str]:
         source, backend = self.sources[case.model], get_backend(case.backend)
         why_not = backend.unsupported_reason(case.variant)
         if why_not:
