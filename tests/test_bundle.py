@@ -18,8 +18,10 @@ from edge_rnn_harness.bundle.reader import (
     Bundle,
     BundleError,
     file_sha256,
+    load_calibration,
     load_npz,
     load_reference,
+    load_windows,
 )
 from edge_rnn_harness.bundle.sources import PARITY_WINDOWS, RegisteredSource
 from edge_rnn_harness.core.plan import Case
@@ -252,6 +254,30 @@ def test_npz_files_are_never_unpickled(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a readable numpy .npz"):
         load_npz(raw)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(("arrays", "loader", "message"), [
+    ({"in:x": np.zeros((0, 1, 24, 1), np.float32), "out:y": np.zeros((0, 1, 1), np.float32)},
+     load_reference, "a reference file with no windows"),
+    ({"in:x": np.float32(1.0), "out:y": np.float32(2.0)}, load_reference,
+     "a reference file with no windows"),
+    ({"x": np.float32(1.0), "y": np.float32(2.0)}, load_windows, "not a test-set file"),
+    ({"x": np.float32(1.0)}, load_calibration, "not a calibration file"),
+])
+def test_files_without_windows_are_refused_in_one_line(tmp_path: Path, arrays: dict,
+                                                       loader: object, message: str) -> None:
+    path = tmp_path / "f.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=message):
+        loader(path)  # type: ignore[operator]
+
+
+def test_a_missing_or_odd_npz_path_says_what_it_is(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"absent.npz: not a readable numpy .npz \(no such "
+                                         r"file\)"):
+        load_npz(tmp_path / "absent.npz")
+    with pytest.raises(ValueError, match=r"\(not a regular file \(a folder or device\)\)"):
+        load_npz(tmp_path)
 
 
 def test_an_architecture_larger_than_its_weights_is_refused_before_it_is_built(

@@ -66,6 +66,20 @@ def _relu_model(tmp_path: Path, name: str = "relu") -> Path:
                 "--bundle-dir", str(_write(t, "afile", "x") / "bundle")),
      "harness run: cannot write --bundle-dir"),
     (lambda t: ("gate", "a.csv", "b.csv", "--summary", ""), "'' is not a file path"),
+    (lambda t: ("run", "--case-timeout", "1e300"),
+     "--case-timeout: 1e300 must be a number of seconds above 0 and at most 604800"),
+    (lambda t: ("run", "--model", "lstm", "--seq-len", "8760", "--batch", "4096"),
+     "lstm at --seq-len 8760 with --batch 4096 needs about 39.6 GiB"),
+    (lambda t: ("export", "--model", "lstm", "--seq-len", "8760", "--batch", "512", "--out",
+                str(t / "b")), "over the 2 GiB limit; lower --seq-len or --batch"),
+    (lambda t: ("run", "--model", str(_relu_model(t)), "--inputs", str(t / "absent.npz"),
+                "--backends", "onnxruntime"),
+     "absent.npz: not a readable numpy .npz (no such file)"),
+    (lambda t: ("run", "--progress-file", str(t)), "is a folder; give a file path"),
+    (lambda t: ("tune", "--backend", "onnxruntime", "--write", "/proc/absent/t.toml"),
+     "harness tune: cannot write --write /proc/absent/t.toml (No such file or directory)"),
+    (lambda t: ("tune", "--backend", "onnxruntime", "--out", str(_write(t, "f", "x"))),
+     "harness tune: cannot write --out"),
     (lambda t: ("run", "--model", str(_relu_model(t)), "--inputs",
                 str(_write(t, "zip.npz", "PK\x03\x04")), "--backends", "onnxruntime"),
      "not a readable numpy .npz"),
@@ -116,3 +130,16 @@ def test_a_full_disk_keeps_what_was_written_and_says_so(tmp_path: Path, small_di
         suite = pyperf.BenchmarkSuite.load(str(disk / "r.json"))
         names = set(suite.get_benchmark_names())
         assert all(bench_name(row) in names for row in rows.to_dict("records"))
+
+
+def test_a_failed_write_names_the_file_that_failed(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A progress file on a full disk: the message names it (not the results) and says
+    whether any row reached the results file."""
+    out = tmp_path / "r.csv"
+    result = run_cli("run", "--bundle", str(tiny_bundle), "--backends", "onnxruntime",
+                     "--profile", "quick", "--power", "none", "--progress-file", "/dev/full",
+                     "--out", str(out))
+    assert result.returncode == 1, result.stderr
+    assert (f"writing the progress file /dev/full failed (No space left on device); no row "
+            f"was written to {out}") in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr

@@ -354,8 +354,12 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an .npz written by the harness, without unpickling (object arrays
     are refused) and refusing more than MAX_NPZ_BYTES once loaded. ValueError otherwise."""
     try:
-        if not path.is_file() or path.stat().st_size > MAX_NPZ_BYTES:
-            raise ValueError(f"not a regular file of at most {MAX_NPZ_BYTES >> 20} MiB")
+        if not path.exists():
+            raise ValueError("no such file")
+        if not path.is_file():
+            raise ValueError("not a regular file (a folder or device)")
+        if path.stat().st_size > MAX_NPZ_BYTES:
+            raise ValueError(f"larger than {MAX_NPZ_BYTES >> 20} MiB")
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy holds one array
             raise ValueError("a single array, not an .npz archive of named arrays")  # noqa: TRY004
@@ -376,10 +380,14 @@ def load_reference(path: Path) -> list[Window]:
     arrays = load_npz(path)
     inputs = {k[3:]: a for k, a in arrays.items() if k.startswith("in:")}
     outputs = {k[4:]: a for k, a in arrays.items() if k.startswith("out:")}
-    counts = {len(a) for a in (*inputs.values(), *outputs.values())}
+    stacked = (*inputs.values(), *outputs.values())
+    counts = {len(a) if a.ndim else 0 for a in stacked}
     if not inputs or not outputs or len(counts) != 1:
         raise ValueError(f"{path}: not a reference file (inputs, outputs and window counts "
                          f"must match)")
+    if 0 in counts:
+        raise ValueError(f"{path}: a reference file with no windows (nothing to check "
+                         f"outputs against)")
     return [({n: a[i] for n, a in inputs.items()}, {n: a[i] for n, a in outputs.items()})
             for i in range(counts.pop())]
 
@@ -401,7 +409,8 @@ def load_second_opinion(path: Path) -> SecondOpinion | None:
 def load_windows(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Test-split windows: ("x" inputs, "y" targets) from testset.npz."""
     arrays = load_npz(path)
-    if "x" not in arrays or "y" not in arrays or len(arrays["x"]) != len(arrays["y"]):
+    if "x" not in arrays or "y" not in arrays or arrays["x"].ndim == 0 \
+            or arrays["y"].ndim == 0 or len(arrays["x"]) != len(arrays["y"]):
         raise ValueError(f"{path}: not a test-set file (needs x and y of equal length)")
     return arrays["x"], arrays["y"]
 
@@ -410,7 +419,7 @@ def load_calibration(path: Path) -> list[dict[str, np.ndarray]]:
     """Calibration windows from calibration.npz (arrays by input name, stacked over
     windows): one {input name: float32 array with batch 1} per window."""
     arrays = load_npz(path)
-    counts = {len(a) for a in arrays.values()}
+    counts = {len(a) if a.ndim else 0 for a in arrays.values()}
     if not arrays or len(counts) != 1 or not counts.pop() or \
             not all(np.issubdtype(a.dtype, np.floating) for a in arrays.values()):
         raise ValueError(f"{path}: not a calibration file (float arrays by input name, the "

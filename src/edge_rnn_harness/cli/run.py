@@ -42,6 +42,7 @@ from edge_rnn_harness.cli.options import (
     add_variants_arg,
     check_writable,
     check_writable_dir,
+    check_writable_file,
     checked_tuning,
     name_list,
     resolve_names,
@@ -145,6 +146,8 @@ def _measure(request: RunRequest) -> int:
         dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S") + ".csv")
     request = dataclasses.replace(request, out=out) if request.store else request
     check_writable(out)
+    if request.progress_file is not None:
+        check_writable_file(request.progress_file, "run", "--progress-file")
     if request.on is not None or request.resume is not None:
         if request.on is None:
             raise UsageError("harness run: --resume works with --on (a fleet run); give the "
@@ -217,7 +220,7 @@ def _run_host(request: RunRequest, common: dict[str, Any], variants: list[str],
             raise UsageError(f"harness run: cannot write --bundle-dir {root} "
                              f"({error.strerror or error})") from None
 
-    status = _run_with_progress(cases, config, make_exporter)
+    status = _run_with_progress(cases, config, make_exporter, request.progress_file)
     if dataset is not None:
         _report_baselines(config.out, dataset, entries)
     return status
@@ -259,9 +262,8 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None,
     except OutputBusy as error:
         raise UsageError(f"harness run: {error}") from None
     except OSError as error:  # e.g. the disk filled up while writing results
-        reason = error.strerror or str(error)
-        console.print("[bold red]harness run: writing results failed[/] "
-                      + escape(f"({reason}); rows written so far are in {config.out}"))
+        console.print("[bold red]harness run: [/]" + escape(_write_failure(error, config.out,
+                                                                            progress_file)))
         return EXIT_FAILED_CASES
     table_console().print(results_table(read_results(config.out), title=str(config.out)))
     if config.accuracy and not any(row["rmse"] is not None for row in rows):
@@ -278,6 +280,23 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None,
                          if config.log_path.exists() else ""))
         return EXIT_FAILED_CASES
     return EXIT_OK
+
+
+def _write_failure(error: OSError, out: Path, progress_file: Path | None) -> str:
+    """What a failed write during the run was, naming the file that failed, and where the
+    rows measured so far are (only when the results file holds any)."""
+    reason = error.strerror or str(error)
+    failed = Path(error.filename) if error.filename else None
+    what = "the progress file" if failed is not None and progress_file is not None and \
+        failed.resolve() == progress_file.resolve() else "the results"
+    where = f" {failed}" if failed is not None else ""
+    try:
+        kept = len(read_results(out)) if out.is_file() else 0
+    except ValueError:
+        kept = 0
+    rows = f"the {kept} row(s) measured so far are in {out}" if kept else \
+        f"no row was written to {out}"
+    return f"writing {what}{where} failed ({reason}); {rows}"
 
 
 def _report_baselines(out: Path, dataset: Any, entries: list) -> None:

@@ -4,8 +4,9 @@ workstation follows."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -43,16 +44,28 @@ class ProgressFile:
     also has "status") to a file, flushed at once: what a workstation follows over SSH."""
 
     def __init__(self, path: Path) -> None:
-        """Start `path` empty."""
+        """Start `path` empty. OSError naming the file (`filename`) when it cannot."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("")
+        with self._naming_the_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("")
 
     def event(self, index: int, case: Case, stage: str, **extra: object) -> None:
-        """Append one event."""
-        with self.path.open("a") as handle:
+        """Append one event. OSError naming the file (`filename`) when it cannot."""
+        with self._naming_the_file(), self.path.open("a") as handle:
             handle.write(json.dumps({"index": index, "stage": stage, "label": case.label,
                                      **extra}) + "\n")
+
+    @contextlib.contextmanager
+    def _naming_the_file(self) -> Iterator[None]:
+        """A failed write (a full disk: no file name in the error) re-raised naming this
+        file, so the message says which file failed."""
+        try:
+            yield
+        except OSError as error:
+            if error.filename is not None:
+                raise
+            raise OSError(error.errno, error.strerror, str(self.path)) from error
 
 
 class RichReporter:
