@@ -179,3 +179,25 @@ def small_disk(tmp_path: Path) -> object:
     yield mount
     for folder in mounted:
         subprocess.run(["umount", "--lazy", str(folder)], check=False)  # a file may be open
+
+
+#: the machine-dependent branches the tests took here (which answer this CPU gave), printed
+#: at the end of the run so a log from another machine shows where the two differ
+MACHINE_BRANCHES: list[str] = []
+
+
+@pytest.fixture
+def machine_branch(request: pytest.FixtureRequest) -> object:
+    """Record, for the end-of-run summary, a branch a test took because of this machine
+    (e.g. "openvino fp16: unsupported: no FP16 capability"): call it with the text."""
+    def record(text: str) -> None:
+        MACHINE_BRANCHES.append(f"{request.node.nodeid}: {text}")
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: object) -> None:
+    """Print the machine-dependent branches the tests took."""
+    if MACHINE_BRANCHES:
+        terminalreporter.section("machine-dependent branches taken")  # type: ignore[attr-defined]
+        for line in dict.fromkeys(MACHINE_BRANCHES):
+            terminalreporter.write_line(line)  # type: ignore[attr-defined]

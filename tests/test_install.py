@@ -61,12 +61,23 @@ def _venv(folder: Path, *requirements: str) -> Path:
     return python
 
 
-def _shadowing_folder(tmp_path: Path) -> Path:
-    """A user's project folder with its own `backends`, `models` and `harness` packages."""
+#: top-level names a user's project folder may hold that the harness's children import:
+#: a child started without -P would import these from the working folder and fail
+SHADOWING_NAMES = ("edge_rnn_harness", "numpy", "pyperf", "onnxruntime", "openvino", "ncnn",
+                   "backends", "models", "harness")
+
+
+def _shadowing_folder(tmp_path: Path, python: Path) -> Path:
+    """A user's project folder holding packages named like what the harness imports; checked
+    to shadow them for a `python -m` started there, and not for one started with -P."""
     folder = tmp_path / "project"
-    for name in ("backends", "models", "harness"):
+    for name in SHADOWING_NAMES:
         (folder / name).mkdir(parents=True)
         (folder / name / "__init__.py").write_text("raise ImportError('the user package')\n")
+    probe = [str(python), "-m", "edge_rnn_harness", "--version"]
+    assert subprocess.run(probe, cwd=folder, capture_output=True, check=False).returncode != 0
+    assert subprocess.run([probe[0], "-P", *probe[1:]], cwd=folder, capture_output=True,
+                          check=False).returncode == 0
     return folder
 
 
@@ -99,7 +110,7 @@ def test_device_only_wheel_runs_a_bundle_from_a_shadowing_folder(
     out = tmp_path / "device.csv"
     result = subprocess.run([str(python.parent / "harness"), "run", "--bundle",
                              str(tiny_bundle), "--backends", "all", "--profile", "quick",
-                             "--out", str(out)], cwd=_shadowing_folder(tmp_path),
+                             "--out", str(out)], cwd=_shadowing_folder(tmp_path, python),
                             capture_output=True, text=True, timeout=600, check=False,
                             env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert result.returncode == 0, result.stderr

@@ -62,8 +62,23 @@ def test_memory_reads_vmhwm_and_vmrss_from_status_file(tmp_path: Path) -> None:
     assert rss_mb(tmp_path / "absent") is None
 
 
-def test_memory_of_this_process_is_positive() -> None:
-    assert peak_rss_mb() >= rss_mb() > 0
+def test_memory_is_this_process_resident_set_and_follows_an_allocation() -> None:
+    """rss_mb and peak_rss_mb are this process's VmRSS and VmHWM (never virtual memory,
+    which is far larger), and 100 MiB touched shows as about 100 MiB more resident."""
+    import resource
+
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text()
+                  .splitlines() if ":" in line)
+    size_mb = int(status["VmSize"].split()[0]) / 1024
+    hwm_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the kernel's peak
+    assert 0 < rss_mb() <= peak_rss_mb() < size_mb
+    assert peak_rss_mb() == pytest.approx(hwm_mb, abs=2)
+    before = rss_mb()
+    block = bytearray(100 << 20)
+    block[::4096] = b"x" * len(block[::4096])  # touch every page
+    assert rss_mb() - before == pytest.approx(100, abs=10)
+    assert peak_rss_mb() >= rss_mb()
+    del block
 
 
 def test_peak_rss_can_be_reset_after_an_untimed_step() -> None:

@@ -56,12 +56,21 @@ def test_every_backend_and_variant_pair_is_a_row(all_variants: pd.DataFrame) -> 
     assert not_ok["reason"].str.len().min() > 20  # every non-ok row says why
 
 
-def test_unsupported_pairs_are_the_declared_ones(all_variants: pd.DataFrame) -> None:
+def test_unsupported_pairs_are_the_declared_ones(all_variants: pd.DataFrame,
+                                                 machine_branch: object) -> None:
+    """A pair is unsupported exactly when the backend does not offer the variant or this
+    machine cannot run it (the question the product asks: `runs_here`, e.g. OpenVINO fp16
+    on a CPU without FP16 capability), with that answer as its reason."""
     for (variant, backend), row in all_variants.iterrows():
-        why = BACKENDS[backend].unsupported_reason(variant)
+        declared = BACKENDS[backend].unsupported_reason(variant)
+        here = None if declared else BACKENDS[backend].runs_here(variant)
+        why = declared or here
         assert (row["status"] == "unsupported") == (why is not None), (variant, backend)
         if why:
-            assert row["reason"] == why and pd.isna(row["latency_median_ms"])
+            assert why in row["reason"] and pd.isna(row["latency_median_ms"])
+        if here is not None or (variant, backend) == ("fp16", "openvino"):
+            machine_branch(f"{backend} {variant}: "  # type: ignore[operator]
+                           + (f"unsupported here ({here})" if here else "runs here"))
     assert "casts a float16 model's LSTM back" in all_variants.loc[("fp16", "onnxruntime"),
                                                                    "reason"]
     assert "ncnn2int8" in all_variants.loc[("int8-static", "ncnn"), "reason"]
@@ -89,7 +98,7 @@ def _check_precision_record(settings: dict, variant: str, backend: str) -> None:
     elif backend == "ncnn":
         import ncnn
 
-        half = variant == "fp16" and ncnn.cpu_support_arm_asimdhp()
+        half = variant == "fp16" and ncnn.cpu_support_arm_asimdhp()  # as the backend asks
         assert settings["precision"] == ("fp16" if half else "fp32")
         assert settings["fp16_storage"] is (variant == "fp16")
     else:  # openvino measures fp16 only where the CPU plugin has the FP16 capability

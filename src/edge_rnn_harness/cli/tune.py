@@ -25,7 +25,13 @@ from edge_rnn_harness.cli.options import (
 )
 from edge_rnn_harness.core.errors import UsageError
 from edge_rnn_harness.core.profiles import get_profile
-from edge_rnn_harness.measure.tune import TuneJob, summary_lines, tune, tune_file_text
+from edge_rnn_harness.measure.tune import (
+    TuneJob,
+    chosen,
+    summary_lines,
+    tune,
+    tune_file_text,
+)
 
 
 def _percent(text: str) -> float:
@@ -120,15 +126,15 @@ def tune_command(request: TuneRequest) -> int:
     for line in summary_lines(request.backend, default, best, ratio_ci):
         print(line)
     if request.write:
-        chosen = best if ratio_ci[1] < 1.0 else default  # only a proven gain replaces it
+        saved = chosen(default, best, ratio_ci)  # only a proven gain replaces the default
         try:
-            request.write.write_text(tune_file_text(job, model, default, chosen, ratio_ci))
+            request.write.write_text(tune_file_text(job, model, default, best, ratio_ci))
         except OSError as error:
             raise UsageError(f"harness tune: cannot write --write {request.write} "
                              f"({error.strerror or error}); the runs' files are in "
                              f"{out_dir}") from None
-        console.print(escape(f"wrote {request.write}: {chosen.setting.label}"
-                             + ("" if chosen is best else " (the default: no setting was "
+        console.print(escape(f"wrote {request.write}: {saved.setting.label}"
+                             + ("" if saved is best else " (the default: no setting was "
                                 "significantly faster)")
                              + f"; use: harness run --tune-file {request.write}"))
     return EXIT_OK

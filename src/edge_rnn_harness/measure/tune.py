@@ -153,13 +153,26 @@ def tune(job: TuneJob, choices: dict[str, tuple[str, ...]], threads: list[int],
     return default, best, (low, high)
 
 
+def proven_faster(ratio_ci: tuple[float, float]) -> bool:
+    """Whether the best setting is significantly faster than the default: the whole 95%
+    interval of best/default median latency lies below 1."""
+    return ratio_ci[1] < 1.0
+
+
+def chosen(default: Measured, best: Measured, ratio_ci: tuple[float, float]) -> Measured:
+    """The setting a tune file saves: the best only when it is proven faster, else the
+    default (a gain the data cannot show is not worth a change)."""
+    return best if proven_faster(ratio_ci) else default
+
+
 def tune_file_text(job: TuneJob, model: str, default: Measured, best: Measured,
                    ratio_ci: tuple[float, float]) -> str:
-    """The JSON a tune file holds."""
+    """The JSON a tune file holds: the `chosen` setting and the evidence."""
+    saved = chosen(default, best, ratio_ci)
     return json.dumps({"tune_file": TUNE_FILE_VERSION, "backend": job.backend, "model": model,
-                       "threads": best.setting.threads, "tuning": dict(best.setting.tuning),
-                       "median_ms": best.median_ms, "default_median_ms": default.median_ms,
-                       "ratio_ci": list(ratio_ci), "significant": ratio_ci[1] < 1.0},
+                       "threads": saved.setting.threads, "tuning": dict(saved.setting.tuning),
+                       "median_ms": saved.median_ms, "default_median_ms": default.median_ms,
+                       "ratio_ci": list(ratio_ci), "significant": proven_faster(ratio_ci)},
                       indent=1)
 
 
@@ -198,7 +211,7 @@ def summary_lines(backend: str, default: Measured, best: Measured,
         return [*lines, f"{backend}: no setting was faster than the default in pass 2; keep it"]
     low, high = ratio_ci
     verdict = (f"significantly faster: best/default median ratio 95% CI {low:.3f}-{high:.3f}"
-               if high < 1.0 else
+               if proven_faster(ratio_ci) else
                f"not significantly faster than the default (ratio 95% CI {low:.3f}-"
                f"{high:.3f} includes 1): the default is as good as far as this machine can "
                f"tell")
