@@ -951,6 +951,30 @@ def test_the_row_status_follows_the_checks_precedence() -> None:
         Finding("parity", "skipped", "no")
 
 
+@pytest.mark.parametrize(("row", "fails"), [
+    ({"status": "ok", "reason": ""}, False),
+    ({"status": "unsupported", "reason": "ncnn has no int8-dynamic variant"}, False),
+    ({"status": "skipped", "reason": "openvino is not installed (No module named "
+                                     "'openvino')"}, False),
+    ({"status": "skipped", "reason": "a TFLite interpreter is not installed (No module named "
+                                     "'tflite_runtime')"}, False),
+    ({"status": "skipped", "reason": "device pi (127.0.0.1:1): unreachable"}, True),
+    ({"status": "skipped", "reason": "the bundle has no onnxruntime fp16 artifact for lstm"},
+     True),
+    ({"status": "skipped", "reason": None}, True),
+    ({"status": "failed", "reason": "openvino is not installed (it vanished)"}, True),
+    ({"status": "invalid", "reason": "throttled"}, True),
+])
+def test_a_run_fails_for_every_case_that_could_not_run_but_a_missing_runtime(
+        row: dict, fails: bool) -> None:
+    from edge_rnn_harness.core.status import failed_run, not_installed
+
+    assert failed_run(row) is fails
+    assert not_installed("ncnn", "No module named 'ncnn'") == \
+        "ncnn is not installed (No module named 'ncnn')"
+    assert failed_run({"status": "skipped", "reason": not_installed("x", "y")}) is False
+
+
 @pytest.mark.parametrize("version, expected", [("1.32.0", "1.32.0"), ("-", None)])
 def test_the_runtime_version_comes_from_the_workers(version: str, expected: str | None) -> None:
     fields = measurement_fields(_benchmark({"backend_version": version}), batch=1)

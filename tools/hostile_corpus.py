@@ -1,4 +1,4 @@
-"""A hostile corpus: about 200 bad inputs and faults, each run through the real
+"""A hostile corpus: about 220 bad inputs and faults, each run through the real
 CLI in a subprocess as a new user or an attacker would, and judged on what a user is owed:
 
 - the documented exit code (2 for bad input, with one line on stderr and before any work;
@@ -86,6 +86,11 @@ def build_base(base: Path) -> None:
                            str(base / "bundle")], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"building the corpus's bundle failed:\n{done.stderr}")
+    done = subprocess.run([sys.executable, "-m", "edge_rnn_harness", "export", "--model",
+                           "tiny", "--backends", "torch,onnxruntime", "--out",
+                           str(base / "tiny")], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"building the corpus's tiny bundle failed:\n{done.stderr}")
 
 
 # --- families ---
@@ -615,9 +620,180 @@ def option_cases() -> list[Case]:
             for label, argv in OPTION_CASES.items()]
 
 
+def _rows_of(folder: Path) -> list[dict[str, str]]:
+    import csv
+
+    out = folder / "out" / "r.csv"
+    if not out.exists():
+        return []
+    with out.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _energy_emptied(folder: Path, result: subprocess.CompletedProcess) -> str | None:
+    """A meter's bad readings: the row ok with its latency, no energy, a power: reason."""
+    rows = _rows_of(folder)
+    if len(rows) != 1 or rows[0]["status"] != "ok" or not rows[0]["latency_median_ms"]:
+        return "expected an ok row with its latency"
+    if rows[0]["energy_per_inf_mj"] or not rows[0]["reason"].startswith("power:"):
+        return "an ok row with energy from bad meter readings (silently wrong)"
+    return None
+
+
+def _failed_saying(words: str) -> Callable[[Path, subprocess.CompletedProcess], str | None]:
+    def check(folder: Path, result: subprocess.CompletedProcess) -> str | None:
+        rows = _rows_of(folder)
+        if not rows or any(r["status"] == "ok" for r in rows):
+            return "an ok row (silently wrong) or no row"
+        if not any(words in r["reason"] for r in rows):
+            return f"expected a reason saying {words!r}"
+        return None
+    return check
+
+
+def _said(words: str) -> Callable[[Path, subprocess.CompletedProcess], str | None]:
+    def check(folder: Path, result: subprocess.CompletedProcess) -> str | None:
+        text = " ".join((result.stdout + result.stderr).split())
+        return None if words in text else f"expected a message saying {words!r}"
+    return check
+
+
+def _power_log(watts: str) -> Callable[[Path, Path], list[str]]:
+    def make(folder: Path, base: Path) -> list[str]:
+        log, start = folder / "meter.csv", time.time() - 5
+        log.write_text("timestamp,power_w\n" + "".join(
+            f"{start + i * 0.05:.3f},{watts}\n" for i in range(12_000)))
+        return ["run", "--bundle", str(base / "bundle"), "--backends", "onnxruntime",
+                "--profile", "quick", "--power", f"csv:{log}", "--idle-seconds", "0.3",
+                "--energy-seconds", "0.6", "--out", str(folder / "out" / "r.csv")]
+    return make
+
+
+def _tiny(edit: Callable[[Path, dict], dict | None], backend: str = "torch"
+          ) -> Callable[[Path, Path], list[str]]:
+    """`run --bundle` of a copy of the tiny bundle after `edit(bundle, manifest)`."""
+    def make(folder: Path, base: Path) -> list[str]:
+        bundle = _copy(base, folder, "tiny")
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        changed = edit(bundle, manifest)
+        if changed is not None:
+            (bundle / "manifest.json").write_text(json.dumps(changed))
+        return ["run", "--bundle", str(bundle), "--backends", backend, "--profile", "quick",
+                "--power", "none", "--out", str(folder / "out" / "r.csv")]
+    return make
+
+
+def _giant_architecture(bundle: Path, manifest: dict) -> dict:
+    entry = next(a for a in manifest["artifacts"] if a["backend"] == "torch")
+    path = bundle / entry["artifact"]
+    spec = json.loads(path.read_text())
+    spec["forecaster"]["hidden_size"] = 2_000_000
+    path.write_text(json.dumps(spec))
+    return _rehash(bundle, manifest, path)
+
+
+def _no_windows(bundle: Path, manifest: dict) -> dict:
+    reference = _reference(bundle, manifest)
+    np.savez(reference, **{"in:x": np.zeros((0, 1, 24, 1), np.float32),
+                           "out:y": np.zeros((0, 1, 1), np.float32)})
+    return _rehash(bundle, manifest, reference)
+
+
+def _results_cell(column: str, value: str, *command: str) -> Callable[[Path, Path], list[str]]:
+    def make(folder: Path, base: Path) -> list[str]:
+        path = _edit_csv(_cell(column, value))(folder, base)
+        return [part.replace("{csv}", str(path)).replace("{base}", str(base))
+                for part in command]
+    return make
+
+
+def _resume_other_model(folder: Path, base: Path) -> list[str]:
+    """A --resume file whose row measured another model than the bundle's."""
+    from edge_rnn_harness.bundle.reader import Bundle
+    from edge_rnn_harness.core.plan import Case as PlanCase
+    from edge_rnn_harness.core.results import ResultsWriter, new_row
+
+    case = PlanCase("tiny", "fp32", "onnxruntime", threads=1, seq_len=24, device_name="dev1")
+    identity = Bundle.load(base / "tiny").case_identity(case)
+    writer = ResultsWriter(folder / "out" / "r.csv")
+    writer.append(new_row(**case.to_dict(), status="ok", latency_median_ms=0.05,
+                          **{**identity, "model_id": "f" * 64}))
+    writer.close()
+    (folder / "inv.toml").write_text('[devices.dev1]\nhost = "root@127.0.0.1:1"\n')
+    return ["run", "--bundle", str(base / "tiny"), "--inventory", str(folder / "inv.toml"),
+            "--on", "dev1", "--backends", "onnxruntime", "--resume",
+            str(folder / "out" / "r.csv")]
+
+
+def _board_down(folder: Path, base: Path) -> list[str]:
+    (folder / "known_hosts").write_text("")
+    (folder / "inv.toml").write_text(f'[devices.pi]\nhost = "root@127.0.0.1:1"\n'
+                                     f'known_hosts = "{folder / "known_hosts"}"\n')
+    return ["run", "--bundle", str(base / "bundle"), "--inventory", str(folder / "inv.toml"),
+            "--on", "pi", "--backends", "onnxruntime", "--out", str(folder / "out" / "r.csv")]
+
+
+def fault_cases() -> list[Case]:
+    """The faults of trust round two: exit codes with a board down, rows without identity,
+    meter data taken at face value, work bounded in product, tracebacks, messages."""
+    def run_bundle_args(base: Path) -> list[str]:
+        return ["run", "--bundle", str(base / "bundle"), "--backends", "onnxruntime"]
+
+    cases = [
+        Case("faults", "board-down-exits-1", _board_down, frozenset({1}),
+             _failed_saying("pi")),
+        Case("faults", "resume-other-model", _resume_other_model, frozenset({2}),
+             _said("measured model ffffffffffff")),
+        Case("faults", "schema-0", _results_cell("schema_version", "0", "show", "{csv}"),
+             frozenset({2}), _said("schema_version 0 is not readable")),
+        Case("faults", "throttled-lower-case", _results_cell("throttled", "true", "gate",
+                                                             "{base}/a.csv", "{csv}"),
+             frozenset({2}), _said("'true' is not True or False")),
+        Case("faults", "show-inf-rmse", _results_cell("rmse", "inf", "show", "{csv}"),
+             frozenset({0}), _said(" inf ")),
+        Case("faults", "compare-csv-unjudgeable",
+             _results_cell("latency_median_ms", "", "compare", "{base}/a.csv", "{csv}",
+                           "--format", "csv"),
+             frozenset({0}), _said("cannot judge")),
+        Case("faults", "seq-len-times-batch", _option("run", "--model", "lstm", "--seq-len",
+                                                      "8760", "--batch", "4096"),
+             frozenset({2}), _said("over the 2 GiB limit")),
+        Case("faults", "giant-architecture", _tiny(_giant_architecture), frozenset({1}),
+             _failed_saying("do not belong together")),
+        Case("faults", "reference-without-windows", _tiny(_no_windows, "onnxruntime"),
+             frozenset({1}), _failed_saying("no windows")),
+        Case("faults", "duplicate-manifest-entry",
+             _tiny(lambda b, m: {**m, "artifacts": m["artifacts"] + m["artifacts"][:1]}),
+             frozenset({2}), _said("repeats the")),
+        Case("faults", "case-timeout-1e300", _option("run", "--case-timeout", "1e300"),
+             frozenset({2})),
+        Case("faults", "tune-write-unwritable",
+             _option("tune", "--backend", "onnxruntime", "--write", "/proc/none/t.json"),
+             frozenset({2}), _said("cannot write --write")),
+        Case("faults", "tune-out-a-file",
+             _option("tune", "--backend", "onnxruntime", "--out", "{base}/a.csv"),
+             frozenset({2}), _said("cannot write --out")),
+        Case("faults", "ab-cand-python-missing",
+             _option("ab", "--bundle", "{base}/bundle", "--cand-python", "/nonexistent",
+                     "--out", "{out}"), frozenset({2}), _said("--cand-python /nonexistent")),
+        Case("faults", "inputs-missing", _option("run", "--inputs", "{folder}/none.npz",
+                                                 "--backends", "onnxruntime"),
+             frozenset({2}), _said("(no such file)")),
+        Case("faults", "progress-file-full",
+             lambda folder, base: [*run_bundle_args(base), "--profile", "quick", "--progress-file",
+                                   "/dev/full", "--out", str(folder / "out" / "r.csv")],
+             frozenset({1}), _said("writing the progress file /dev/full failed")),
+    ]
+    cases += [Case("faults", f"power-log-{label}", _power_log(watts), frozenset({0}),
+                   _energy_emptied)
+              for label, watts in (("negative", "-2"), ("inf", "inf"), ("nan", "nan"),
+                                   ("kilowatts", "5000"))]
+    return cases
+
+
 FAMILIES: dict[str, Callable[[], list[Case]]] = {
     "csv": csv_cases, "dataset": dataset_cases, "npz": npz_cases, "manifest": manifest_cases,
-    "onnx": onnx_cases, "option": option_cases}
+    "onnx": onnx_cases, "option": option_cases, "faults": fault_cases}
 
 
 # --- running and judging ---

@@ -1,8 +1,9 @@
-"""Mutation testing of the harness's core modules with cosmic-ray: how many small plausible
+"""Mutation testing of the harness's core modules and its measuring and device modules with
+cosmic-ray: how many small plausible
 bugs (a flipped comparison, an off-by-one constant, `and` for `or`) the tests catch.
 
     pip install -e ".[all,test,mutation]"
-    python tools/mutation.py                  # every core module (about an hour here)
+    python tools/mutation.py                  # every module listed (about two hours here)
     python tools/mutation.py --module gate    # one module
     python tools/mutation.py --resume --work DIR            # go on after an interruption
     python tools/mutation.py --resume --recheck --work DIR  # survivors against new tests
@@ -46,6 +47,19 @@ TARGETS: dict[str, str] = {
     "gate": f"{PYTEST} {CORE} -k 'not deny_significance'",
     "compare": f"{PYTEST} {CORE}",
     "results": f"{PYTEST} tests/test_results.py",
+    # the measuring and device side
+    "status": f"{PYTEST} {CORE} tests/test_results.py -k 'status or could_not_run'",
+    "memory": f"{PYTEST} tests/test_stats_parity_memory.py -k 'memory or rss or status'",
+    "energy": f"{PYTEST} tests/test_power_thermal.py -k 'energy or loop'",
+    "meters": f"{PYTEST} tests/test_power_thermal.py",
+    "csvlog": f"{PYTEST} tests/test_power_thermal.py -k 'csv or log'",
+    "thermal": f"{PYTEST} tests/test_power_thermal.py -k 'throttl or temperature or thermal'",
+    "cpufreq": f"{PYTEST} tests/test_power_thermal.py -k 'pinning or cpufreq or freq'",
+    "tune": f"{PYTEST} tests/test_tuning.py -k 'settings_put or finalists or proven or "
+            f"keep_it or tune_file'",
+    "history": f"{PYTEST} tests/test_gate_verdicts.py tests/test_history_store.py -k "
+               f"'history or change_points'",
+    "interleave": f"{PYTEST} tests/test_ab.py -k 'abba or paired_interval'",
 }
 #: module -> its file
 MODULE_PATHS: dict[str, str] = {
@@ -56,6 +70,16 @@ MODULE_PATHS: dict[str, str] = {
     "gate": "src/edge_rnn_harness/analysis/gate.py",
     "compare": "src/edge_rnn_harness/analysis/compare.py",
     "results": "src/edge_rnn_harness/core/results.py",
+    "status": "src/edge_rnn_harness/core/status.py",
+    "memory": "src/edge_rnn_harness/measure/memory.py",
+    "energy": "src/edge_rnn_harness/measure/energy.py",
+    "meters": "src/edge_rnn_harness/board/power/base.py",
+    "csvlog": "src/edge_rnn_harness/board/power/csvlog.py",
+    "thermal": "src/edge_rnn_harness/board/thermal.py",
+    "cpufreq": "src/edge_rnn_harness/board/cpufreq.py",
+    "tune": "src/edge_rnn_harness/measure/tune.py",
+    "history": "src/edge_rnn_harness/analysis/history.py",
+    "interleave": "src/edge_rnn_harness/measure/interleave.py",
 }
 #: seconds one mutant's tests may take before it counts as killed (a hang)
 TIMEOUT_S = 120
@@ -274,7 +298,7 @@ def main() -> int:
     """Parse the options, mutate each chosen module in a copy, print the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--module", action="append", choices=sorted(TARGETS),
-                        help="mutate only this core module (repeatable; default: all)")
+                        help="mutate only this module (repeatable; default: all)")
     parser.add_argument("--work", type=Path, default=None,
                         help="work folder for the copy and the sessions (default: a new "
                              "folder under /tmp); must not exist unless --resume")
