@@ -1,8 +1,10 @@
-"""Plant, one at a time, nine plausible bugs in the core decisions, and check
-that the tests catch each: a wrong number must not pass the harness's own tests.
+"""Plant, one at a time, plausible bugs in the core decisions (nine) or in the measuring
+and device modules (sixteen, `--set device`), and check that the tests catch each: a wrong
+number must not pass the harness's own tests.
 
-    python tools/planted_bugs.py            # all nine (about ten minutes here)
-    python tools/planted_bugs.py --bug p99  # one
+    python tools/planted_bugs.py                 # the core set (about ten minutes here)
+    python tools/planted_bugs.py --set device    # the measuring and device set
+    python tools/planted_bugs.py --bug p99       # one
 
 Like tools/mutation.py it works on a copy of the tracked files (imported through
 PYTHONPATH, children included), never on this checkout. For each bug it prints whether the
@@ -87,6 +89,79 @@ BUGS = (
         ("tests/test_cli.py::test_ctrl_c_keeps_the_rows_already_measured",)),
 )
 
+POWER = "tests/test_power_thermal.py"
+#: the measuring and device modules' planted bugs (`--set device`): one plausible bug each
+DEVICE_BUGS = (
+    Bug("net-energy", "energy: net energy per inference without the idle subtracted",
+        "src/edge_rnn_harness/measure/energy.py",
+        "(self.busy_w - self.idle_w) * seconds_per_inf", "self.busy_w * seconds_per_inf",
+        (POWER,)),
+    Bug("log-window", "csv meter: a reading at the window's end left out",
+        "src/edge_rnn_harness/board/power/csvlog.py",
+        "if start_s <= stamp_s <= end_s:", "if start_s <= stamp_s < end_s:", (POWER,)),
+    Bug("negative-watts", "meters: a negative reading accepted",
+        "src/edge_rnn_harness/board/power/base.py",
+        "and 0 <= watts <= MAX_PLAUSIBLE_W", "and -MAX_PLAUSIBLE_W <= watts <= MAX_PLAUSIBLE_W",
+        (POWER,)),
+    Bug("sticky-flags", "thermal: a sticky flag set before the case counts as new",
+        "src/edge_rnn_harness/board/thermal.py",
+        "new = after.throttled_bits >> STICKY_SHIFT & ~((before.throttled_bits or 0)\n"
+        "                                                        >> STICKY_SHIFT)",
+        "new = after.throttled_bits >> STICKY_SHIFT", (POWER,)),
+    Bug("governor", "cpufreq: the governor not restored",
+        "src/edge_rnn_harness/board/cpufreq.py",
+        'for name in ("scaling_governor", "scaling_min_freq", "scaling_max_freq"):',
+        'for name in ("scaling_min_freq", "scaling_max_freq"):', (POWER,)),
+    Bug("peak-memory", "memory: the virtual peak (VmPeak) for the resident peak",
+        "src/edge_rnn_harness/measure/memory.py",
+        'kb = read_status_kb("VmHWM", status_path)', 'kb = read_status_kb("VmPeak", status_path)',
+        ("tests/test_stats_parity_memory.py",)),
+    Bug("tune-choice", "tune: the best setting saved without proof it is faster",
+        "src/edge_rnn_harness/measure/tune.py",
+        "return best if proven_faster(ratio_ci) else default", "return best",
+        ("tests/test_tuning.py",)),
+    Bug("history-copies", "history: copies of one run counted as several runs",
+        "src/edge_rnn_harness/analysis/history.py",
+        'return kept.drop_duplicates(subset=["run_id", *KEY_COLUMNS], keep="last")',
+        "return kept", ("tests/test_gate_verdicts.py", "tests/test_history_store.py")),
+    Bug("history-own", "history: the candidate's own run counted as history",
+        "src/edge_rnn_harness/analysis/history.py",
+        '& ~history["run_id"].astype(str).isin(own)]', "]",
+        ("tests/test_gate_verdicts.py", "tests/test_history_store.py")),
+    Bug("abba", "interleave: every round in the same order (AB AB, not ABBA)",
+        "src/edge_rnn_harness/measure/interleave.py",
+        "if round_index % 2 == 0 else reversed(range(len(calls)))",
+        "if round_index % 2 == 0 else range(len(calls))", ("tests/test_ab.py",)),
+    Bug("exit-rule", "status: a board down forgiven like a missing runtime",
+        "src/edge_rnn_harness/core/status.py",
+        'return status == SKIPPED and _NOT_INSTALLED not in str(row.get("reason") or "")',
+        "return False", (CORE, "tests/test_results.py")),
+    Bug("resume-loss", "remote: rows measured again dropped when the run stops early",
+        "src/edge_rnn_harness/fleet/remote.py",
+        "left = [row for row in self._pending if case_key(row) not in replaced]", "left = []",
+        ("tests/test_remote.py::test_rows_measured_again_are_kept_until_replaced",)),
+    Bug("resume-identity", "resume: rows of another model kept",
+        "src/edge_rnn_harness/cli/remote_options.py",
+        "    if found == expected:\n        return", "    if True:\n        return",
+        ("tests/test_remote.py::test_resume_refuses_rows_of_another_model_in_one_line",)),
+    Bug("damage-size", "bundle: a file checked by its size only, not its sha256",
+        "src/edge_rnn_harness/bundle/reader.py",
+        "if path.stat().st_size != item.size_bytes or file_sha256(path) != item.sha256:",
+        "if path.stat().st_size != item.size_bytes:", ("tests/test_bundle.py",)),
+    Bug("bool-read", "results: a boolean's unknown text read as empty",
+        "src/edge_rnn_harness/core/results.py",
+        "    if len(bad):\n        raise ValueError", "    if False:\n        raise ValueError",
+        ("tests/test_results.py",)),
+    Bug("pipe", "cli: a reader gone from stdout ends the command",
+        "src/edge_rnn_harness/cli/main.py",
+        "            except BrokenPipeError:\n                self._reader_gone()\n"
+        "        return len(text)",
+        "            except BrokenPipeError:\n                raise\n        return len(text)",
+        ("tests/test_compare_gate.py",)),
+)
+#: the sets of planted bugs, by name
+BUG_SETS = {"core": BUGS, "device": DEVICE_BUGS}
+
 
 def plant(work: Path, bug: Bug) -> str:
     """Apply `bug` to the copy; return the original text to restore."""
@@ -108,13 +183,17 @@ def first_failure(output: str) -> str:
 def main() -> int:
     """Plant each chosen bug in a copy, run its tests, print caught or survived."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bug", action="append", choices=[b.key for b in BUGS],
-                        help="plant only this bug (repeatable; default: all nine)")
+    parser.add_argument("--set", choices=sorted(BUG_SETS), default="core",
+                        help="which bugs: core (the core decisions, default) or device (the "
+                             "measuring and device modules)")
+    parser.add_argument("--bug", action="append",
+                        choices=[b.key for bugs in BUG_SETS.values() for b in bugs],
+                        help="plant only this bug of the set (repeatable; default: all)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="harness-planted-")) / "copy"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(copy_checkout(work))}
-    chosen = [bug for bug in BUGS if not args.bug or bug.key in args.bug]
+    chosen = [bug for bug in BUG_SETS[args.set] if not args.bug or bug.key in args.bug]
     tests = sorted({test for bug in chosen for test in bug.tests})
     baseline = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                *tests], cwd=work, env=env, capture_output=True, text=True,
@@ -124,7 +203,7 @@ def main() -> int:
               f"{baseline.stdout[-3000:]}", file=sys.stderr)
         return 2
     print(f"unplanted: {baseline.stdout.strip().splitlines()[-1]}", flush=True)
-    survived = 0
+    survived = total = 0
     for bug in chosen:
         original = plant(work, bug)
         try:
@@ -135,9 +214,11 @@ def main() -> int:
             (work / bug.path).write_text(original)
         caught = result.returncode == 1
         survived += not caught
+        total += 1
         verdict = f"caught by {first_failure(result.stdout)}" if caught else \
             f"SURVIVED (pytest exit {result.returncode})"
-        print(f"{bug.key:<13} {bug.what}: {verdict}", flush=True)
+        print(f"{bug.key:<16} {bug.what}: {verdict}", flush=True)
+    print(f"caught {total - survived} of {total} ({(total - survived) / max(total, 1):.0%})")
     return 1 if survived else 0
 
 

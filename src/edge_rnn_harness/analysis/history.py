@@ -24,6 +24,7 @@ from edge_rnn_harness.analysis.compare import (
     CaseComparison,
     Change,
     Comparison,
+    identity_notes,
     key_text,
     row_problems,
 )
@@ -143,4 +144,4 @@ def compare_history(history: pd.DataFrame, cand_frame: pd.DataFrame,
         changes = [] if problems else [_change(m, same, cand_row, min_effect)
                                        for m in judged_metrics()]
         cases.append(CaseComparison(key, base_row, cand_row, changes, [], problems))
-    return Comparison(cases)
+    return Comparison(cases, identity_notes=identity_notes(cases))

@@ -19,6 +19,7 @@ from edge_rnn_harness.cli import (
     gate,
     history,
     models,
+    recommend,
     report,
     run,
     show,
@@ -29,8 +30,8 @@ from edge_rnn_harness.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, UsagePars
 from edge_rnn_harness.core.errors import UsageError
 
 #: the subcommands, in the order `harness --help` lists them
-COMMANDS = (run, export, train, backends, models, compare, gate, ab, report, history, show,
-            devices, tune)
+COMMANDS = (run, export, train, backends, models, compare, gate, ab, recommend, report,
+            history, show, devices, tune)
 
 
 def build_parser() -> UsageParser:
