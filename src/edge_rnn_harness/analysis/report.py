@@ -54,6 +54,37 @@ def variant_lines(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+def cold_start_lines(frame: pd.DataFrame) -> list[str]:
+    """The cold_start rows' phase breakdown (median over each case's processes) and which
+    runtime a cron-style forecast favours, by how much; [] without cold_start rows."""
+    from edge_rnn_harness.core.metrics import COLD_START_METRICS
+
+    cold = frame[(frame["scenario"] == "cold_start") & (frame["status"] == "ok")]
+    if not len(cold):
+        return []
+    cold = cold.sort_values("latency_median_ms")
+    phases = [metric.column for metric in COLD_START_METRICS]
+    table = [[case_label(r), _fmt(r["latency_median_ms"], ".1f"),
+              *(_fmt(r[column], ".1f") for column in phases), _fmt(r["peak_rss_mb"], ".1f"),
+              str(r["page_cache"] or "-")] for r in cold.to_dict("records")]
+    headers = ["case", "exec to forecast ms", "interpreter", "numpy + harness", "runtime import",
+               "model load", "input", "first inference", "output", "peak RSS MiB (process)",
+               "page cache"]
+    fastest, slowest = cold.iloc[0], cold.iloc[-1]
+    verdict = (f"A cron-style forecast here is fastest with {fastest['backend']} "
+               f"({float(fastest['latency_median_ms']):.0f} ms exec to forecast written), "
+               f"{float(slowest['latency_median_ms']) / float(fastest['latency_median_ms']):.1f}x "
+               f"faster than {slowest['backend']} "
+               f"({float(slowest['latency_median_ms']):.0f} ms).") if len(cold) > 1 else ""
+    return ["## Cold start", "",
+            ("Each value is one forecast from a fresh process, as a cron job pays it: exec to "
+             "the forecast written, in phases (median over the case's processes, ms). The "
+             "peak resident set is the whole process's. A warm page cache means the "
+             "runtime's and the model's files were read from memory after the first "
+             "process."), "", markdown_table(headers, table), "",
+            *([verdict, ""] if verdict else [])]
+
+
 def _change(value: object, base: object) -> str:
     if pd.isna(value) or pd.isna(base) or not float(base):
         return "-"
@@ -220,8 +251,8 @@ def text_sections(frame: pd.DataFrame, left_out: Mapping[str, str]) -> list[str]
     """The report's Markdown sections after the summary table: how to read it, variants,
     devices, scaling, power, the cases that did not measure and the rows left out of the
     plots."""
-    sections = [*reading_lines(frame), *variant_lines(frame), *device_lines(frame),
-                *scaling_lines(frame), *power_lines(frame)]
+    sections = [*reading_lines(frame), *variant_lines(frame), *cold_start_lines(frame),
+                *device_lines(frame), *scaling_lines(frame), *power_lines(frame)]
     bad = frame[frame["status"] != "ok"]
     if len(bad):
         sections += ["## Cases that did not measure", ""]

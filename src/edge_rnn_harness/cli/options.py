@@ -18,6 +18,7 @@ from edge_rnn_harness.core.plan import SCENARIOS, Shapes
 from edge_rnn_harness.core.profiles import PROFILES
 from edge_rnn_harness.core.results import OutputBusy, check_not_busy
 from edge_rnn_harness.core.variants import DEFAULT_CALIBRATION_WINDOWS, VARIANTS
+from edge_rnn_harness.measure.runner import DEFAULT_COLD_SAMPLES, MAX_COLD_SAMPLES
 
 EXIT_OK, EXIT_FAILED_CASES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -192,6 +193,22 @@ def add_shape_args(parser: argparse.ArgumentParser) -> None:
                         default=[1], metavar="N[,N...]",
                         help="windows per call to sweep (default 1); batch > 1 runs the "
                              "batch scenario: latency per call, throughput in windows/s")
+    parser.add_argument("--cold-samples", type=cold_samples, default=DEFAULT_COLD_SAMPLES,
+                        metavar="N",
+                        help=f"cold_start: fresh processes per case, each one forecast "
+                             f"(default {DEFAULT_COLD_SAMPLES}, at most {MAX_COLD_SAMPLES})")
+    parser.add_argument("--drop-caches", action="store_true",
+                        help="cold_start: drop the page cache before each process (root "
+                             "only; else the rows say 'warm page cache': the runtime's and "
+                             "the model's files are read from memory after the first)")
+
+
+def cold_samples(text: str) -> int:
+    """--cold-samples: processes per cold_start case, 1 to MAX_COLD_SAMPLES."""
+    values = positive_ints(text, MAX_COLD_SAMPLES)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one whole number")
+    return values[0]
 
 
 def shapes_of(args: argparse.Namespace) -> Any:

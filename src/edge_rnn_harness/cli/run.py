@@ -155,7 +155,8 @@ def _measure(request: RunRequest) -> int:
         return cmd_run_on(request, backends, variants, out)
     common = dict(profile=profile, out=out, case_timeout_s=request.case_timeout,
                   tuning=tuning, tolerance=_tolerance(request, variants),
-                  accuracy=not request.no_accuracy)
+                  accuracy=not request.no_accuracy, cold_samples=request.cold_samples,
+                  drop_caches=request.drop_caches)
     common.update(device_config(request))
     if request.bundle is not None:
         return _run_bundle(request, common, variants, backends, tuned)

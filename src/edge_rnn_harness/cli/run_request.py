@@ -23,6 +23,7 @@ from edge_rnn_harness.cli.device_options import (
 from edge_rnn_harness.cli.options import (
     batches,
     case_timeout_arg,
+    cold_samples,
     name_list,
     positive_int,
     request_from,
@@ -35,7 +36,7 @@ from edge_rnn_harness.cli.remote_options import device_name_arg, wait_seconds
 from edge_rnn_harness.core.errors import UsageError
 from edge_rnn_harness.fleet.inventory import DEFAULT_INVENTORY
 from edge_rnn_harness.measure.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S
-from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S
+from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S, DEFAULT_COLD_SAMPLES
 
 #: largest request file read
 MAX_REQUEST_BYTES = 1 << 20
@@ -119,6 +120,9 @@ class RunRequest:
                                              metadata=_sent(_listed(scenario_names)))
     seq_len: tuple[int, ...] | None = field(default=None, metadata=_sent(_listed(seq_lens)))
     batch: tuple[int, ...] = field(default=(1,), metadata=_sent(_listed(batches)))
+    cold_samples: int = field(default=DEFAULT_COLD_SAMPLES,
+                              metadata=_sent(_single(cold_samples)))
+    drop_caches: bool = field(default=False, metadata=_sent(_of_type(bool)))
     atol: float | None = field(default=None, metadata=_sent(_number))
     rtol: float | None = field(default=None, metadata=_sent(_number))
     case_timeout: float = field(default=DEFAULT_CASE_TIMEOUT_S,

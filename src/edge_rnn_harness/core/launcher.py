@@ -27,6 +27,7 @@ CHILD_PROGRAMS: dict[str, str] = {
     "edge_rnn_harness.measure.energy": "a case's energy step under the power meter",
     "edge_rnn_harness.measure.callgrind": "a case's instruction count under callgrind",
     "edge_rnn_harness.measure.versus": "a variant against its backend's fp32",
+    "edge_rnn_harness.measure.cold_start": "one cold forecast: a fresh process, as cron starts it",
     "edge_rnn_harness.bundle.export": "one artifact's export",
     "edge_rnn_harness.bundle.sources.torch_callable": "the probe of a user's callable",
     "edge_rnn_harness.fleet.agent": "the device half of a remote run, over SSH",

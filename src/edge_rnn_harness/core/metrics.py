@@ -183,6 +183,20 @@ COUNTER_METRICS: list[Metric] = [
 ]
 
 
+#: schema 8: the cold_start scenario's phases (measure.cold_start), median over its
+#: processes: together exec to the forecast written, the row's latency
+COLD_START_METRICS: list[Metric] = [
+    Metric("cold_interpreter_ms", "cold start: interpreter start", "ms", workers="median"),
+    Metric("cold_harness_import_ms", "cold start: numpy and the harness imported", "ms",
+           workers="median"),
+    Metric("cold_runtime_import_ms", "cold start: runtime import", "ms", workers="median"),
+    Metric("cold_load_ms", "cold start: model load", "ms", workers="median"),
+    Metric("cold_input_ms", "cold start: input read", "ms", workers="median"),
+    Metric("cold_inference_ms", "cold start: first inference", "ms", workers="median"),
+    Metric("cold_output_ms", "cold start: forecast written", "ms", workers="median"),
+]
+
+
 #: metrics declared while the harness runs (`declared`: a plugin's or a test's); last in
 #: the CSV
 DECLARED_METRICS: list[Metric] = []
@@ -191,7 +205,7 @@ DECLARED_METRICS: list[Metric] = []
 def all_metrics() -> list[Metric]:
     """Every declared metric, in the CSV's order."""
     return [*METRICS, *ENERGY_METRICS, *LATE_METRICS, *INTERVAL_METRICS, *COUNTER_METRICS,
-            *DECLARED_METRICS]
+            *COLD_START_METRICS, *DECLARED_METRICS]
 
 
 def judged_metrics() -> list[Metric]:

@@ -14,12 +14,16 @@ KEY_COLUMNS = ("model", "variant", "backend", "scenario", "threads", "batch", "s
 SCENARIO_SINGLE_STREAM = "single_stream"
 SCENARIO_STREAMING = "streaming"
 SCENARIO_BATCH = "batch"
+SCENARIO_COLD_START = "cold_start"
 #: scenario -> what one timed value is
 SCENARIOS = {
     SCENARIO_SINGLE_STREAM: "one window per call (batch 1), the default",
     SCENARIO_STREAMING: "one step of a step graph with its recurrent state carried between "
                         "calls (one new hour in, the forecast out)",
     SCENARIO_BATCH: "--batch windows per call (throughput in windows per second)",
+    SCENARIO_COLD_START: "one forecast from a fresh process, exec to the forecast written "
+                         "(interpreter, imports, model load, input, inference, output), "
+                         "--cold-samples processes",
 }
 #: the artifact form of a step graph (streaming)
 STEP_FORM = "step"
@@ -154,7 +158,8 @@ class Shapes:
                 chosen.append((scenario, native_seq_len, 1))
                 continue
             for seq_len in seq_lens:
-                for batch in ((1,) if scenario == SCENARIO_SINGLE_STREAM else self.batches):
+                one_window = scenario in (SCENARIO_SINGLE_STREAM, SCENARIO_COLD_START)
+                for batch in ((1,) if one_window else self.batches):
                     picked = scenario or (SCENARIO_SINGLE_STREAM if batch == 1
                                           else SCENARIO_BATCH)
                     chosen.append((picked, seq_len, batch))

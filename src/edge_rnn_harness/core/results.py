@@ -31,6 +31,8 @@ Schema history (bump SCHEMA_VERSION on any change; old files must still load):
      the file(s) the runtime loaded); `--resume` keeps a row only when both match the
      bundle it runs, and compare/gate say when the two sides measured different models.
      Readers refuse schema versions outside 1..8 and booleans other than True/False.
+     The cold_start scenario's phases (`cold_interpreter_ms` .. `cold_output_ms`, median
+     over its processes) and `page_cache` ("warm", or "dropped before each sample").
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from pathlib import Path
 import pandas as pd
 
 from edge_rnn_harness.core.metrics import (
+    COLD_START_METRICS,
     COUNTER_METRICS,
     DECLARED_METRICS,
     ENERGY_METRICS,
@@ -84,8 +87,9 @@ _FARM_COLUMNS: dict[str, str] = {"device_tags": "str"}
 #: schema 7: the stability verdict and why the counters' cells are empty
 _VERDICT_COLUMNS: dict[str, str] = {"stability": "str", "stability_reason": "str",
                                     "counters_note": "str"}
-#: schema 8: the model and the artifact a row measured
+#: schema 8: the model and the artifact a row measured; a cold start's page cache state
 _MEASURED_COLUMNS: dict[str, str] = {"model_id": "str", "artifact_id": "str"}
+_COLD_START_COLUMNS: dict[str, str] = {"page_cache": "str"}
 
 
 def columns() -> dict[str, str]:
@@ -99,7 +103,7 @@ def columns() -> dict[str, str]:
     return {**_IDENTITY_COLUMNS, **of(METRICS), **_POWER_COLUMNS, **of(ENERGY_METRICS),
             **_DEVICE_COLUMNS, **of(LATE_METRICS), **_FARM_COLUMNS, **of(INTERVAL_METRICS),
             **_VERDICT_COLUMNS, **of(COUNTER_METRICS), **_MEASURED_COLUMNS,
-            **of(DECLARED_METRICS)}
+            **of(COLD_START_METRICS), **_COLD_START_COLUMNS, **of(DECLARED_METRICS)}
 
 
 #: the columns every schema version has (cpu_freq_khz came with schema 3, device_name with

@@ -58,6 +58,9 @@ def measurement_fields(benchmark: Any, batch: int) -> dict[str, Any]:
     if notes:
         fields["counters_note"] = "; ".join(notes)
     fields.update(distribution_fields(benchmark))
+    page_cache = benchmark.get_metadata().get("page_cache")
+    if page_cache:  # a cold start's
+        fields["page_cache"] = page_cache
     versions = gather("backend_version")
     if versions and versions[0] != "-":
         fields["backend_version"] = versions[0]

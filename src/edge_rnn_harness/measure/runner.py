@@ -37,7 +37,7 @@ from edge_rnn_harness.core.launcher import child_argv, run_child
 from edge_rnn_harness.core.metrics import INTERVAL_METRICS
 from edge_rnn_harness.core.parity import Tolerance
 from edge_rnn_harness.core.percentiles import median_precision_pct
-from edge_rnn_harness.core.plan import Case, artifact_form, form_text
+from edge_rnn_harness.core.plan import SCENARIO_COLD_START, Case, artifact_form, form_text
 from edge_rnn_harness.core.profiles import Profile
 from edge_rnn_harness.core.results import ResultsWriter, dump_suite, new_row
 from edge_rnn_harness.core.status import INVALID, Finding, row_status
@@ -51,6 +51,7 @@ from edge_rnn_harness.measure.aggregate import (
     runs_ms,
 )
 from edge_rnn_harness.measure.callgrind import count_instructions
+from edge_rnn_harness.measure.cold_start import cold_energy_fields, sample_cold_starts
 from edge_rnn_harness.measure.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S, EnergyResult
 from edge_rnn_harness.measure.worker import (
     COUNTERS_HOOK,
@@ -64,6 +65,9 @@ if TYPE_CHECKING:
     from edge_rnn_harness.bundle.export import Exporter
 
 DEFAULT_CASE_TIMEOUT_S = 900.0
+#: the cold_start scenario's fresh processes per case (--cold-samples), and how many run
+#: under the power meter for its energy per forecast
+DEFAULT_COLD_SAMPLES, MAX_COLD_SAMPLES, COLD_ENERGY_FORECASTS = 5, 100, 3
 #: the percentile intervals, kept in the pyperf JSON's metadata as well as in the row
 INTERVAL_COLUMNS = [metric.column for metric in INTERVAL_METRICS]
 
@@ -105,6 +109,10 @@ class RunConfig:
     #: the profile's processes only), spending at most max_time_s on a case
     target_precision_pct: float | None = None
     max_time_s: float = 120.0
+    #: the cold_start scenario: fresh processes per case, and whether the page cache is
+    #: dropped before each (root only)
+    cold_samples: int = DEFAULT_COLD_SAMPLES
+    drop_caches: bool = False
 
     def __post_init__(self) -> None:
         if not self.case_timeout_s > 0:
@@ -207,7 +215,9 @@ def _run_case(index: int, case: Case, config: RunConfig, tmp: Path, reporter: Re
         fields.update(row_status(verdicts))
     if fields["status"] == "ok" and config.power != "none":
         reporter.case_started(index, case, "energy")
-        energy = _energy_step(index, case, config, tmp)
+        energy = cold_energy_fields(job, config.power, config.idle_s, COLD_ENERGY_FORECASTS,
+                                    tmp, config.case_timeout_s) \
+            if case.scenario == SCENARIO_COLD_START else _energy_step(index, case, config, tmp)
         verdicts.append(Finding("energy", reason=energy.pop("reason", "")))
         fields.update(energy)
     if fields["status"] == "ok" and "valgrind" in config.counters:
@@ -300,7 +310,7 @@ def _until_precise(index: int, case: Case, config: RunConfig, tmp: Path, job: Wo
     until the median's 95% interval is within the target or --max-time is spent; the
     merged benchmark and a note when the target was not reached."""
     target = config.target_precision_pct
-    if target is None:
+    if target is None or case.scenario == SCENARIO_COLD_START:  # a cold start: its samples
         return benchmark, Finding("precision")
     start, rounds = time.monotonic(), 1
     precision = median_precision_pct(runs_ms(benchmark))
@@ -400,8 +410,16 @@ def case_job(case: Case, config: RunConfig) -> tuple[dict[str, Any], WorkerJob |
 
 def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
                   job: WorkerJob) -> tuple[Any, dict[str, str]]:
-    """The case's pyperf benchmark from its own manager child; else (None, failure)."""
+    """The case's pyperf benchmark from its own manager child (a cold start: from its
+    fresh processes); else (None, failure)."""
     import pyperf
+
+    if case.scenario == SCENARIO_COLD_START:
+        benchmark, failure = sample_cold_starts(job, config.cold_samples, tmp,
+                                                config.case_timeout_s, config.drop_caches)
+        if failure and "not installed" in failure["reason"]:
+            return None, {"status": "skipped", "reason": failure["reason"]}
+        return benchmark, failure
 
     job_path, out_path = tmp / f"case{index}.json", tmp / f"case{index}.pyperf.json"
     job.save(job_path)
