@@ -85,6 +85,25 @@ def cold_start_lines(frame: pd.DataFrame) -> list[str]:
             *([verdict, ""] if verdict else [])]
 
 
+def paced_lines(frame: pd.DataFrame) -> list[str]:
+    """The paced rows: per case and interval, the median call after idling, the same
+    worker's back-to-back median and the penalty; [] without paced rows."""
+    paced = frame[frame["scenario"].astype(str).str.startswith("paced-")
+                  & (frame["status"] == "ok")]
+    if not len(paced):
+        return []
+    table = [[case_label(r), _fmt(r["latency_median_ms"], ".4f"),
+              _fmt(r["back_to_back_median_ms"], ".4f"), _fmt(r["paced_penalty"], ".2f"),
+              _fmt(r["energy_per_inf_mj"], ".3g")] for r in paced.to_dict("records")]
+    return ["## Paced calls", "",
+            ("A long-lived process that sleeps between forecasts (paced-<interval>): each "
+             "value is one call after the idle interval; back-to-back is the median of the "
+             "same worker's calls without the idle, and the penalty their ratio. Energy per "
+             "forecast, where a meter exists, includes the idle between calls."), "",
+            markdown_table(["case", "median after idle ms", "back-to-back ms", "penalty x",
+                            "energy per forecast mJ"], table), ""]
+
+
 def _change(value: object, base: object) -> str:
     if pd.isna(value) or pd.isna(base) or not float(base):
         return "-"
@@ -252,7 +271,8 @@ def text_sections(frame: pd.DataFrame, left_out: Mapping[str, str]) -> list[str]
     devices, scaling, power, the cases that did not measure and the rows left out of the
     plots."""
     sections = [*reading_lines(frame), *variant_lines(frame), *cold_start_lines(frame),
-                *device_lines(frame), *scaling_lines(frame), *power_lines(frame)]
+                *paced_lines(frame), *device_lines(frame), *scaling_lines(frame),
+                *power_lines(frame)]
     bad = frame[frame["status"] != "ok"]
     if len(bad):
         sections += ["## Cases that did not measure", ""]

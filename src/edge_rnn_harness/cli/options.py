@@ -14,11 +14,24 @@ from typing import Any, TypeVar
 
 from edge_rnn_harness.backends.registry import backend_names, get_backend
 from edge_rnn_harness.core.errors import UsageError
-from edge_rnn_harness.core.plan import SCENARIOS, Shapes
+from edge_rnn_harness.core.plan import (
+    DEFAULT_INTERVALS_S,
+    PACED_PREFIX,
+    SCENARIOS,
+    Shapes,
+    interval_label,
+    paced_interval_s,
+)
 from edge_rnn_harness.core.profiles import PROFILES
 from edge_rnn_harness.core.results import OutputBusy, check_not_busy
 from edge_rnn_harness.core.variants import DEFAULT_CALIBRATION_WINDOWS, VARIANTS
-from edge_rnn_harness.measure.runner import DEFAULT_COLD_SAMPLES, MAX_COLD_SAMPLES
+from edge_rnn_harness.measure.runner import (
+    DEFAULT_COLD_SAMPLES,
+    DEFAULT_PACED_CALLS,
+    MAX_COLD_SAMPLES,
+    MAX_PACED_CALLS,
+    MAX_PACED_PROCESSES,
+)
 
 EXIT_OK, EXIT_FAILED_CASES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -197,10 +210,49 @@ def add_shape_args(parser: argparse.ArgumentParser) -> None:
                         metavar="N",
                         help=f"cold_start: fresh processes per case, each one forecast "
                              f"(default {DEFAULT_COLD_SAMPLES}, at most {MAX_COLD_SAMPLES})")
+    parser.add_argument("--interval", type=intervals, default=None, metavar="LIST",
+                        help="paced: the sleeps between calls, e.g. 10ms,1s,60s (default "
+                             "10ms,1s); one case per interval")
+    parser.add_argument("--paced-calls", type=paced_calls, default=DEFAULT_PACED_CALLS,
+                        metavar="N",
+                        help=f"paced: timed calls per worker process, each after its interval "
+                             f"(default {DEFAULT_PACED_CALLS}; at most {MAX_PACED_PROCESSES} "
+                             f"processes: a 1s interval costs about processes x N seconds; "
+                             f"the run states the total before it starts)")
     parser.add_argument("--drop-caches", action="store_true",
                         help="cold_start: drop the page cache before each process (root "
                              "only; else the rows say 'warm page cache': the runtime's and "
                              "the model's files are read from memory after the first)")
+
+
+#: the longest paced interval (an hour: the forecaster's own period)
+MAX_INTERVAL_S = 3600.0
+
+
+def intervals(text: str) -> list[str]:
+    """--interval: comma-separated intervals with a unit, "10ms", "1s", "60s", each above 0
+    and at most MAX_INTERVAL_S; as their canonical labels (plan.interval_label)."""
+    labels = []
+    for part in name_list(text):
+        number, scale = (part[:-2], 1e-3) if part.endswith("ms") else (part[:-1], 1.0) \
+            if part.endswith("s") else (part, math.nan)
+        try:
+            seconds = float(number) * scale
+        except ValueError:
+            seconds = math.nan
+        if not 0 < seconds <= MAX_INTERVAL_S:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"{part!r} is not an interval such as 10ms or 1s "
+                                             f"(above 0, at most {MAX_INTERVAL_S:g} s)")
+        labels.append(interval_label(seconds))
+    return list(dict.fromkeys(labels))
+
+
+def paced_calls(text: str) -> int:
+    """--paced-calls: timed calls per paced worker process, 1 to MAX_PACED_CALLS."""
+    values = positive_ints(text, MAX_PACED_CALLS)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one whole number")
+    return values[0]
 
 
 def cold_samples(text: str) -> int:
@@ -213,8 +265,11 @@ def cold_samples(text: str) -> int:
 
 def shapes_of(args: argparse.Namespace) -> Any:
     """The run's Shapes (plan) from --scenario, --seq-len and --batch."""
+    interval_labels = getattr(args, "interval", None)
     return Shapes(tuple(args.scenario) if args.scenario else None,
-                  tuple(args.seq_len) if args.seq_len else None, tuple(args.batch))
+                  tuple(args.seq_len) if args.seq_len else None, tuple(args.batch),
+                  tuple(paced_interval_s(PACED_PREFIX + label) for label in interval_labels)
+                  if interval_labels else DEFAULT_INTERVALS_S)
 
 
 def add_measure_args(parser: argparse.ArgumentParser) -> None:

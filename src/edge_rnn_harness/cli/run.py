@@ -62,7 +62,13 @@ from edge_rnn_harness.core.results import OutputBusy, read_results
 from edge_rnn_harness.core.status import failed_run
 from edge_rnn_harness.core.table import results_table, table_console
 from edge_rnn_harness.core.variants import VARIANT_NAMES, VARIANTS
-from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S, RunConfig, run_plan
+from edge_rnn_harness.measure.runner import (
+    DEFAULT_CASE_TIMEOUT_S,
+    RunConfig,
+    paced_processes,
+    paced_seconds,
+    run_plan,
+)
 from edge_rnn_harness.models.baselines import baseline_scores
 from edge_rnn_harness.models.data import make_splits
 from edge_rnn_harness.models.features import TARGET
@@ -156,7 +162,7 @@ def _measure(request: RunRequest) -> int:
     common = dict(profile=profile, out=out, case_timeout_s=request.case_timeout,
                   tuning=tuning, tolerance=_tolerance(request, variants),
                   accuracy=not request.no_accuracy, cold_samples=request.cold_samples,
-                  drop_caches=request.drop_caches)
+                  drop_caches=request.drop_caches, paced_calls=request.paced_calls)
     common.update(device_config(request))
     if request.bundle is not None:
         return _run_bundle(request, common, variants, backends, tuned)
@@ -250,6 +256,11 @@ def _run_with_progress(cases: list, config: Any, make_exporter: Any = None,
                          f"{config.profile.name}, bundle {config.bundle_root} -> {config.out}"))
     console.print(escape(f"power meter: {config.power}" + (f" ({config.power_note})"
                                                            if config.power_note else "")))
+    sleeping_s = paced_seconds(cases, config)
+    if sleeping_s:
+        console.print(escape(f"paced cases: {paced_processes(config)} process(es) x "
+                             f"{config.paced_calls} calls (+1 warm-up) after each interval: "
+                             f"about {sleeping_s:.0f} s of idling in all, before the rest"))
     try:
 
         events = ProgressFile(progress_file) if progress_file else None

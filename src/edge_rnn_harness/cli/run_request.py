@@ -24,7 +24,9 @@ from edge_rnn_harness.cli.options import (
     batches,
     case_timeout_arg,
     cold_samples,
+    intervals,
     name_list,
+    paced_calls,
     positive_int,
     request_from,
     scenario_names,
@@ -36,7 +38,11 @@ from edge_rnn_harness.cli.remote_options import device_name_arg, wait_seconds
 from edge_rnn_harness.core.errors import UsageError
 from edge_rnn_harness.fleet.inventory import DEFAULT_INVENTORY
 from edge_rnn_harness.measure.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S
-from edge_rnn_harness.measure.runner import DEFAULT_CASE_TIMEOUT_S, DEFAULT_COLD_SAMPLES
+from edge_rnn_harness.measure.runner import (
+    DEFAULT_CASE_TIMEOUT_S,
+    DEFAULT_COLD_SAMPLES,
+    DEFAULT_PACED_CALLS,
+)
 
 #: largest request file read
 MAX_REQUEST_BYTES = 1 << 20
@@ -122,6 +128,8 @@ class RunRequest:
     batch: tuple[int, ...] = field(default=(1,), metadata=_sent(_listed(batches)))
     cold_samples: int = field(default=DEFAULT_COLD_SAMPLES,
                               metadata=_sent(_single(cold_samples)))
+    interval: tuple[str, ...] | None = field(default=None, metadata=_sent(_listed(intervals)))
+    paced_calls: int = field(default=DEFAULT_PACED_CALLS, metadata=_sent(_single(paced_calls)))
     drop_caches: bool = field(default=False, metadata=_sent(_of_type(bool)))
     atol: float | None = field(default=None, metadata=_sent(_number))
     rtol: float | None = field(default=None, metadata=_sent(_number))

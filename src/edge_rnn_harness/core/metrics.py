@@ -197,6 +197,16 @@ COLD_START_METRICS: list[Metric] = [
 ]
 
 
+#: schema 8: the paced scenario's baseline in the same worker, and its penalty
+PACED_METRICS: list[Metric] = [
+    Metric("back_to_back_median_ms", "median latency of back-to-back calls in the same "
+           "worker", "ms", workers="median"),
+    Metric("paced_penalty", "paced median over the back-to-back median", "ratio",
+           derive=lambda row: row["latency_median_ms"] / row["back_to_back_median_ms"]
+           if row.get("back_to_back_median_ms") else None),
+]
+
+
 #: metrics declared while the harness runs (`declared`: a plugin's or a test's); last in
 #: the CSV
 DECLARED_METRICS: list[Metric] = []
@@ -205,7 +215,7 @@ DECLARED_METRICS: list[Metric] = []
 def all_metrics() -> list[Metric]:
     """Every declared metric, in the CSV's order."""
     return [*METRICS, *ENERGY_METRICS, *LATE_METRICS, *INTERVAL_METRICS, *COUNTER_METRICS,
-            *COLD_START_METRICS, *DECLARED_METRICS]
+            *COLD_START_METRICS, *PACED_METRICS, *DECLARED_METRICS]
 
 
 def judged_metrics() -> list[Metric]:

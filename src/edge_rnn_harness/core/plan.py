@@ -15,6 +15,11 @@ SCENARIO_SINGLE_STREAM = "single_stream"
 SCENARIO_STREAMING = "streaming"
 SCENARIO_BATCH = "batch"
 SCENARIO_COLD_START = "cold_start"
+SCENARIO_PACED = "paced"
+#: a paced case's scenario is this prefix and its interval's label ("paced-1s")
+PACED_PREFIX = "paced-"
+#: the intervals --scenario paced sleeps between calls unless --interval says (s)
+DEFAULT_INTERVALS_S = (0.01, 1.0)
 #: scenario -> what one timed value is
 SCENARIOS = {
     SCENARIO_SINGLE_STREAM: "one window per call (batch 1), the default",
@@ -24,7 +29,24 @@ SCENARIOS = {
     SCENARIO_COLD_START: "one forecast from a fresh process, exec to the forecast written "
                          "(interpreter, imports, model load, input, inference, output), "
                          "--cold-samples processes",
+    SCENARIO_PACED: "one window per call in a long-lived process that sleeps --interval "
+                    "between calls (caches and clocks gone cold); a case per interval, "
+                    "paced-<interval>, with its penalty over back-to-back calls",
 }
+
+
+def interval_label(seconds: float) -> str:
+    """An interval as a paced scenario names it: "10ms", "1s", "1.5s", "60s"."""
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+
+
+def paced_interval_s(scenario: str) -> float | None:
+    """The interval (s) of a paced case's scenario ("paced-10ms" -> 0.01); None for any
+    other scenario."""
+    if not scenario.startswith(PACED_PREFIX):
+        return None
+    label = scenario[len(PACED_PREFIX):]
+    return float(label[:-2]) / 1000 if label.endswith("ms") else float(label[:-1])
 #: the artifact form of a step graph (streaming)
 STEP_FORM = "step"
 
@@ -142,12 +164,15 @@ class Shapes:
 
     scenarios: None picks by batch (single_stream for 1, batch for more); single_stream
     runs batch 1, batch every --batch value, streaming one step (its seq_len is the window
-    its parity steps through: the model's own). seq_lens: None means each model's own.
+    its parity steps through: the model's own), cold_start batch 1, paced batch 1 once per
+    interval. seq_lens: None means each model's own.
     """
 
     scenarios: tuple[str, ...] | None = None
     seq_lens: tuple[int, ...] | None = None
     batches: tuple[int, ...] = (1,)
+    #: the paced scenario's intervals (s): one case each
+    intervals_s: tuple[float, ...] = DEFAULT_INTERVALS_S
 
     def for_model(self, native_seq_len: int) -> list[tuple[str, int, int]]:
         """(scenario, seq_len, batch) of one model's cases, in order, without repeats."""
@@ -156,6 +181,10 @@ class Shapes:
         for scenario in self.scenarios or (None,):
             if scenario == SCENARIO_STREAMING:
                 chosen.append((scenario, native_seq_len, 1))
+                continue
+            if scenario == SCENARIO_PACED:
+                chosen += [(PACED_PREFIX + interval_label(interval), seq_len, 1)
+                           for seq_len in seq_lens for interval in self.intervals_s]
                 continue
             for seq_len in seq_lens:
                 one_window = scenario in (SCENARIO_SINGLE_STREAM, SCENARIO_COLD_START)

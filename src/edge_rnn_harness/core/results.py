@@ -32,7 +32,9 @@ Schema history (bump SCHEMA_VERSION on any change; old files must still load):
      bundle it runs, and compare/gate say when the two sides measured different models.
      Readers refuse schema versions outside 1..8 and booleans other than True/False.
      The cold_start scenario's phases (`cold_interpreter_ms` .. `cold_output_ms`, median
-     over its processes) and `page_cache` ("warm", or "dropped before each sample").
+     over its processes) and `page_cache` ("warm", or "dropped before each sample"). The
+     paced scenario's `back_to_back_median_ms` (the same worker's calls without the idle)
+     and `paced_penalty` (latency_median_ms over it).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from edge_rnn_harness.core.metrics import (
     INTERVAL_METRICS,
     LATE_METRICS,
     METRICS,
+    PACED_METRICS,
     Metric,
 )
 from edge_rnn_harness.core.plan import KEY_COLUMNS
@@ -103,7 +106,8 @@ def columns() -> dict[str, str]:
     return {**_IDENTITY_COLUMNS, **of(METRICS), **_POWER_COLUMNS, **of(ENERGY_METRICS),
             **_DEVICE_COLUMNS, **of(LATE_METRICS), **_FARM_COLUMNS, **of(INTERVAL_METRICS),
             **_VERDICT_COLUMNS, **of(COUNTER_METRICS), **_MEASURED_COLUMNS,
-            **of(COLD_START_METRICS), **_COLD_START_COLUMNS, **of(DECLARED_METRICS)}
+            **of(COLD_START_METRICS), **_COLD_START_COLUMNS, **of(PACED_METRICS),
+            **of(DECLARED_METRICS)}
 
 
 #: the columns every schema version has (cpu_freq_khz came with schema 3, device_name with

@@ -88,9 +88,10 @@ def loop_seconds(loop_s: float, ends_at: float | None) -> float:
 
 
 def measure_energy(run: Any, fed: object, meter: Any, idle_s: float, loop_s: float,
-                   ends_at: float | None = None) -> EnergyResult:
-    """Idle power for `idle_s`, then `run(fed)` back to back under `meter` for `loop_s`
-    seconds (or until `ends_at`, see `loop_seconds`)."""
+                   ends_at: float | None = None, interval_s: float = 0.0) -> EnergyResult:
+    """Idle power for `idle_s`, then `run(fed)` under `meter` for `loop_s` seconds (or
+    until `ends_at`, see `loop_seconds`): back to back, or for a paced case each call after
+    sleeping `interval_s`, so its energy per forecast includes the idle between them."""
     for _ in range(WARMUP_CALLS):
         run(fed)
     with meter.measure() as idle:
@@ -99,6 +100,8 @@ def measure_energy(run: Any, fed: object, meter: Any, idle_s: float, loop_s: flo
     with meter.measure() as busy:
         deadline = time.perf_counter() + loop_seconds(loop_s, ends_at)
         while time.perf_counter() < deadline:
+            if interval_s:
+                time.sleep(interval_s)
             run(fed)
             inferences += 1
     return EnergyResult(meter.name, meter.covers, idle.mean_w, busy.mean_w, busy.samples,
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop-seconds", type=float, default=DEFAULT_LOOP_S)
     parser.add_argument("--ends-at", type=float, default=None,
                         help="time.monotonic() by which the step should end")
+    parser.add_argument("--interval", type=float, default=0.0,
+                        help="a paced case's sleep before each call (s)")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         windows = load_reference(Path(job.reference))
         model, fed = open_for_timing(job, windows)
         result = measure_energy(model.run, fed, meter, args.idle_seconds, args.loop_seconds,
-                                args.ends_at)
+                                args.ends_at, args.interval)
         model.close()
     except Exception as error:  # noqa: BLE001 -- any failure is this step's reason
         traceback.print_exc()

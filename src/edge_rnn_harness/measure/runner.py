@@ -37,7 +37,13 @@ from edge_rnn_harness.core.launcher import child_argv, run_child
 from edge_rnn_harness.core.metrics import INTERVAL_METRICS
 from edge_rnn_harness.core.parity import Tolerance
 from edge_rnn_harness.core.percentiles import median_precision_pct
-from edge_rnn_harness.core.plan import SCENARIO_COLD_START, Case, artifact_form, form_text
+from edge_rnn_harness.core.plan import (
+    SCENARIO_COLD_START,
+    Case,
+    artifact_form,
+    form_text,
+    paced_interval_s,
+)
 from edge_rnn_harness.core.profiles import Profile
 from edge_rnn_harness.core.results import ResultsWriter, dump_suite, new_row
 from edge_rnn_harness.core.status import INVALID, Finding, row_status
@@ -68,6 +74,8 @@ DEFAULT_CASE_TIMEOUT_S = 900.0
 #: the cold_start scenario's fresh processes per case (--cold-samples), and how many run
 #: under the power meter for its energy per forecast
 DEFAULT_COLD_SAMPLES, MAX_COLD_SAMPLES, COLD_ENERGY_FORECASTS = 5, 100, 3
+#: the paced scenario's timed calls per worker process (--paced-calls), and its processes
+DEFAULT_PACED_CALLS, MAX_PACED_CALLS, MAX_PACED_PROCESSES = 20, 1000, 6
 #: the percentile intervals, kept in the pyperf JSON's metadata as well as in the row
 INTERVAL_COLUMNS = [metric.column for metric in INTERVAL_METRICS]
 
@@ -113,6 +121,8 @@ class RunConfig:
     #: dropped before each (root only)
     cold_samples: int = DEFAULT_COLD_SAMPLES
     drop_caches: bool = False
+    #: the paced scenario: timed calls per worker process, each after its interval
+    paced_calls: int = DEFAULT_PACED_CALLS
 
     def __post_init__(self) -> None:
         if not self.case_timeout_s > 0:
@@ -286,6 +296,7 @@ def _energy_step(index: int, case: Case, config: RunConfig, tmp: Path) -> dict[s
                        "--power", config.power, "--idle-seconds", str(config.idle_s),
                        "--loop-seconds", str(config.loop_s), "--ends-at",
                        repr(time.monotonic() + config.idle_s + config.loop_s),
+                       "--interval", repr(paced_interval_s(case.scenario) or 0.0),
                        "-o", str(out_path)],
                       config.case_timeout_s, "measuring energy")
     if not child.ok:
@@ -408,6 +419,27 @@ def case_job(case: Case, config: RunConfig) -> tuple[dict[str, Any], WorkerJob |
         module_callable=config.callables.get(case.model), notes=artifact.notes)
 
 
+def pyperf_args(case: Case, config: RunConfig) -> list[str]:
+    """The case's pyperf options: the profile's, or for a paced case --paced-calls values
+    (one warm-up) in at most MAX_PACED_PROCESSES of the profile's processes: each value
+    waits its interval, so the count bounds the case's time."""
+    if paced_interval_s(case.scenario) is None:
+        return config.profile.pyperf_args()
+    return ["--processes", str(paced_processes(config)), "--values",
+            str(config.paced_calls), "--warmups", "1", "--loops", "1"]
+
+
+def paced_processes(config: RunConfig) -> int:
+    """Worker processes of a paced case."""
+    return min(config.profile.processes, MAX_PACED_PROCESSES)
+
+
+def paced_seconds(cases: list[Case], config: RunConfig) -> float:
+    """How long the paced cases of a plan sleep, in all (s): stated before a run starts."""
+    return sum((paced_interval_s(case.scenario) or 0) * paced_processes(config)
+               * (config.paced_calls + 1) for case in cases)
+
+
 def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
                   job: WorkerJob) -> tuple[Any, dict[str, str]]:
     """The case's pyperf benchmark from its own manager child (a cold start: from its
@@ -428,7 +460,7 @@ def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
     child = run_child([*child_argv("edge_rnn_harness.measure.worker"), str(job_path),
                        "-o", str(out_path), "--quiet", "--hook", MEMORY_HOOK, *hooks,
                        "--inherit-environ", SYSFS_ROOT_ENV,  # workers read the same device
-                       *config.profile.pyperf_args()], config.case_timeout_s, "measuring")
+                       *pyperf_args(case, config)], config.case_timeout_s, "measuring")
     if child.returncode == EXIT_UNAVAILABLE:
         return None, {"status": "skipped", "reason": child.reason}
     if child.returncode == EXIT_UNSUPPORTED:

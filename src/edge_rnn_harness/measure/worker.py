@@ -33,9 +33,9 @@ from edge_rnn_harness.core.parity import (
     non_finite_count,
     reference_dispute,
 )
-from edge_rnn_harness.core.plan import Case
+from edge_rnn_harness.core.plan import Case, paced_interval_s
 from edge_rnn_harness.core.variants import degenerate_reason, get_variant
-from edge_rnn_harness.measure.clock import time_calls, time_once_ms
+from edge_rnn_harness.measure.clock import paced_time_calls, time_calls, time_once_ms
 from edge_rnn_harness.measure.memory import peak_rss_mb, reset_peak_rss, rss_mb
 from edge_rnn_harness.measure.perf_events import CountersHook
 from edge_rnn_harness.measure.stream import Stream, is_streaming
@@ -354,9 +354,25 @@ def main() -> int:
     if getattr(model, "runtime_latencies_ms", None) is not None:
         model.runtime_latencies_ms.clear()  # keep the timed calls' (warm-ups included) only
     MemoryHook.timed_model = model
-    runner.bench_time_func(job.bench_name, time_calls, model.run, fed, metadata=metadata)
+    interval_s = paced_interval_s(job.case["scenario"])
+    if interval_s is None:
+        runner.bench_time_func(job.bench_name, time_calls, model.run, fed, metadata=metadata)
+    else:  # paced: the same worker's back-to-back median first, then calls after idling
+        metadata["back_to_back_median_ms"] = back_to_back_median_ms(model.run, fed)
+        runner.bench_time_func(job.bench_name, paced_time_calls, model.run, fed, interval_s,
+                               metadata=metadata)
     model.close()
     return 0
+
+
+#: back-to-back calls a paced worker times first, for the penalty's baseline
+BACK_TO_BACK_CALLS = 50
+
+
+def back_to_back_median_ms(run: Any, fed: object, calls: int = BACK_TO_BACK_CALLS) -> float:
+    """The median of `calls` back-to-back calls of `run(fed)` timed one by one (ms): the
+    baseline a paced case's calls after an idle interval are compared with."""
+    return float(np.median([time_calls(1, run, fed) for _ in range(calls)])) * 1e3
 
 
 if __name__ == "__main__":
