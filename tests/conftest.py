@@ -144,6 +144,15 @@ def write_run(path: Path, seed: int, factor: float = 1.0,
     return path
 
 
+def write_rows(path: Path, *rows: dict) -> Path:
+    """A results CSV holding `rows` (new_row dicts), written and closed."""
+    writer = ResultsWriter(path)
+    for row in rows:
+        writer.append(row)
+    writer.close()
+    return path
+
+
 def relu_onnx(path: Path) -> Path:
     """A one-node ONNX model, y = Relu(x) with x float32 [1, 3], saved at `path`: the
     smallest valid model for tests of everything around the model."""

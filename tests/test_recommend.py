@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from edge_rnn_harness.analysis.recommend import pareto_set, recommend
-from edge_rnn_harness.core.results import ResultsWriter, new_row, read_results
-from tests.conftest import run_cli
+from edge_rnn_harness.core.results import new_row, read_results
+from tests.conftest import run_cli, write_rows
 
 
 def _row(backend: str, median_ms: float, half_ci_ms: float = 0.001, **fields: object) -> dict:
@@ -25,12 +25,7 @@ def _row(backend: str, median_ms: float, half_ci_ms: float = 0.001, **fields: ob
     return new_row(**base)
 
 
-def _file(path: Path, *rows: dict) -> Path:
-    writer = ResultsWriter(path)
-    for row in rows:
-        writer.append(row)
-    writer.close()
-    return path
+_file = write_rows
 
 
 def _recommend(path: Path, *args: str) -> tuple[int, str, str]:

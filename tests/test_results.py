@@ -14,6 +14,7 @@ from edge_rnn_harness.core.results import (
     new_row,
     read_results,
 )
+from tests.conftest import write_rows
 
 
 def _row(**fields: object) -> dict:
@@ -25,13 +26,7 @@ def _row(**fields: object) -> dict:
     return new_row(**base)
 
 
-def _written(path: Path, *rows: dict) -> Path:
-    """A results CSV holding `rows`, written and closed."""
-    writer = ResultsWriter(path)
-    for row in rows:
-        writer.append(row)
-    writer.close()
-    return path
+_written = write_rows
 
 
 def test_round_trip_keeps_values_and_types(tmp_path: Path) -> None:

@@ -338,14 +338,7 @@ def check_writable(out: Path, command: str = "run") -> None:
     if out.is_dir() or out.suffix != ".csv":
         raise UsageError(f"harness {command}: --out {out} is not a .csv file path (the "
                          f"pyperf JSON and log are written beside it with the same stem)")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"harness {command}: cannot write --out {out} "
-                         f"({error.strerror or error})") from None
-    if not os.access(out if out.exists() else out.parent, os.W_OK):
-        raise UsageError(f"harness {command}: cannot write --out {out} (permission denied)")
-
+    check_writable_file(out, command, "--out")
     try:
         check_not_busy(out)
     except OutputBusy as error:
