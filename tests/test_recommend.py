@@ -145,3 +145,13 @@ def test_bad_options_are_one_line(tmp_path: Path, args: tuple, message: str) -> 
     path = _file(tmp_path / "r.csv", _row("onnxruntime", 0.030))
     code, _, err = _recommend(path, *args)
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_the_reproduce_command_names_a_deployed_scenarios_options(tmp_path: Path) -> None:
+    path = _file(tmp_path / "r.csv", _row("ncnn", 160.0, scenario="cold_start", n_values=5),
+                 _row("ncnn", 0.3, scenario="paced-1s"))
+    code, out, _ = _recommend(path, "--scenario", "cold_start", "--format", "json")
+    assert code == 0 and "--scenario cold_start --cold-samples 5 --seq-len 24" in \
+        json.loads(out)["reproduce"]
+    code, out, _ = _recommend(path, "--scenario", "paced-1s", "--format", "json")
+    assert "--scenario paced --interval 1s --seq-len 24" in json.loads(out)["reproduce"]

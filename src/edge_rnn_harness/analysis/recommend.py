@@ -22,7 +22,12 @@ from typing import Any
 import pandas as pd
 
 from edge_rnn_harness.backends.registry import get_backend
-from edge_rnn_harness.core.plan import case_label
+from edge_rnn_harness.core.plan import (
+    PACED_PREFIX,
+    SCENARIO_COLD_START,
+    SCENARIO_PACED,
+    case_label,
+)
 from edge_rnn_harness.core.status import OK
 
 
@@ -185,9 +190,16 @@ def reproduce_command(row: Mapping[str, Any], results: str) -> str:
     """The `harness run` that measures the row's configuration again: its model, backend,
     variant, threads, shape, pinned frequency and every tuning option whose value is not
     the backend's default (read back from the row's settings)."""
+    scenario = str(row["scenario"])
     args = ["harness", "run", "--bundle", "BUNDLE", "--model", str(row["model"]),
             "--backends", str(row["backend"]), "--variants", str(row["variant"]),
-            "--threads", str(row["threads"]), "--scenario", str(row["scenario"])]
+            "--threads", str(row["threads"])]
+    if scenario.startswith(PACED_PREFIX):  # paced-1s: --scenario paced --interval 1s
+        args += ["--scenario", SCENARIO_PACED, "--interval", scenario[len(PACED_PREFIX):]]
+    else:
+        args += ["--scenario", scenario]
+    if scenario == SCENARIO_COLD_START and row.get("n_values"):
+        args += ["--cold-samples", str(row["n_values"])]
     if row.get("seq_len"):
         args += ["--seq-len", str(row["seq_len"])]
     if row.get("batch") and int(row["batch"]) != 1:
