@@ -973,6 +973,13 @@ def test_a_run_fails_for_every_case_that_could_not_run_but_a_missing_runtime(
     assert not_installed("ncnn", "No module named 'ncnn'") == \
         "ncnn is not installed (No module named 'ncnn')"
     assert failed_run({"status": "skipped", "reason": not_installed("x", "y")}) is False
+    # statuses read from a file are new strings, not the module's constants
+    assert failed_run({"status": "".join(["skip", "ped"]), "reason": "board down"}) is True
+
+
+def test_a_finding_is_a_value() -> None:
+    assert hash(Finding("parity")) == hash(Finding("parity"))
+    assert Finding("throttle", "invalid", "hot") == Finding("throttle", "invalid", "hot")
 
 
 @pytest.mark.parametrize("version, expected", [("1.32.0", "1.32.0"), ("-", None)])

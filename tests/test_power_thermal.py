@@ -4,9 +4,12 @@ zone or cpufreq)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,7 @@ from edge_rnn_harness.board.power import (
     parse_power_spec,
     resolve_power,
 )
-from edge_rnn_harness.board.power.base import SampledMeter
+from edge_rnn_harness.board.power.base import PowerWindow, SampledMeter
 from edge_rnn_harness.board.power.csvlog import CsvLogMeter, window_mean_w
 from edge_rnn_harness.board.power.pi5 import rail_watts
 from edge_rnn_harness.board.thermal import (
@@ -168,11 +171,11 @@ def test_meter_that_vanishes_mid_run_gives_no_figure(root: Path) -> None:
 
 
 def test_energy_per_inference_gross_and_net() -> None:
-    fields = EnergyResult("hwmon:x", "rails", idle_w=2.0, busy_w=3.0, samples=40,
+    fields = EnergyResult("hwmon:x", "rails", idle_w=1.25, busy_w=3.5, samples=40,
                           loop_s=4.0, inferences=1000, error=None).row_fields()
-    assert fields["energy_per_inf_mj"] == pytest.approx(3.0 * 4.0 / 1000 * 1000)  # 12 mJ
-    assert fields["energy_net_per_inf_mj"] == pytest.approx(1.0 * 4.0)
-    assert fields["power_idle_w"] == 2.0 and fields["power_samples"] == 40
+    assert fields["energy_per_inf_mj"] == pytest.approx(3.5 * 4.0 / 1000 * 1000)  # 14 mJ
+    assert fields["energy_net_per_inf_mj"] == pytest.approx(2.25 * 4.0)
+    assert fields["power_idle_w"] == 1.25 and fields["power_samples"] == 40
 
 
 def test_csv_log_is_aligned_to_the_interval(tmp_path: Path) -> None:
@@ -448,3 +451,248 @@ def test_energy_fields_of_an_implausible_mean_are_empty_with_a_power_reason(busy
     assert fields["reason"].startswith("power: m: busy power ")
     good = EnergyResult("m", "all", 1.0, 3.0, 10, 2.0, 100, None).row_fields()
     assert good["energy_per_inf_mj"] == pytest.approx(3.0 * 0.02 * 1000)
+
+
+class _ScriptedMeter:
+    """A meter whose windows report fixed figures (the first: idle, then busy) and record
+    which calls happened inside each."""
+
+    name, covers = "scripted", "a test"
+
+    def __init__(self, idle_w: float = 1.25, busy_w: float = 3.5,
+                 busy_error: str | None = None) -> None:
+        self.figures = [(idle_w, None), (busy_w, busy_error)]
+        self.open: int | None = None  # index of the window open now
+        self.windows: list[PowerWindow] = []
+
+    @contextmanager
+    def measure(self) -> Iterator[PowerWindow]:
+        window, start = PowerWindow(), time.perf_counter()
+        self.open = len(self.windows)
+        self.windows.append(window)
+        try:
+            yield window
+        finally:
+            window.seconds = time.perf_counter() - start
+            window.mean_w, window.error = self.figures[self.open]
+            window.samples = 7
+            self.open = None
+
+
+def test_the_energy_step_warms_up_idles_then_loops_under_the_meter() -> None:
+    from edge_rnn_harness.measure.energy import WARMUP_CALLS, measure_energy
+
+    meter = _ScriptedMeter()
+    calls: list[int | None] = []
+    result = measure_energy(lambda fed: calls.append(meter.open), None, meter,
+                            idle_s=0.05, loop_s=0.15)
+    assert calls[:WARMUP_CALLS] == [None] * WARMUP_CALLS  # before any window
+    assert 0 not in calls  # nothing runs while idle power is measured
+    assert calls.count(1) == result.inferences == len(calls) - WARMUP_CALLS > 100
+    assert meter.windows[0].seconds == pytest.approx(0.05, abs=0.03)
+    assert 0.15 <= result.loop_s < 0.25 and result.loop_s == meter.windows[1].seconds
+    assert (result.idle_w, result.busy_w, result.samples) == (1.25, 3.5, 7)
+    assert result.error is None and (result.meter, result.covers) == ("scripted", "a test")
+    fields = result.row_fields()
+    seconds_per_inf = result.loop_s / result.inferences
+    assert fields["energy_per_inf_mj"] == pytest.approx(3.5 * seconds_per_inf * 1000)
+    assert fields["energy_net_per_inf_mj"] == pytest.approx(2.25 * seconds_per_inf * 1000)
+
+
+def test_a_paced_energy_loop_sleeps_before_each_call() -> None:
+    from edge_rnn_harness.measure.energy import WARMUP_CALLS, measure_energy
+
+    meter = _ScriptedMeter()
+    stamps: list[float] = []
+    result = measure_energy(lambda fed: stamps.append(time.perf_counter()), None, meter,
+                            idle_s=0.0, loop_s=0.2, interval_s=0.05)
+    timed = stamps[WARMUP_CALLS:]
+    assert 3 <= result.inferences == len(timed) <= 5
+    assert min(b - a for a, b in itertools.pairwise(timed)) >= 0.05  # slept between calls
+
+
+def test_a_busy_window_that_failed_is_the_steps_error() -> None:
+    from edge_rnn_harness.measure.energy import measure_energy
+
+    meter = _ScriptedMeter(busy_error="scripted failed after 2 sample(s): gone")
+    result = measure_energy(lambda fed: None, None, meter, idle_s=0.0, loop_s=0.01)
+    assert result.error == "scripted failed after 2 sample(s): gone"
+    assert result.row_fields()["reason"] == "power: scripted failed after 2 sample(s): gone"
+
+
+def test_the_loop_is_shortened_to_end_on_time_but_never_below_half() -> None:
+    from edge_rnn_harness.measure.energy import MIN_LOOP_SHARE, loop_seconds
+
+    assert MIN_LOOP_SHARE == 0.5
+    assert loop_seconds(4.0, None) == 4.0
+    assert loop_seconds(4.0, time.monotonic() + 100) == 4.0
+    assert loop_seconds(4.0, time.monotonic() + 3.0) == pytest.approx(3.0, abs=0.05)
+    assert loop_seconds(4.0, time.monotonic() - 10) == 2.0
+    assert loop_seconds(3.0, time.monotonic() + 1.0) == 1.5
+
+
+def test_the_energy_steps_documented_defaults() -> None:
+    """docs/guide/power.md: 2 s idle, a 4 s loop, 20 warm-up calls first."""
+    from edge_rnn_harness.measure.energy import DEFAULT_IDLE_S, DEFAULT_LOOP_S, WARMUP_CALLS
+
+    assert (DEFAULT_IDLE_S, DEFAULT_LOOP_S, WARMUP_CALLS) == (2.0, 4.0, 20)
+
+
+@pytest.mark.parametrize(("busy_w", "idle_w", "inferences", "empty"), [
+    (None, 1.0, 10, True), (3.0, None, 10, True), (3.0, 1.0, 0, True), (3.0, 1.0, 10, False)])
+def test_energy_cells_need_both_powers_and_some_inferences(busy_w: float | None,
+                                                           idle_w: float | None,
+                                                           inferences: int,
+                                                           empty: bool) -> None:
+    fields = EnergyResult("m", "all", idle_w, busy_w, 5, 1.0, inferences, None).row_fields()
+    assert ("energy_per_inf_mj" not in fields) is empty
+    assert (fields.get("reason") == "power: no figure from the meter") is empty
+    assert hash(EnergyResult("m", "all", 1.0, 2.0, 5, 1.0, 1, None))  # frozen: a value
+
+
+def test_the_energy_child_fails_in_one_line_without_a_meter(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture
+                                                            ) -> None:
+    from edge_rnn_harness.measure.energy import main
+
+    job = tmp_path / "job.json"
+    job.write_text('{"case": {}, "artifact": "x", "reference": "y"}')
+    assert main([str(job), "--power", "none", "-o", str(tmp_path / "out.json")]) == 1
+    assert "HARNESS-ERROR:" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
+    with pytest.raises(SystemExit):
+        main([str(job), "-o", str(tmp_path / "out.json")])  # --power is required
+    with pytest.raises(SystemExit):
+        main([str(job), "--power", "none"])  # -o is required
+
+
+def test_every_get_throttled_bit_has_its_own_name() -> None:
+    from edge_rnn_harness.board.thermal import THROTTLE_BITS
+
+    assert [decode_throttled(1 << bit) for bit in (0, 1, 2, 3, 16, 17, 18, 19)] == [
+        ["under-voltage"], ["ARM frequency capped"], ["throttled"],
+        ["soft temperature limit active"], ["under-voltage occurred"],
+        ["ARM frequency capping occurred"], ["throttling occurred"],
+        ["soft temperature limit occurred"]]
+    assert len(THROTTLE_BITS) == 8 and decode_throttled(0xF000F) == list(
+        THROTTLE_BITS.values())
+
+
+def test_get_throttled_is_read_as_hexadecimal(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_rnn_harness.board.thermal import read_throttled
+
+    monkeypatch.setenv("PATH", str(tmp_path / "none"))
+    assert read_throttled() is None  # no vcgencmd
+    fake_vcgencmd(tmp_path / "bin", ["0x50005", "garbage"])
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert read_throttled() == 0x50005
+    assert read_throttled() is None  # an answer without the value
+
+
+def test_a_flag_true_at_either_end_counts_and_only_new_sticky_flags_do() -> None:
+    # "now" flags: set before or after the case, each counts once, whatever the other end
+    assert throttle_reason(_state(0x4), _state(0x0)) == "get_throttled=0x0 (throttled)"
+    assert throttle_reason(_state(0x5), _state(0x5)) == \
+        "get_throttled=0x5 (under-voltage, throttled)"
+    assert throttle_reason(_state(0x1), _state(0x4)) == \
+        "get_throttled=0x4 (under-voltage, throttled)"
+    # a sticky flag that appeared during the case is an event; one set before is not
+    assert throttle_reason(_state(0x10000), _state(0x50000)) == \
+        "get_throttled=0x50000 (throttling occurred)"
+    assert throttle_reason(_state(None), _state(0x40000)) == \
+        "get_throttled=0x40000 (throttling occurred)"
+    assert throttle_reason(_state(0x1), _state(0x1)) == "get_throttled=0x1 (under-voltage)"
+
+
+def test_a_throttle_count_must_rise_to_count() -> None:
+    assert throttle_reason(_state(count=5), _state(count=5)) is None
+    assert throttle_reason(_state(count=5), _state(count=4)) is None  # a counter reset
+    assert throttle_reason(_state(count=None), _state(count=4)) is None
+
+
+def test_a_device_tells_whether_it_throttled_by_either_reading() -> None:
+    from edge_rnn_harness.board.thermal import is_throttle_readable
+
+    assert is_throttle_readable(_state(bits=0)) and is_throttle_readable(_state(count=0))
+    assert not is_throttle_readable(_state())
+    assert hash(_state(0x1)) == hash(_state(0x1))  # a reading is a value
+
+
+def test_a_log_over_the_size_limit_is_refused_and_one_at_it_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_rnn_harness.board.power import csvlog
+
+    assert csvlog.MAX_LOG_BYTES == 1 << 30  # docs/guide/power.md: a log up to 1 GiB
+    log = tmp_path / "big.csv"
+    with log.open("wb") as handle:  # sparse: no disk used
+        handle.truncate((1 << 30) + 1)
+    with pytest.raises(ValueError, match=r"big.csv is larger than 1024 MiB"):
+        window_mean_w(log, 0, 1)
+    text = "timestamp,power_w\n1000,2\n"
+    log.write_text(text)
+    monkeypatch.setattr(csvlog, "MAX_LOG_BYTES", len(text))
+    assert window_mean_w(log, 999, 1001) == (2.0, 1)
+    monkeypatch.setattr(csvlog, "MAX_LOG_BYTES", len(text) - 1)
+    with pytest.raises(ValueError, match="is larger than"):
+        window_mean_w(log, 999, 1001)
+
+
+@pytest.mark.parametrize(("header", "ok"), [
+    ("timestamp,power_w", True), ("timestamp,voltage_v,current_a", True),
+    ("timestamp,power_w,voltage_v,current_a,extra", True), ("power_w,voltage_v", False),
+    ("timestamp,voltage_v", False), ("timestamp,current_a", False), ("timestamp", False)])
+def test_a_log_needs_a_timestamp_and_power_or_volts_and_amps(tmp_path: Path, header: str,
+                                                             ok: bool) -> None:
+    log = tmp_path / "m.csv"
+    values = {"timestamp": "1000", "power_w": "2", "voltage_v": "5", "current_a": "0.4",
+              "extra": "x"}
+    log.write_text(header + "\n" + ",".join(values[c] for c in header.split(",")) + "\n")
+    if ok:
+        assert window_mean_w(log, 999, 1001) == (2.0, 1)
+    else:
+        with pytest.raises(ValueError, match="needs a timestamp column and power_w"):
+            window_mean_w(log, 999, 1001)
+
+
+def test_equal_timestamps_are_in_order_and_the_window_includes_both_ends(
+        tmp_path: Path) -> None:
+    log = tmp_path / "m.csv"
+    log.write_text("timestamp,power_w\n-5,9\n1000,1\n1000,3\n1002,5\n1003,7\n")
+    assert window_mean_w(log, 1000, 1002) == (3.0, 3)  # 1, 3 and 5: both ends counted
+    assert window_mean_w(log, -10, -1) == (9.0, 1)  # a negative time is still a time
+    with pytest.raises(ValueError, match="no row between"):
+        window_mean_w(log, 1000.5, 1001.5)
+
+
+def test_the_csv_meter_waits_for_the_logger_then_reads_the_window(tmp_path: Path) -> None:
+    from edge_rnn_harness.board.power import csvlog
+
+    assert csvlog.SETTLE_S == 1.0
+    log = tmp_path / "m.csv"
+    log.write_text("timestamp,power_w\n")
+    meter = CsvLogMeter(log)
+    import threading
+
+    def late_logger(stamp: float) -> None:  # the logger writes its last row after the block
+        time.sleep(0.4)
+        with log.open("a") as handle:
+            handle.write(f"{stamp},4.5\n")
+
+    started = time.perf_counter()
+    with meter.measure() as window:
+        time.sleep(0.1)
+        writer = threading.Thread(target=late_logger, args=(time.time(),))
+        writer.start()
+    writer.join()
+    assert time.perf_counter() - started >= 1.1  # it waited SETTLE_S for that row
+    assert window.mean_w == 4.5 and window.error is None
+    assert 0.1 <= window.seconds < 0.5 and window.ended_at >= window.started_at
+    log.write_text("timestamp,power_w\nnot a time,2\n")
+    with meter.measure() as broken:
+        pass
+    assert broken.mean_w is None and broken.error.startswith("csv:m.csv: ")
+    log.unlink()
+    with meter.measure() as gone:
+        pass
+    assert gone.mean_w is None and "No such file" in gone.error

@@ -60,6 +60,16 @@ def test_memory_reads_vmhwm_and_vmrss_from_status_file(tmp_path: Path) -> None:
     assert rss_mb(status) == pytest.approx(100.0)
     assert read_status_kb("VmSwap", status) is None
     assert rss_mb(tmp_path / "absent") is None
+    status.write_text("VmHWM:\t1536 kB\nVmRSS:\t 1280 kB\n")  # not whole MiB
+    assert (peak_rss_mb(status), rss_mb(status)) == (1.5, 1.25)
+
+
+def test_the_peak_reset_says_when_it_cannot(tmp_path: Path) -> None:
+    from edge_rnn_harness.measure.memory import RESET_PEAK_RSS, reset_peak_rss
+
+    assert reset_peak_rss(tmp_path / "absent" / "clear_refs") is False
+    written = tmp_path / "clear_refs"
+    assert reset_peak_rss(written) is True and written.read_text() == RESET_PEAK_RSS == "5"
 
 
 def test_memory_is_this_process_resident_set_and_follows_an_allocation() -> None:
