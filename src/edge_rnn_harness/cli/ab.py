@@ -35,6 +35,7 @@ from edge_rnn_harness.cli.options import (
     add_timeout_arg,
     add_variants_arg,
     check_writable,
+    check_writable_file,
     checked_tuning,
     name_list,
     request_from,
@@ -203,6 +204,8 @@ def ab_command(request: AbRequest) -> int:
                for path, bundle, tuning in zip(outs, bundles, tunings)]
     if request.cand_python:
         _check_python(request.cand_python)
+    if request.summary is not None:  # written after the measuring
+        check_writable_file(request.summary, "ab", "--summary")
     sides = (Side(configs[0]), Side(configs[1], request.cand_python) if request.cand_python
              else Side(configs[1]))
     plans = [build_plan([(model, bundle.models[model].seq_len)], side_variants, backends,
