@@ -4,6 +4,7 @@ figures apply."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,12 +46,13 @@ def variant_lines(frame: pd.DataFrame) -> list[str]:
     for model, rows in frame.groupby("model", sort=False):
         table = [[r["variant"], r["backend"], r["status"], _fmt(r["latency_median_ms"], ".4f"),
                   _fmt(r["peak_rss_mb"], ".1f"), _fmt(r["artifact_bytes"], ",.0f"),
-                  _fmt(r["rmse"], ".4f"), _change(r["rmse"], r["fp32_rmse"])]
+                  _fmt(r["rmse"], ".4f"), _change(r["rmse"], r["fp32_rmse"]),
+                  quantized_text(r["settings"])]
                  for _, r in rows.sort_values(["backend", "variant"]).iterrows()
                  if r["status"] != "unsupported"]
         lines += [f"### {model}", "", markdown_table(
             ["variant", "backend", "status", "median ms", "peak RSS MiB", "bytes", "RMSE",
-             "RMSE vs fp32"], table), ""]
+             "RMSE vs fp32", "quantized / left float"], table), ""]
     return lines
 
 
@@ -102,6 +104,22 @@ def paced_lines(frame: pd.DataFrame) -> list[str]:
              "forecast, where a meter exists, includes the idle between calls."), "",
             markdown_table(["case", "median after idle ms", "back-to-back ms", "penalty x",
                             "energy per forecast mJ"], table), ""]
+
+
+def quantized_text(settings: object) -> str:
+    """What a variant's quantizer did, from its row's settings: the ops (or weights) it
+    made low-precision and those it left float ("Gemm / LSTM"), so an int8 row whose
+    recurrent part stayed float says so; "-" where the row records neither."""
+    try:
+        recorded = json.loads(str(settings)) if not pd.isna(settings) else {}
+    except ValueError:
+        return "-"
+    if not isinstance(recorded, dict):
+        return "-"
+    low = recorded.get("int8_ops") or recorded.get("quantized_ops") or \
+        recorded.get("int8_weights")
+    left = recorded.get("float_ops") or recorded.get("float_weights")
+    return f"{low or '-'} / {left or '-'}" if low or left else "-"
 
 
 def _change(value: object, base: object) -> str:
