@@ -139,9 +139,13 @@ def test_what_each_quantizer_touched_is_recorded(all_variants: pd.DataFrame) -> 
     assert "FULLY_CONNECTED" in _settings(all_variants, "int8-dynamic", "tflite")[
         "quantized_ops"]
     openvino = _settings(all_variants, "int8-static", "openvino")
-    assert openvino["tool"] in ("nncf.quantize preset=performance",
-                                "nncf.quantize preset=mixed")
-    assert "performance: max error" in openvino["preset_choice"]
+    recipes = ("performance", "mixed", "recurrent-float")
+    assert openvino["tool"] in [f"nncf.quantize recipe={name}" for name in recipes]
+    errors = dict(part.split(": max error ") for part in
+                  openvino["preset_choice"].removesuffix(" on the calibration windows")
+                  .split("; "))
+    assert list(errors) == list(recipes)  # every recipe tried, the closest to fp32 kept
+    assert openvino["tool"].endswith(min(errors, key=lambda name: float(errors[name])))
     assert "RNNSeq:" in openvino["layer_precision"]  # read back from the compiled model
     weights_only = _settings(all_variants, "int8-dynamic", "openvino")
     assert weights_only["int8_weights"] == "MatMul"  # nncf leaves the LSTM's weights float

@@ -135,10 +135,25 @@ def _max_error(reference: Any, candidate_xml: Path, windows: Calibration) -> flo
     return worst
 
 
+#: the recurrent ops a static int8 recipe may keep in float (nncf's ignored scope)
+RECURRENT_OPS = ["LSTMSequence", "GRUSequence", "RNNSequence"]
+
+
+def _recipes(nncf: Any) -> dict[str, dict[str, Any]]:
+    """The static int8 recipes tried, by name: each preset over the whole graph, and the
+    performance preset with the recurrent layer kept in float (the recurrent state is what
+    int8 ranges break; nncf's accuracy-control search fails on an LSTMSequence graph)."""
+    return {"performance": {"preset": nncf.QuantizationPreset.PERFORMANCE},
+            "mixed": {"preset": nncf.QuantizationPreset.MIXED},
+            "recurrent-float": {"preset": nncf.QuantizationPreset.PERFORMANCE,
+                                "ignored_scope": nncf.IgnoredScope(types=RECURRENT_OPS,
+                                                                   validate=False)}}
+
+
 def _quantize_static(onnx_path: Path, windows: Calibration, path: Path) -> dict[str, Any]:
-    """nncf.quantize with each preset, each saved as IR; keep at `path` the one whose
+    """nncf.quantize with each recipe, each saved as IR; keep at `path` the one whose
     outputs are closest to fp32's on the calibration windows (training split) and return
-    notes naming it, with every preset's error."""
+    notes naming it, with every recipe's error."""
     import shutil
 
     import nncf
@@ -147,18 +162,18 @@ def _quantize_static(onnx_path: Path, windows: Calibration, path: Path) -> dict[
     reference = ov.convert_model(str(onnx_path))
     dataset = nncf.Dataset([dict(window) for window in windows])
     errors = {}
-    for preset in (nncf.QuantizationPreset.PERFORMANCE, nncf.QuantizationPreset.MIXED):
-        model = nncf.quantize(ov.convert_model(str(onnx_path)), dataset, preset=preset,
-                              subset_size=len(windows))
-        candidate = path.with_name(f"{preset.value}.xml")
+    for name, options in _recipes(nncf).items():
+        model = nncf.quantize(ov.convert_model(str(onnx_path)), dataset,
+                              subset_size=len(windows), **options)
+        candidate = path.with_name(f"{name}.xml")
         ov.save_model(model, str(candidate), compress_to_fp16=False)
-        errors[preset.value] = _max_error(reference, candidate, windows)
+        errors[name] = _max_error(reference, candidate, windows)
     chosen = min(errors, key=errors.__getitem__)
     for suffix in (".xml", ".bin"):
         shutil.move(path.with_name(chosen + suffix), path.with_suffix(suffix))
         for other in errors:
             path.with_name(other + suffix).unlink(missing_ok=True)
-    return {"tool": f"nncf.quantize preset={chosen}", "calibration_windows": len(windows),
+    return {"tool": f"nncf.quantize recipe={chosen}", "calibration_windows": len(windows),
             **weight_storage(ov.Core().read_model(str(path))),
             "preset_choice": "; ".join(f"{name}: max error {error:.3g}" for name, error
                                        in errors.items()) + " on the calibration windows"}

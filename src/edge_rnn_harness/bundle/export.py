@@ -51,7 +51,7 @@ from edge_rnn_harness.models.data import make_splits
 from edge_rnn_harness.models.spec import INPUT_NAME
 
 #: bump when export code changes what it writes, to invalidate every cached artifact
-EXPORT_FORMAT = 4
+EXPORT_FORMAT = 5
 #: exit code of the export child when the backend cannot take the model at all
 EXIT_UNSUPPORTED = 3
 
