@@ -138,7 +138,8 @@ def _lines(found: Recommendation, command: str | None, markdown: bool) -> list[s
         else:
             verdict = {True: "faster beyond both 95% intervals",
                        False: "tie: the medians' 95% intervals overlap",
-                       None: "tie as far as this data says (no interval on both rows)"}[apart]
+                       None: "not shown apart: the rows lack the median's 95% interval "
+                             "(it needs 6 worker processes: --profile default)"}[apart]
             lines.append(f"runner-up: {case_label(second)} ({_figures(second)}): {verdict}")
         lines.append(f"reproduce: {code}{command}{code}")
         lines.append(f"Pareto set ({len(found.pareto)}; latency, memory, size, RMSE):")
