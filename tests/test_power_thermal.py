@@ -590,7 +590,7 @@ def test_get_throttled_is_read_as_hexadecimal(tmp_path: Path,
     assert read_throttled() is None  # an answer without the value
 
 
-def test_a_flag_true_at_either_end_counts_and_only_new_sticky_flags_do() -> None:
+def test_a_throttle_flag_true_at_either_end_counts_and_only_new_sticky_flags_do() -> None:
     # "now" flags: set before or after the case, each counts once, whatever the other end
     assert throttle_reason(_state(0x4), _state(0x0)) == "get_throttled=0x0 (throttled)"
     assert throttle_reason(_state(0x5), _state(0x5)) == \
