@@ -53,7 +53,8 @@ TARGETS: dict[str, str] = {
     "energy": f"{PYTEST} tests/test_power_thermal.py -k 'energy or loop'",
     "meters": f"{PYTEST} tests/test_power_thermal.py",
     "csvlog": f"{PYTEST} tests/test_power_thermal.py -k 'csv or log'",
-    "thermal": f"{PYTEST} tests/test_power_thermal.py -k 'throttl or temperature'",
+    "thermal": f"{PYTEST} tests/test_power_thermal.py -k 'throttl or temperature or "
+               f"device_facts or max_start_temp'",
     "cpufreq": f"{PYTEST} tests/test_power_thermal.py -k 'pinning or cpufreq or freq'",
     "tune": f"{PYTEST} tests/test_tuning.py -k 'settings_put or finalists or proven or "
             f"keep_it or tune_file'",
