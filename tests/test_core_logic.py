@@ -988,7 +988,7 @@ def read_status_text(text: str) -> str:
     return "".join(list(text))
 
 
-def test_a_finding_is_a_value() -> None:
+def test_a_status_finding_is_a_value() -> None:
     assert hash(Finding("parity")) == hash(Finding("parity"))
     assert Finding("throttle", "invalid", "hot") == Finding("throttle", "invalid", "hot")
 
