@@ -655,7 +655,7 @@ def test_a_log_needs_a_timestamp_and_power_or_volts_and_amps(tmp_path: Path, hea
             window_mean_w(log, 999, 1001)
 
 
-def test_equal_timestamps_are_in_order_and_the_window_includes_both_ends(
+def test_equal_timestamps_in_a_log_are_in_order_and_the_window_includes_both_ends(
         tmp_path: Path) -> None:
     log = tmp_path / "m.csv"
     log.write_text("timestamp,power_w\n-5,9\n1000,1\n1000,3\n1002,5\n1003,7\n")
@@ -696,3 +696,105 @@ def test_the_csv_meter_waits_for_the_logger_then_reads_the_window(tmp_path: Path
     with meter.measure() as gone:
         pass
     assert gone.mean_w is None and "No such file" in gone.error
+
+
+def test_the_cpufreq_facts_come_from_the_first_policy(root: Path) -> None:
+    from edge_rnn_harness.board.cpufreq import current_governor, current_khz, limits_khz
+
+    assert (current_khz(), limits_khz(), current_governor()) == (None, (None, None), None)
+    folder = cpufreq_tree(root)
+    write_tree(folder / "policy0", {"cpuinfo_min_freq": 400000, "cpuinfo_max_freq": 2000000,
+                                    "scaling_governor": "schedutil", "scaling_setspeed": 900000})
+    write_tree(folder / "policy1", {"scaling_governor": "powersave"})
+    assert current_khz() == 900000  # policy0's, not policy1's 1800000
+    assert limits_khz() == (400000, 2000000)
+    assert current_governor() == "schedutil"
+
+
+class _Writes(list):
+    """Every cpufreq file a pinning writes, in order (file name, value)."""
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> _Writes:
+    from edge_rnn_harness.board import cpufreq
+
+    recorded = _Writes()
+    real = cpufreq._write
+
+    def record(path: Path, value: object) -> None:
+        recorded.append((f"{path.parent.name}/{path.name}", str(value)))
+        real(path, value)  # type: ignore[arg-type]
+    monkeypatch.setattr(cpufreq, "_write", record)
+    return recorded
+
+
+def test_pinning_widens_the_limit_it_moves_towards_first(root: Path, writes: _Writes) -> None:
+    """Going up, max first (min may never exceed max); going down, min first."""
+    folder = cpufreq_tree(root, governors="ondemand performance", cpus=1)
+    write_tree(folder / "policy0", {"scaling_min_freq": 1200000, "scaling_max_freq": 1200000})
+    with CpuPinning([600000, 1200000, 1800000], "performance") as pinning:
+        pinning.apply(1800000)
+        assert writes[1:] == [("policy0/scaling_max_freq", "1800000"),
+                              ("policy0/scaling_min_freq", "1800000")]
+        writes.clear()
+        pinning.apply(600000)
+        assert writes[1:] == [("policy0/scaling_min_freq", "600000"),
+                              ("policy0/scaling_max_freq", "600000")]
+        writes.clear()
+        pinning.apply(600000)  # the same again: not above the current max, min first
+        assert writes[1:] == [("policy0/scaling_min_freq", "600000"),
+                              ("policy0/scaling_max_freq", "600000")]
+        writes.clear()
+    # restored once, widest first: max, then the saved governor, min and max
+    assert writes == [("policy0/scaling_max_freq", "1800000"),
+                      ("policy0/scaling_governor", "ondemand"),
+                      ("policy0/scaling_min_freq", "1200000"),
+                      ("policy0/scaling_max_freq", "1200000")]
+    writes.clear()
+    pinning.restore()
+    assert writes == []  # idempotent
+
+
+def test_a_pinning_never_applied_restores_nothing(root: Path, writes: _Writes) -> None:
+    cpufreq_tree(root)
+    pinning = CpuPinning([600000], None)
+    pinning.restore()
+    assert writes == []
+    pinning.apply(None)  # governor unchanged, no frequency: nothing to write
+    assert writes == []
+
+
+@pytest.mark.parametrize(("khz", "ok"), [(600000, True), (1800000, True), (599999, False),
+                                         (1800001, False)])
+def test_pinning_takes_the_cpu_range_inclusive(root: Path, khz: int, ok: bool) -> None:
+    folder = cpufreq_tree(root, cpus=1)
+    (folder / "policy0" / "scaling_available_frequencies").write_text("")  # any in range
+    if ok:
+        CpuPinning([khz], None)
+    else:
+        with pytest.raises(PinningError, match=f"--cpu-freq {khz} is outside .*policy0's "
+                                               f"range 600000..1800000 kHz"):
+            CpuPinning([khz], None)
+
+
+@pytest.mark.parametrize(("governors", "governor", "setspeed"), [
+    ("ondemand userspace", None, True), ("ondemand userspace", "userspace", True),
+    ("ondemand performance", None, False), ("ondemand userspace", "performance", False)])
+def test_cpufreq_setspeed_is_used_only_under_an_available_userspace_governor(
+        root: Path, writes: _Writes, governors: str, governor: str | None,
+        setspeed: bool) -> None:
+    cpufreq_tree(root, governors=f"{governors} performance", cpus=1)
+    with CpuPinning([1200000], governor) as pinning:
+        pinning.apply(1200000)
+        names = [name for name, _ in writes]
+    assert ("policy0/scaling_setspeed" in names) is setspeed
+    assert ("policy0/scaling_min_freq" in names[:2]) is not setspeed
+
+
+def test_an_unwritable_cpufreq_file_names_the_reason(root: Path) -> None:
+    folder = cpufreq_tree(root, cpus=1) / "policy0"
+    (folder / "scaling_governor").unlink()
+    (folder / "scaling_governor").mkdir()
+    with pytest.raises(PinningError, match=r"scaling_governor \(Is a directory\); run as root"):
+        CpuPinning([], "performance")
