@@ -518,6 +518,10 @@ def test_a_busy_window_that_failed_is_the_steps_error() -> None:
     result = measure_energy(lambda fed: None, None, meter, idle_s=0.0, loop_s=0.01)
     assert result.error == "scripted failed after 2 sample(s): gone"
     assert result.row_fields()["reason"] == "power: scripted failed after 2 sample(s): gone"
+    idle_failed = _ScriptedMeter()
+    idle_failed.figures[0] = (None, "scripted: idle reading lost")
+    result = measure_energy(lambda fed: None, None, idle_failed, idle_s=0.0, loop_s=0.01)
+    assert result.error == "scripted: idle reading lost"  # the idle window's, not dropped
 
 
 def test_the_loop_is_shortened_to_end_on_time_but_never_below_half() -> None:
