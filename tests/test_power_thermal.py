@@ -511,7 +511,7 @@ def test_a_paced_energy_loop_sleeps_before_each_call() -> None:
     assert min(b - a for a, b in itertools.pairwise(timed)) >= 0.05  # slept between calls
 
 
-def test_a_busy_window_that_failed_is_the_steps_error() -> None:
+def test_a_failed_energy_window_is_the_steps_error() -> None:
     from edge_rnn_harness.measure.energy import measure_energy
 
     meter = _ScriptedMeter(busy_error="scripted failed after 2 sample(s): gone")
