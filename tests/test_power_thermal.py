@@ -802,3 +802,21 @@ def test_an_unwritable_cpufreq_file_names_the_reason(root: Path) -> None:
     (folder / "scaling_governor").mkdir()
     with pytest.raises(PinningError, match=r"scaling_governor \(Is a directory\); run as root"):
         CpuPinning([], "performance")
+
+
+def test_cpufreq_setspeed_is_checked_only_when_a_frequency_is_pinned(root: Path) -> None:
+    folder = cpufreq_tree(root, cpus=1) / "policy0"
+    (folder / "scaling_setspeed").unlink()
+    (folder / "scaling_setspeed").mkdir()  # cannot be written
+    CpuPinning([], None)  # no frequency to pin: scaling_setspeed is never written
+    with pytest.raises(PinningError, match="scaling_setspeed"):
+        CpuPinning([600000], None)
+
+
+def test_cpufreq_governor_named_on_the_command_line_is_compared_by_value(
+        root: Path, writes: _Writes) -> None:
+    cpufreq_tree(root, cpus=1)
+    governor = "".join(["user", "space"])  # a new string, as argparse gives one
+    with CpuPinning([600000], governor) as pinning:
+        pinning.apply(600000)
+    assert ("policy0/scaling_setspeed", "600000") in writes
