@@ -816,7 +816,7 @@ def test_cpufreq_setspeed_is_checked_only_when_a_frequency_is_pinned(root: Path)
 def test_cpufreq_governor_named_on_the_command_line_is_compared_by_value(
         root: Path, writes: _Writes) -> None:
     cpufreq_tree(root, cpus=1)
-    governor = "-".join(["user", "space"]).replace("-", "")  # a new string, as argparse's
+    governor = "user-space".replace("-", "")  # a new string object, as argparse gives
     with CpuPinning([600000], governor) as pinning:
         pinning.apply(600000)
     assert ("policy0/scaling_setspeed", "600000") in writes
