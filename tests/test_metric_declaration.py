@@ -11,7 +11,7 @@ import pytest
 
 from edge_rnn_harness.analysis.compare import compare_runs
 from edge_rnn_harness.cli.main import main
-from edge_rnn_harness.core.metrics import Metric, declared
+from edge_rnn_harness.core.metrics import COLD_START_METRICS, Metric, declared
 from edge_rnn_harness.core.results import columns
 from edge_rnn_harness.measure.perf_events import EVENTS
 
@@ -72,8 +72,10 @@ def test_a_declared_metric_reaches_csv_table_compare_and_gate(
 
 
 #: per-worker metrics a worker records only for some cases: a calibrated variant's window
-#: count, and the runtime's own latency (OpenVINO only)
+#: count, the runtime's own latency (OpenVINO only), the cold_start phases (its processes
+#: record them) and a paced worker's back-to-back baseline (tests/test_deployed.py)
 CONDITIONAL = {"calibration_windows", "runtime_latency_median_ms",
+               *(metric.column for metric in COLD_START_METRICS), "back_to_back_median_ms",
                *EVENTS}  # perf events: recorded with --counters perf (tests/test_counters.py)
 
 
