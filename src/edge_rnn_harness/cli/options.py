@@ -206,6 +206,11 @@ def add_shape_args(parser: argparse.ArgumentParser) -> None:
                         default=[1], metavar="N[,N...]",
                         help="windows per call to sweep (default 1); batch > 1 runs the "
                              "batch scenario: latency per call, throughput in windows/s")
+
+
+def add_deployed_args(parser: argparse.ArgumentParser) -> None:
+    """--cold-samples, --interval, --paced-calls and --drop-caches: how the cold_start and
+    paced scenarios measure (`harness run` only: they need no export of their own)."""
     parser.add_argument("--cold-samples", type=cold_samples, default=DEFAULT_COLD_SAMPLES,
                         metavar="N",
                         help=f"cold_start: fresh processes per case, each one forecast "

@@ -34,6 +34,7 @@ from edge_rnn_harness.cli.options import (
     EXIT_FAILED_CASES,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    add_deployed_args,
     add_measure_args,
     add_model_args,
     add_shape_args,
@@ -360,6 +361,7 @@ def add_parser(commands: Any) -> None:
     add_variants_arg(run, VARIANT_NAMES)
     add_measure_args(run)
     add_shape_args(run)
+    add_deployed_args(run)
     run.add_argument("--out", type=user_path, default=None, metavar="CSV",
                      help="results CSV (default results/<UTC timestamp>.csv; an existing "
                           "file is replaced); the pyperf JSON is written beside it with the "
