@@ -820,3 +820,13 @@ def test_cpufreq_governor_named_on_the_command_line_is_compared_by_value(
     with CpuPinning([600000], governor) as pinning:
         pinning.apply(600000)
     assert ("policy0/scaling_setspeed", "600000") in writes
+
+
+def test_every_new_sticky_throttle_flag_is_named_and_counts_rise_by_their_difference() -> None:
+    assert throttle_reason(_state(0x0), _state(0x80000)) == \
+        "get_throttled=0x80000 (soft temperature limit occurred)"
+    assert throttle_reason(_state(0x0), _state(0xF0000)) == (
+        "get_throttled=0xf0000 (under-voltage occurred, ARM frequency capping occurred, "
+        "throttling occurred, soft temperature limit occurred)")
+    assert throttle_reason(_state(count=3), _state(count=7)) == \
+        "CPU thermal throttle count rose by 4"
