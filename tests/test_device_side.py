@@ -172,5 +172,6 @@ def test_a_planted_pickle_never_runs(tiny_bundle: Path, tmp_path: Path) -> None:
     assert result.returncode == 1
     frame = read_results(out)
     assert frame.loc[0, "status"] == "failed"
-    assert "pickled (object) data" in frame.loc[0, "reason"]
+    # refused from the file's headers, before anything is built or unpickled
+    assert "weights.npz is not readable as weights" in frame.loc[0, "reason"]
     assert not marker.exists()

@@ -167,7 +167,7 @@ def test_a_place_held_by_someone_else_is_skipped_naming_the_holder(
         out = tmp_path / "held.csv"
         process = _farm_run(lab, tiny_bundle, out, "labgrid:pi1,pi2")
         _, err = process.communicate(timeout=600)
-        assert process.returncode == 0, err
+        assert process.returncode == 1, err  # a place held by someone else fails the run
         rows = read_results(out).set_index(["device_name", "backend"])
         assert set(rows.loc["pi1", "status"]) == {"ok"}
         assert set(rows.loc["pi2", "status"]) == {"skipped"}
