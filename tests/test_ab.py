@@ -29,6 +29,20 @@ def test_calls_alternate_abba_and_warmups_are_dropped() -> None:
     values = interleaved_values_s([side("A"), side("B")], warmups=1, values=3, clock=clock)
     assert order == ["A", "B", "B", "A", "A", "B", "B", "A"]
     assert values == [[1e-6] * 3, [1e-6] * 3]  # each call spans one 1000 ns tick
+    # the values kept are the rounds after the warm-ups: calls that slow down, round by round
+    spans = iter([1, 1, 2, 2, 3, 3, 4, 4])  # ms per call, in call order (A B, B A, ...)
+    now = [0]
+
+    def slowing_clock() -> int:
+        return now[0]
+
+    def slowing(name: str) -> tuple:
+        def run(fed: object) -> None:
+            now[0] += next(spans) * 1_000_000
+        return (run, None)
+    kept = interleaved_values_s([slowing("A"), slowing("B")], warmups=2, values=2,
+                                clock=slowing_clock)
+    assert kept == [[0.003, 0.004], [0.003, 0.004]]  # rounds 3 and 4, never 1 or 2
 
 
 def _drifting_pair(ratio: float, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
