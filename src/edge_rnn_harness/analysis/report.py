@@ -29,6 +29,7 @@ from edge_rnn_harness.analysis.report_devices import (
     is_fleet,
 )
 from edge_rnn_harness.analysis.report_scaling import has_scaling, scaling_figure, scaling_lines
+from edge_rnn_harness.core.metrics import COLD_START_METRICS
 from edge_rnn_harness.core.plan import case_label
 from edge_rnn_harness.core.table import P99_MIN_VALUES, swept, too_few_for_p99
 
@@ -59,8 +60,6 @@ def variant_lines(frame: pd.DataFrame) -> list[str]:
 def cold_start_lines(frame: pd.DataFrame) -> list[str]:
     """The cold_start rows' phase breakdown (median over each case's processes) and which
     runtime a cron-style forecast favours, by how much; [] without cold_start rows."""
-    from edge_rnn_harness.core.metrics import COLD_START_METRICS
-
     cold = frame[(frame["scenario"] == "cold_start") & (frame["status"] == "ok")]
     if not len(cold):
         return []

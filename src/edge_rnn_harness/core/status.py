@@ -71,4 +71,9 @@ def failed_run(row: Mapping[str, Any]) -> bool:
     status = row.get("status")
     if status in (FAILED, INVALID):
         return True
-    return status == SKIPPED and _NOT_INSTALLED not in str(row.get("reason") or "")
+    return status == SKIPPED and not is_not_installed(row.get("reason"))
+
+
+def is_not_installed(reason: object) -> bool:
+    """Whether a skip reason is the one `not_installed` writes (a runtime not installed)."""
+    return _NOT_INSTALLED in str(reason or "")

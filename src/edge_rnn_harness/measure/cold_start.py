@@ -6,8 +6,9 @@ once an hour. Child program, one forecast per process:
 Started the way a deployed job starts (`-P`: only the installed device side importable),
 it notes CLOCK_MONOTONIC (system-wide, so the parent's clock) at each phase: its first line
 (the interpreter's start), numpy and the harness's device side imported, the runtime
-imported, the model loaded, the input window read, the first inference, the forecast
-written (and fsynced). Parity of that forecast against the reference and the process's
+imported, the model loaded (the reference file, which holds the input window, is read in
+this phase: its tensors name the model's), the input window taken, the first inference,
+the forecast written (and fsynced). Parity of that forecast against the reference and the process's
 peak resident set (VmHWM: interpreter, runtime and model, everything) are recorded after
 the timed phases. The parent (`sample_cold_starts`) notes the clock just before it starts
 each process: each sample's latency is exec to the forecast written.
@@ -32,7 +33,7 @@ PHASES = (("cold_interpreter_ms", "interpreter start"),
           ("cold_harness_import_ms", "numpy and the harness's device side imported"),
           ("cold_runtime_import_ms", "the runtime imported"),
           ("cold_load_ms", "the model loaded"),
-          ("cold_input_ms", "the input window read"),
+          ("cold_input_ms", "the input window taken from the file read while loading"),
           ("cold_inference_ms", "the first inference"),
           ("cold_output_ms", "the forecast written"))
 

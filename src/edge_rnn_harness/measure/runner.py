@@ -46,7 +46,7 @@ from edge_rnn_harness.core.plan import (
 )
 from edge_rnn_harness.core.profiles import Profile
 from edge_rnn_harness.core.results import ResultsWriter, dump_suite, new_row
-from edge_rnn_harness.core.status import INVALID, Finding, row_status
+from edge_rnn_harness.core.status import INVALID, Finding, is_not_installed, row_status
 from edge_rnn_harness.core.variants import FP32, get_variant
 from edge_rnn_harness.measure.aggregate import (
     derived_fields,
@@ -449,7 +449,7 @@ def _measure_step(index: int, case: Case, config: RunConfig, tmp: Path,
     if case.scenario == SCENARIO_COLD_START:
         benchmark, failure = sample_cold_starts(job, config.cold_samples, tmp,
                                                 config.case_timeout_s, config.drop_caches)
-        if failure and "not installed" in failure["reason"]:
+        if failure and is_not_installed(failure["reason"]):
             return None, {"status": "skipped", "reason": failure["reason"]}
         return benchmark, failure
 
